@@ -1,0 +1,52 @@
+"""The ``fadtq`` command line. Each subcommand lives in ``fadtq/commands/<name>.py``.
+
+A command module exposes ``add_arguments(parser)`` and ``run(args) -> int``. Only the module of
+the command being run is imported, so ``fadtq reward`` does not pay for torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from fadtq.errors import FadtqError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "plugins": ("fadtq.commands.plugins", "list registered rewards, advantage estimators and judges"),
+    "reward": ("fadtq.commands.reward", "score rollouts (JSONL) with the reward composition of a config"),
+    "synth": ("fadtq.commands.synth", "write a procedural look-alike of MVTec LOCO AD"),
+    "build-benchmark": ("fadtq.commands.build_benchmark", "build MVTec-LOCO-AD-Pair3C manifests from a LOCO root"),
+    "make-tiny-model": ("fadtq.commands.make_tiny_model", "build a small Qwen2.5-VL offline (tokenizer included)"),
+}
+
+
+def _chosen(argv: list[str]) -> str | None:
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fadtq", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    chosen = _chosen(argv)
+    for name, (module_name, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            module = importlib.import_module(module_name)
+            module.add_arguments(command)
+            command.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except FadtqError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""``fadtq plugins``: every registered reward, advantage estimator and judge, and who provides it."""
+
+from __future__ import annotations
+
+import argparse
+
+from fadtq.plugin_manager import default_plugins
+from fadtq.table import format_table
+
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    plugins = default_plugins()
+    rows = []
+    for kind, registry in (("reward", plugins.rewards), ("advantage", plugins.advantages), ("judge", plugins.judges)):
+        for name in registry.names():
+            rows.append([kind, name, registry.provider(name), registry.get(name).description])
+    print(format_table(["kind", "name", "provider", "description"], rows))
+    return 0

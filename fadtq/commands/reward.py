@@ -1,0 +1,83 @@
+"""``fadtq reward``: score a JSONL of rollouts offline with the configured composition."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from fadtq.errors import FadtqError
+from fadtq.io import atomic_write_jsonl, read_jsonl
+from fadtq.plugin_manager import default_plugins
+from fadtq.prompts import PromptLibrary
+from fadtq.rollout import Rollout
+from fadtq.run_config import load_run_config
+from fadtq.scoring import build_scorer
+from fadtq.table import format_table
+
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="config file or preset name (default: the CPU default preset)")
+    parser.add_argument("--rewards", help="comma-separated active terms, e.g. format,accuracy,tq")
+    parser.add_argument("--input", required=True, help="rollouts JSONL: id, group, prompt, completion, label, category")
+    parser.add_argument("--output", required=True, help="scored JSONL (written atomically)")
+    parser.add_argument("--advantage", help="also compute advantages with this estimator (e.g. gpg)")
+    parser.add_argument("--judge", help="judge plugin (overrides the config's judge.name)")
+    parser.add_argument("--prompts-dir", help="folder whose templates override the packaged ones")
+
+
+def parse_name_list(raw: str, flag: str) -> list[str]:
+    names = [name.strip() for name in raw.split(",")]
+    if not all(names):
+        raise FadtqError(f"{flag}: empty name in {raw!r}; expected comma-separated names")
+    if len(set(names)) != len(names):
+        raise FadtqError(f"{flag}: a name is repeated in {raw!r}")
+    return names
+
+
+def read_rollouts(path: str) -> list[Rollout]:
+    rollouts = [Rollout.from_row(row, f"{path}:{line}") for line, row in read_jsonl(path)]
+    seen: set[str] = set()
+    for rollout in rollouts:
+        if rollout.id in seen:
+            raise FadtqError(f"{path}: duplicate id {rollout.id!r}")
+        seen.add(rollout.id)
+    return rollouts
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    overrides = {"judge.name": args.judge} if args.judge else {}
+    cfg = load_run_config(args.config, overrides)
+    plugins = default_plugins()
+    reward_cfg = cfg.reward
+    if args.rewards:
+        reward_cfg = reward_cfg.with_active(parse_name_list(args.rewards, "--rewards"), plugins.rewards.names())
+    estimator = plugins.advantages.get(args.advantage) if args.advantage else None
+    rollouts = read_rollouts(args.input)
+    scorer = build_scorer(reward_cfg, cfg.judge, plugins, PromptLibrary(args.prompts_dir or cfg.prompts_dir))
+    scored = scorer.score(rollouts)
+    options = cfg.advantage.options if estimator and estimator.name == cfg.advantage.name else {}
+    advantages = estimator(scored.total, [r.group for r in rollouts], **options) if estimator else None
+    out_rows = []
+    for i, rollout in enumerate(rollouts):
+        row = rollout.to_row()
+        row["rewards"] = {name: values[i] for name, values in scored.components.items()} | {"total": scored.total[i]}
+        if advantages is not None:
+            row["advantage"] = float(advantages[i])
+        out_rows.append(row)
+    atomic_write_jsonl(args.output, out_rows)
+    print_summary(args.output, scored)
+    return 0
+
+
+def print_summary(output: str, scored) -> None:
+    n = len(scored.total)
+    rows = []
+    for name, values in list(scored.components.items()) + [("total", scored.total)]:
+        present = [v for v in values if v is not None]
+        mean = f"{sum(present) / len(present):.4f}" if present else "-"
+        rows.append([name, mean, len(present)])
+    print(format_table(["component", "mean", "computed"], rows))
+    j = scored.judge
+    print(f"{n} rollouts -> {output}; judge: {j.judged} judged, {j.skipped} skipped by the gate, {j.failed} failed")

@@ -1,0 +1,90 @@
+"""Every equation of the method, in one place, each tested against hand-computed values.
+
+Notation follows the seed (section 2.3): R is a rollout's total reward, a *group* is the set of
+rollouts sampled for one prompt, eps = 1e-12.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+
+import numpy as np
+
+EPS = 1e-12
+
+
+def clamp01(value: float | None) -> float:
+    """``min(1, max(0, value))``: the seed's gate on the accuracy reward (``None`` closes it)."""
+    return 0.0 if value is None else min(1.0, max(0.0, float(value)))
+
+
+def eta_mix(conciseness: float, relevance: float, eta: float) -> float:
+    """r_tq = eta * r_conc + (1 - eta) * r_rel."""
+    return eta * conciseness + (1.0 - eta) * relevance
+
+
+def normalise_score(score: int, top: int = 3) -> float:
+    """A judge's integer score 0..top mapped to [0, 1]."""
+    return score / top
+
+
+def group_index(groups: Sequence[Hashable]) -> list[np.ndarray]:
+    """Indices of each group's members, groups in order of first appearance."""
+    members: dict[Hashable, list[int]] = {}
+    for i, group in enumerate(groups):
+        members.setdefault(group, []).append(i)
+    return [np.asarray(idx) for idx in members.values()]
+
+
+def group_standardise(rewards: np.ndarray, groups: Sequence[Hashable], eps: float = EPS, ddof: int = 0) -> np.ndarray:
+    """A = (R - mu_group) / (sigma_group + eps); zero for zero-variance and single-rollout groups.
+
+    ``ddof=0`` is the population standard deviation (the seed's "empirical" sigma); OpenRLHF and
+    verl use ``ddof=1``, which only rescales advantages by sqrt(n / (n - 1)).
+    """
+    rewards = np.asarray(rewards, dtype=np.float64)
+    out = np.zeros_like(rewards)
+    for idx in group_index(groups):
+        values = rewards[idx]
+        if len(values) <= ddof:
+            continue
+        out[idx] = (values - values.mean()) / (values.std(ddof=ddof) + eps)
+    return out
+
+
+def group_centre(rewards: np.ndarray, groups: Sequence[Hashable]) -> np.ndarray:
+    """A = R - mu_group (Dr. GRPO; the GPG paper's default)."""
+    rewards = np.asarray(rewards, dtype=np.float64)
+    out = np.zeros_like(rewards)
+    for idx in group_index(groups):
+        out[idx] = rewards[idx] - rewards[idx].mean()
+    return out
+
+
+def leave_one_out(rewards: np.ndarray, groups: Sequence[Hashable]) -> np.ndarray:
+    """A_i = R_i - mean of the *other* rollouts of the group (RLOO); zero for a lone rollout."""
+    rewards = np.asarray(rewards, dtype=np.float64)
+    out = np.zeros_like(rewards)
+    for idx in group_index(groups):
+        n = len(idx)
+        if n > 1:
+            values = rewards[idx]
+            out[idx] = values - (values.sum() - values) / (n - 1)
+    return out
+
+
+def zero_variance_count(rewards: np.ndarray, groups: Sequence[Hashable]) -> int:
+    """M: how many rollouts sit in groups whose rewards are all exactly equal (lone rollouts too)."""
+    rewards = np.asarray(rewards, dtype=np.float64)
+    return int(sum(len(idx) for idx in group_index(groups) if np.ptp(rewards[idx]) == 0.0))
+
+
+def gpg_alpha(rewards: np.ndarray, groups: Sequence[Hashable]) -> float:
+    """The GPG paper's gradient correction alpha = B / (B - M); 1 when every group is flat.
+
+    verl's ``gpg`` estimator uses B / (#rollouts with non-zero reward) instead; with FAD-TQ's
+    rewards (rarely exactly 0) that is about 1, so the two differ and we follow the paper.
+    """
+    batch = len(rewards)
+    flat = zero_variance_count(rewards, groups)
+    return 1.0 if flat == batch else batch / (batch - flat)

@@ -1,0 +1,121 @@
+"""``heuristic``: a judge that needs no model, the embedded default. Deterministic.
+
+Conciseness (0-3) starts at 3 and loses a point for each of:
+  * more than ``LONG_WORDS`` words, and another beyond ``VERY_LONG_WORDS``;
+  * a repetition rate (share of word trigrams seen before) above ``REPEAT_SOME``, and another
+    above ``REPEAT_MUCH``;
+  * filler phrases making up more than ``FILLER_SHARE`` of the words.
+An empty reasoning scores 0.
+
+Relevance (0-3) earns a point for each of:
+  * it speaks of both images (the reference and the test image);
+  * it names what differs or matches: a comparison word together with an object or attribute;
+  * the class its evidence implies (cue words for good, structural, logical; each distinct cue
+    counts once) is the class of the final answer. Evidence implying another class caps the
+    score at 1.
+Keyword stuffing does not pay: with ten or more words and fewer than ``MIN_DIVERSITY`` distinct
+words per word, relevance is capped at 1 (and the repetition rules cut conciseness).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from fadtq.answer import parse_class
+from fadtq.api import JudgeFactory, JudgeItem, Verdict, hookimpl
+from fadtq.errors import FadtqError
+
+LONG_WORDS = 60
+VERY_LONG_WORDS = 120
+REPEAT_SOME = 0.15
+REPEAT_MUCH = 0.4
+FILLER_SHARE = 0.05
+MIN_DIVERSITY = 0.45
+
+FILLERS = ("hmm", "um", "uh", "well", "basically", "actually", "let me think", "let me see", "i think",
+           "you know", "okay so", "wait", "to be honest", "kind of", "sort of", "in other words")
+REFERENCE_WORDS = {"reference", "ref", "template", "first"}
+TEST_WORDS = {"test", "query", "second", "inspected"}
+COMPARISON_WORDS = {"differ", "differs", "different", "difference", "missing", "extra", "compared", "same",
+                    "matches", "match", "identical", "unlike", "whereas", "instead", "fewer", "more", "absent",
+                    "additional", "only", "both", "while", "but", "than", "consistent", "shifted", "swapped"}
+OBJECT_WORDS = {"count", "number", "position", "place", "colour", "color", "label", "labels", "pin", "pins",
+                "screw", "screws", "nut", "nuts", "washer", "washers", "cable", "cables", "connector",
+                "connectors", "fruit", "fruits", "tangerine", "tangerines", "nectarine", "bottle", "fill",
+                "level", "liquid", "compartment", "compartments", "surface", "part", "parts", "box", "tray",
+                "bag", "icon", "granola", "almonds", "length", "size", "shape", "object", "objects", "clamp"}
+CLASS_CUES = {
+    "good": {"identical", "same", "matches", "match", "intact", "normal", "consistent", "complete", "correct"},
+    "structural": {"scratch", "scratched", "crack", "cracked", "broken", "damaged", "damage", "contamination",
+                   "contaminated", "dent", "bent", "torn", "stain", "hole", "deformed", "defect", "dirt", "spot"},
+    "logical": {"missing", "extra", "count", "swapped", "misplaced", "mismatch", "additional", "wrong",
+                "too", "fewer", "absent", "instead", "pairing", "order"},
+}
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def words_of(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def repetition_rate(words: Sequence[str], n: int = 3) -> float:
+    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    return 0.0 if not grams else 1.0 - len(set(grams)) / len(grams)
+
+
+def filler_share(text: str, n_words: int) -> float:
+    lowered = f" {' '.join(words_of(text))} "
+    hits = sum(lowered.count(f" {phrase} ") * len(phrase.split()) for phrase in FILLERS)
+    return hits / max(1, n_words)
+
+
+def conciseness(reasoning: str) -> int:
+    words = words_of(reasoning)
+    if not words:
+        return 0
+    penalties = (len(words) > LONG_WORDS) + (len(words) > VERY_LONG_WORDS)
+    rate = repetition_rate(words)
+    penalties += (rate > REPEAT_SOME) + (rate > REPEAT_MUCH)
+    penalties += filler_share(reasoning, len(words)) > FILLER_SHARE
+    return max(0, 3 - penalties)
+
+
+def implied_class(vocabulary: set[str]) -> str | None:
+    """The class whose distinct cue words the reasoning uses most; ``None`` on a tie or no cue."""
+    counts = {name: len(cues & vocabulary) for name, cues in CLASS_CUES.items()}
+    best = max(counts.values())
+    winners = [name for name, count in counts.items() if count == best]
+    return winners[0] if best > 0 and len(winners) == 1 else None
+
+
+def relevance(reasoning: str, answer: str) -> int:
+    words = words_of(reasoning)
+    vocabulary = set(words)
+    score = int(bool(vocabulary & REFERENCE_WORDS) and bool(vocabulary & TEST_WORDS))
+    score += int(bool(vocabulary & COMPARISON_WORDS) and bool(vocabulary & OBJECT_WORDS))
+    implied, answered = implied_class(vocabulary), parse_class(answer)
+    score += int(implied is not None and implied == answered)
+    if implied is not None and answered is not None and implied != answered:
+        score = min(score, 1)
+    if len(words) >= 10 and len(vocabulary) / len(words) < MIN_DIVERSITY:
+        score = min(score, 1)
+    return score
+
+
+class HeuristicJudge:
+    name = "heuristic"
+
+    def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
+        return [Verdict(conciseness(i.reasoning), relevance(i.reasoning, i.answer)) for i in items]
+
+
+def build(options: dict, prompts) -> HeuristicJudge:
+    if options:
+        raise FadtqError(f"judge.options: the heuristic judge takes no options, got {', '.join(sorted(options))}")
+    return HeuristicJudge()
+
+
+@hookimpl
+def register_judges():
+    return [JudgeFactory("heuristic", build, description="rule-based conciseness and relevance; needs no model")]

@@ -1,0 +1,1 @@
+"""Shipped Jinja prompt templates, importable as ``fadtq_prompts``."""
