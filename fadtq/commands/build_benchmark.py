@@ -1,0 +1,33 @@
+"""``fadtq build-benchmark``: MVTec-LOCO-AD-Pair3C manifests from a LOCO root."""
+
+from __future__ import annotations
+
+import argparse
+
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--loco-root", help="extracted MVTec LOCO AD root (default: the cached look-alike tree)")
+    parser.add_argument("--out", required=True, help="folder for train.jsonl, test.jsonl and stats.json")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    parser.add_argument("--train-per-class", type=int, default=None,
+                        help="test images per category and class moved to training (default 40; 6 on the default tree)")
+    parser.add_argument("--categories", nargs="+", metavar="NAME", help="subset of categories (default: all five)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fadtq.data.dataset import TINY_TRAIN_PER_CLASS, ensure_default_tree
+    from fadtq.data.pair3c import DEFAULT_TRAIN_PER_CLASS, build_pair3c, format_table1, write_benchmark
+
+    per_class = args.train_per_class
+    root = args.loco_root
+    if root is None:
+        root = ensure_default_tree()
+        print(f"no --loco-root: using the look-alike tree {root}")
+        per_class = TINY_TRAIN_PER_CLASS if per_class is None else per_class
+    per_class = DEFAULT_TRAIN_PER_CLASS if per_class is None else per_class
+    benchmark = build_pair3c(root, seed=args.seed, train_per_class=per_class, categories=args.categories)
+    out = write_benchmark(benchmark, args.out)
+    print(format_table1(benchmark.stats))
+    print(f"wrote {len(benchmark.train)} training and {len(benchmark.test)} test pairs to {out}")
+    return 0

@@ -1,0 +1,131 @@
+"""Pairs for training and evaluation, and the embedded default benchmark.
+
+Without ``--loco-root`` the pipeline uses a look-alike tree generated on first use into the
+project's cache folder (``$FADTQ_CACHE``, else ``<repo>/.cache/fadtq``), with its benchmark built
+next to it. Both appear atomically, so an interrupted first run leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from fadtq.data.loco import load_rgb
+from fadtq.data.pair3c import build_pair3c, read_manifest, write_benchmark
+from fadtq.errors import FadtqError
+from fadtq.paths import cache_dir
+from fadtq.prompts import PromptLibrary, policy_messages, policy_question
+
+DEFAULT_MAX_SIDE = 448
+# The tiny tree has 10 images per test class; 6 per class for training leaves 4 per class to test.
+TINY_TRAIN_PER_CLASS = 6
+
+
+@dataclass
+class Pair:
+    id: str
+    category: str
+    label: str
+    ref_image: object  # PIL.Image.Image, RGB
+    test_image: object
+    prompt: str
+    messages: list[dict]
+    defect_types: list[str]
+
+
+class PairDataset:
+    """Reference/test pairs of one manifest, images resized once to ``max_side`` and cached."""
+
+    def __init__(self, manifest: str | Path, loco_root: str | Path | None = None, *,
+                 max_side: int | None = DEFAULT_MAX_SIDE, prompts: PromptLibrary | None = None) -> None:
+        manifest = Path(manifest)
+        self.loco_root = Path(loco_root) if loco_root is not None else _root_from_stats(manifest)
+        self.rows = read_manifest(manifest, self.loco_root)
+        self.max_side = max_side
+        self.prompts = prompts or PromptLibrary()
+        self._images: dict[str, object] = {}
+        self._questions: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def image(self, relative: str):
+        if relative not in self._images:
+            image = load_rgb(self.loco_root / relative)
+            if self.max_side and max(image.size) > self.max_side:
+                image.thumbnail((self.max_side, self.max_side))
+            self._images[relative] = image
+        return self._images[relative]
+
+    def question(self, category: str) -> str:
+        if category not in self._questions:
+            self._questions[category] = policy_question(self.prompts, category)
+        return self._questions[category]
+
+    def __getitem__(self, index: int) -> Pair:
+        row = self.rows[index]
+        return Pair(
+            id=row["id"],
+            category=row["category"],
+            label=row["label"],
+            ref_image=self.image(row["ref_image"]),
+            test_image=self.image(row["test_image"]),
+            prompt=self.question(row["category"]),
+            messages=policy_messages(self.prompts, row["category"]),
+            defect_types=list(row.get("defect_types", [])),
+        )
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+def _root_from_stats(manifest: Path) -> Path:
+    """The LOCO root recorded in ``stats.json`` next to the manifest."""
+    stats_path = manifest.parent / "stats.json"
+    try:
+        return Path(json.loads(stats_path.read_text(encoding="utf-8"))["loco_root"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        raise FadtqError(f"{stats_path}: cannot read 'loco_root'; pass --loco-root explicitly") from None
+
+
+def ensure_default_tree(scale: str = "tiny", seed: int = 0) -> Path:
+    """The cached look-alike LOCO root, generated on first use."""
+    from fadtq.data.synth import synthesize
+
+    root = cache_dir() / f"synth-{scale}-seed{seed}"
+    if not root.is_dir():
+        _create_once(root, lambda tmp: synthesize(tmp / "tree", seed=seed, scale=scale))
+    return root
+
+
+def ensure_default_benchmark(scale: str = "tiny", seed: int = 0) -> Path:
+    """The cached benchmark folder (train.jsonl, test.jsonl, stats.json) over the default tree."""
+    root = ensure_default_tree(scale, seed)
+    bench = cache_dir() / f"synth-{scale}-seed{seed}-pair3c"
+    if not (bench / "stats.json").is_file():
+        per_class = TINY_TRAIN_PER_CLASS if scale == "tiny" else 40
+        built = build_pair3c(root, seed=seed, train_per_class=per_class)
+        _create_once(bench, lambda tmp: write_benchmark(built, tmp / "tree"))
+    return bench
+
+
+def _create_once(final: Path, make) -> None:
+    """Build ``final`` through ``make(tmp) -> path`` in a sibling temp dir, then rename into place.
+
+    When another process finished first, its result is kept and ours discarded.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        made = make(tmp)
+        try:
+            os.rename(made, final)
+        except OSError:
+            if not final.is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,217 @@
+"""MVTec-LOCO-AD-Pair3C: the seed's reference/test pair benchmark built on MVTec LOCO AD.
+
+Protocol (seed, section 2.2): for each category and class (good / structural / logical) sample
+``train_per_class`` test images for training; the rest form the test set. Training pairs take a
+reference from ``train/good``, test pairs from ``validation/good``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from fadtq.data.loco import LABELS, LocoCategory, LocoImage, check_image, read_loco
+from fadtq.errors import FadtqError
+from fadtq.io import atomic_write_json, atomic_write_jsonl, read_jsonl
+
+DEFAULT_TRAIN_PER_CLASS = 40
+SPLITS = ("train", "test")
+MANIFEST_FILES = ("train.jsonl", "test.jsonl", "stats.json")
+REQUIRED_FIELDS = {"id": str, "category": str, "label": str, "test_image": str, "ref_image": str, "split": str}
+
+
+@dataclass
+class Benchmark:
+    train: list[dict]
+    test: list[dict]
+    stats: dict
+
+
+def _rng(seed: int, *parts: str) -> random.Random:
+    """A generator per (seed, parts): string seeds hash with SHA-512, stable across runs and Python hash seeds."""
+    return random.Random(":".join([str(seed), *parts]))
+
+
+def _row(image: LocoImage, category: str, split: str, ref: str) -> dict:
+    row = {
+        "id": f"{category}/{image.label}/{Path(image.path).stem}",
+        "category": category,
+        "label": image.label,
+        "test_image": image.path,
+        "ref_image": ref,
+        "split": split,
+    }
+    if image.defect_types:
+        row["defect_types"] = list(image.defect_types)
+    return row
+
+
+def split_category(
+    data: LocoCategory, seed: int, train_per_class: int, loco_root: Path
+) -> tuple[list[dict], list[dict]]:
+    """Stratified split of one category's test images into training and test pairs."""
+    train: list[dict] = []
+    test: list[dict] = []
+    ref_rng = _rng(seed, data.name, "references")
+    for label in LABELS:
+        images = data.test[label]
+        if len(images) < train_per_class:
+            folder = loco_root / Path(images[0].path).parent
+            raise FadtqError(
+                f"{folder}: {len(images)} images, fewer than --train-per-class {train_per_class} needs"
+            )
+        chosen = set(_rng(seed, data.name, label).sample(range(len(images)), train_per_class))
+        for index, image in enumerate(images):
+            if index in chosen:
+                train.append(_row(image, data.name, "train", ref_rng.choice(data.train_good)))
+            else:
+                test.append(_row(image, data.name, "test", ref_rng.choice(data.validation_good)))
+    return train, test
+
+
+def check_guarantees(train: list[dict], test: list[dict], data: dict[str, LocoCategory]) -> None:
+    """The protocol's promises; a violation is a bug in this module, reported loudly."""
+    train_images = {row["test_image"] for row in train}
+    overlap = train_images & {row["test_image"] for row in test}
+    if overlap:
+        raise FadtqError(f"internal: train and test share images, e.g. {sorted(overlap)[0]}")
+    ids = [row["id"] for row in train + test]
+    if len(ids) != len(set(ids)):
+        raise FadtqError("internal: duplicate pair ids")
+    for rows, pool in ((train, "train_good"), (test, "validation_good")):
+        for row in rows:
+            if row["ref_image"] not in getattr(data[row["category"]], pool):
+                raise FadtqError(f"internal: pair {row['id']} reference {row['ref_image']} is not from {pool}")
+
+
+def count_table(rows: list[dict], categories: list[str]) -> dict[str, dict[str, int]]:
+    table = {name: {"total": 0, **{label: 0 for label in LABELS}} for name in categories}
+    for row in rows:
+        table[row["category"]][row["label"]] += 1
+        table[row["category"]]["total"] += 1
+    return table
+
+
+def make_stats(train: list[dict], test: list[dict], categories: list[str], seed: int, train_per_class: int) -> dict:
+    per_split = {"train": count_table(train, categories), "test": count_table(test, categories)}
+    stats: dict = {"seed": seed, "train_per_class": train_per_class, "categories": {}}
+    for name in categories:
+        stats["categories"][name] = {split: per_split[split][name] for split in SPLITS}
+    stats["total"] = {
+        split: {key: sum(per_split[split][name][key] for name in categories) for key in ("total", *LABELS)}
+        for split in SPLITS
+    }
+    return stats
+
+
+def build_pair3c(
+    loco_root: str | Path,
+    *,
+    seed: int = 0,
+    train_per_class: int = DEFAULT_TRAIN_PER_CLASS,
+    categories: list[str] | None = None,
+) -> Benchmark:
+    """Build the benchmark in memory; nothing touches the disk."""
+    if train_per_class < 0:
+        raise FadtqError(f"--train-per-class {train_per_class}: expected a number >= 0")
+    loco_root = Path(loco_root)
+    data = read_loco(loco_root, categories)
+    train: list[dict] = []
+    test: list[dict] = []
+    for category in data.values():
+        category_train, category_test = split_category(category, seed, train_per_class, loco_root)
+        train += category_train
+        test += category_test
+    check_guarantees(train, test, data)
+    for relative in sorted({row[key] for row in train + test for key in ("test_image", "ref_image")}):
+        check_image(loco_root / relative)
+    stats = make_stats(train, test, list(data), seed, train_per_class)
+    stats["loco_root"] = str(loco_root.resolve())
+    return Benchmark(train, test, stats)
+
+
+def write_benchmark(benchmark: Benchmark, out: str | Path) -> Path:
+    """Write ``train.jsonl``, ``test.jsonl`` and ``stats.json``.
+
+    A new ``out`` appears whole (written in a sibling temporary folder, then renamed); in an
+    existing folder each file is replaced atomically, ``stats.json`` last.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FadtqError(f"--out {out}: exists and is not a directory")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        atomic_write_jsonl(staging / "train.jsonl", benchmark.train)
+        atomic_write_jsonl(staging / "test.jsonl", benchmark.test)
+        atomic_write_json(staging / "stats.json", benchmark.stats)
+        if out.exists():
+            for name in MANIFEST_FILES:
+                os.replace(staging / name, out / name)
+        else:
+            os.replace(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+def format_table1(stats: dict) -> str:
+    """The seed's Table 1 as an aligned text table (train/test for total, good, SA, LA)."""
+    groups = (("Total", "total"), ("Good", "good"), ("SA", "structural"), ("LA", "logical"))
+    rows = [[name.replace("_", " ").title()] + _cells(counts, groups) for name, counts in stats["categories"].items()]
+    rows.append(["Total"] + _cells(stats["total"], groups))
+    header1 = ["Category"] + [name for name, _ in groups for _ in SPLITS]
+    header2 = [""] + [split.title() for _ in groups for split in SPLITS]
+    table = [header1, header2] + rows
+    widths = [max(len(str(line[i])) for line in table) for i in range(len(header1))]
+    lines = []
+    for number, line in enumerate(table):
+        cells = [str(cell).ljust(widths[0]) if i == 0 else str(cell).rjust(widths[i]) for i, cell in enumerate(line)]
+        lines.append("  ".join(cells).rstrip())
+        if number == 1:
+            lines.append("-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def _cells(counts: dict, groups: tuple) -> list[int]:
+    return [counts[split][key] for _, key in groups for split in SPLITS]
+
+
+def read_manifest(path: str | Path, loco_root: str | Path | None = None) -> list[dict]:
+    """Read a manifest back, validating every row; errors name ``file:line`` and the field."""
+    path = Path(path)
+    rows: list[dict] = []
+    seen: dict[str, int] = {}
+    for number, row in read_jsonl(path):
+        where = f"{path}:{number}"
+        _validate_row(row, where)
+        if row["id"] in seen:
+            raise FadtqError(f"{where}: field 'id': {row['id']!r} already used on line {seen[row['id']]}")
+        seen[row["id"]] = number
+        if loco_root is not None:
+            for key in ("test_image", "ref_image"):
+                if not (Path(loco_root) / row[key]).is_file():
+                    raise FadtqError(f"{where}: field '{key}': {Path(loco_root) / row[key]} not found")
+        rows.append(row)
+    if not rows:
+        raise FadtqError(f"{path}: manifest holds no rows")
+    return rows
+
+
+def _validate_row(row: dict, where: str) -> None:
+    for key, kind in REQUIRED_FIELDS.items():
+        if key not in row:
+            raise FadtqError(f"{where}: field '{key}' missing")
+        if not isinstance(row[key], kind) or not row[key]:
+            raise FadtqError(f"{where}: field '{key}': expected a non-empty string, got {row[key]!r}")
+    if row["label"] not in LABELS:
+        raise FadtqError(f"{where}: field 'label': expected one of {', '.join(LABELS)}, got {row['label']!r}")
+    if row["split"] not in SPLITS:
+        raise FadtqError(f"{where}: field 'split': expected train or test, got {row['split']!r}")
+    types = row.get("defect_types", [])
+    if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+        raise FadtqError(f"{where}: field 'defect_types': expected a list of strings, got {types!r}")

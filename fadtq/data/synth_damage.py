@@ -1,0 +1,105 @@
+"""Local structural damage applied to a rendered scene (in place), each returning its mask.
+
+The shapes come from smooth value noise (as DRAEM does with Perlin noise) or from a patch of the
+image itself (as CutPaste does), so damage is irregular and never a clean geometric shape.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from fadtq.data.synth_draw import smooth_noise
+
+
+def _blob(rng: np.random.Generator, shape: tuple[int, int], x: float, y: float, r: float) -> np.ndarray:
+    """An irregular region of radius about ``r`` pixels around (x, y)."""
+    h, w = shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    distance = np.hypot(xs - x, ys - y) / max(r, 1.5)
+    noise = smooth_noise(rng, h, w, cells=max(2, int(w / max(r, 2))))
+    mask = distance + 0.6 * (noise - 0.5) < 1.0
+    if not mask.any():
+        mask[int(np.clip(y, 0, h - 1)), int(np.clip(x, 0, w - 1))] = True
+    return mask
+
+
+def contamination(rng: np.random.Generator, image: np.ndarray, x: float, y: float, r: float) -> np.ndarray:
+    """A foreign blob (dirt, hair, fluff) with its own texture."""
+    mask = _blob(rng, image.shape[:2], x, y, r * rng.uniform(0.5, 0.9))
+    color = np.array([(70, 52, 38), (30, 30, 32), (236, 236, 240), (96, 120, 60)][int(rng.integers(4))], np.float32)
+    texture = smooth_noise(rng, *image.shape[:2], cells=12)[..., None] * 50 - 25
+    image[mask] = np.clip(0.15 * image[mask] + 0.85 * (color + texture[mask]), 0, 255).astype(np.uint8)
+    return mask
+
+
+def bruise(rng: np.random.Generator, image: np.ndarray, x: float, y: float, r: float) -> np.ndarray:
+    """A darkened, discoloured spot: damaged fruit, crushed material."""
+    mask = _blob(rng, image.shape[:2], x + rng.uniform(-r, r) * 0.3, y + rng.uniform(-r, r) * 0.3, r * 0.6)
+    image[mask] = (image[mask] * np.array([0.45, 0.4, 0.35])).astype(np.uint8)
+    return mask
+
+
+def scratch(rng: np.random.Generator, image: np.ndarray, x: float, y: float, r: float) -> np.ndarray:
+    """A thin bright or dark crooked line: scratches, tears."""
+    h, w = image.shape[:2]
+    layer = Image.new("L", (w, h), 0)
+    points = [(x + rng.uniform(-r, r), y + rng.uniform(-r, r)) for _ in range(3)]
+    ImageDraw.Draw(layer).line(points, fill=255, width=max(1, round(r / 8)))
+    mask = np.asarray(layer) > 0
+    shade = 235.0 if rng.random() < 0.5 else 25.0
+    image[mask] = (0.3 * image[mask] + 0.7 * shade).astype(np.uint8)
+    return mask
+
+
+def recolour(rng: np.random.Generator, image: np.ndarray, x: float, y: float, r: float) -> np.ndarray:
+    """A wrong colour on part of an object: channels permuted inside an irregular region."""
+    mask = _blob(rng, image.shape[:2], x, y, r * 0.9)
+    order = [(1, 2, 0), (2, 0, 1), (2, 1, 0)][int(rng.integers(3))]
+    image[mask] = image[mask][:, order]
+    return mask
+
+
+def erase(rng: np.random.Generator, image: np.ndarray, x: float, y: float, r: float) -> np.ndarray:
+    """A broken-off piece: the region takes the colour of its surroundings."""
+    h, w = image.shape[:2]
+    cx, cy = x + rng.uniform(-0.5, 0.5) * r, y + rng.uniform(-0.5, 0.5) * r
+    mask = _blob(rng, (h, w), cx, cy, r * 0.7)
+    ring = _blob(rng, (h, w), cx, cy, r * 1.6) & ~mask
+    fill = np.median(image[ring], axis=0) if ring.any() else image.reshape(-1, 3)[0]
+    image[mask] = fill.astype(np.uint8)
+    return mask
+
+
+def cut_paste(rng: np.random.Generator, image: np.ndarray, x: float, y: float, r: float) -> np.ndarray:
+    """A patch from elsewhere in the image pasted, rotated, over the spot (CutPaste)."""
+    h, w = image.shape[:2]
+    size = max(2, int(r * 1.2))
+    sy, sx = int(rng.integers(0, max(1, h - size))), int(rng.integers(0, max(1, w - size)))
+    patch = np.rot90(image[sy:sy + size, sx:sx + size], k=int(rng.integers(1, 4))).copy()
+    ty = int(np.clip(y - size / 2, 0, max(0, h - patch.shape[0])))
+    tx = int(np.clip(x - size / 2, 0, max(0, w - patch.shape[1])))
+    ph, pw = min(patch.shape[0], h - ty), min(patch.shape[1], w - tx)
+    image[ty:ty + ph, tx:tx + pw] = patch[:ph, :pw]
+    mask = np.zeros((h, w), dtype=bool)
+    mask[ty:ty + ph, tx:tx + pw] = True
+    return mask
+
+
+def crush(rng: np.random.Generator, image: np.ndarray, x: float, y: float, r: float) -> np.ndarray:
+    """Pixels shuffled inside a region: crumbs where there were whole pieces."""
+    mask = _blob(rng, image.shape[:2], x, y, r)
+    pixels = image[mask]
+    image[mask] = (pixels[rng.permutation(len(pixels))] * 0.85).astype(np.uint8)
+    return mask
+
+
+OPS = {
+    "contamination": contamination,
+    "bruise": bruise,
+    "scratch": scratch,
+    "recolour": recolour,
+    "erase": erase,
+    "cut_paste": cut_paste,
+    "crush": crush,
+}

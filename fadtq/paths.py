@@ -1,0 +1,12 @@
+"""Where the project keeps generated things (look-alike trees, tiny models, compiled ops)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """``$FADTQ_CACHE``, else ``.cache/fadtq`` in the repository checkout."""
+    configured = os.environ.get("FADTQ_CACHE")
+    return Path(configured) if configured else Path(__file__).resolve().parents[1] / ".cache" / "fadtq"

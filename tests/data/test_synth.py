@@ -1,0 +1,110 @@
+import hashlib
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fadtq.cli import main
+from fadtq.data.loco import CATEGORIES
+from fadtq.data.synth import FOLDERS, SPECS, TINY_COUNTS, folder_counts, jobs, output_size, synthesize
+from fadtq.data.synth_check import logical_separability, threshold_accuracy
+from fadtq.errors import FadtqError
+
+# field-facts.md: train good, validation good, test good / structural / logical.
+PUBLISHED = {
+    "breakfast_box": (351, 62, 102, 90, 83),
+    "juice_bottle": (335, 54, 94, 94, 142),
+    "pushpins": (372, 69, 138, 81, 91),
+    "screw_bag": (360, 60, 122, 82, 137),
+    "splicing_connectors": (360, 60, 119, 85, 108),
+}
+
+
+def _digests(root):
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_paper_scale_has_published_counts():
+    for category, counts in PUBLISHED.items():
+        assert folder_counts(category, "paper") == counts
+    assert len(jobs("paper")) == sum(sum(c) for c in PUBLISHED.values())
+
+
+def test_layout_masks_and_config(tiny_tree_master):
+    root = tiny_tree_master
+    for category in CATEGORIES:
+        config = json.loads((root / category / "defects_config.json").read_text())
+        values = {entry["pixel_value"]: entry["defect_name"] for entry in config}
+        assert all(234 <= v <= 255 for v in values) and len(values) == len(config)
+        for (split, folder, label), count in zip(FOLDERS, TINY_COUNTS, strict=False):
+            images = sorted((root / category / split / folder).glob("*.png"))
+            assert [p.name for p in images] == [f"{i:03d}.png" for i in range(count)]
+            width, height = output_size(category, 32)
+            assert Image.open(images[0]).size == (width, height) and Image.open(images[0]).mode == "RGB"
+            if label == "good":
+                continue
+            for image in images:
+                masks = sorted((root / category / "ground_truth" / folder / image.stem).glob("*.png"))
+                assert masks
+                grey = np.asarray(Image.open(masks[0]))
+                assert grey.shape == (height, width)
+                found = set(np.unique(grey)) - {0}
+                assert found and found <= set(values)
+                kind = {entry["defect_name"]: entry["kind"] for entry in config}[values[found.pop()]]
+                assert kind == label
+
+
+def test_no_two_images_identical(tiny_tree_master):
+    digests = _digests(tiny_tree_master)
+    images = [d for path, d in digests.items() if "/ground_truth/" not in path and path.endswith(".png")]
+    assert len(images) == 5 * sum(TINY_COUNTS) and len(set(images)) == len(images)
+
+
+def test_same_seed_identical_bytes_other_seed_differs(tiny_tree_master, tmp_path):
+    again = synthesize(tmp_path / "again", seed=0, scale="tiny", size=32, workers=2)
+    other = synthesize(tmp_path / "other", seed=1, scale="tiny", size=32, workers=1)
+    assert _digests(again) == _digests(tiny_tree_master)
+    assert _digests(other) != _digests(tiny_tree_master)
+
+
+def test_aspect_ratios_follow_the_published_sizes():
+    for category, spec in SPECS.items():
+        width, height = output_size(category, 128)
+        assert max(width, height) == 128
+        assert abs(width / height - spec.published_size[0] / spec.published_size[1]) < 0.03
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_logical_not_separable_by_mean_colour(category):
+    assert logical_separability(category, count=80, seed=0, size=40) <= 0.72
+
+
+def test_threshold_check_detects_a_separable_statistic():
+    rng = np.random.default_rng(0)
+    good, bad = rng.normal(0, 1, (60, 4)), rng.normal(0, 1, (60, 4))
+    bad[:, 2] += 6
+    assert threshold_accuracy(good, bad) > 0.95
+    assert threshold_accuracy(good, rng.normal(0, 1, (60, 4))) < 0.75
+
+
+def test_bad_arguments(tmp_path):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    with pytest.raises(FadtqError, match="already exists and is not empty"):
+        synthesize(tmp_path / "full")
+    with pytest.raises(FadtqError, match="--size 8"):
+        synthesize(tmp_path / "new", size=8)
+    with pytest.raises(FadtqError, match="--scale huge"):
+        synthesize(tmp_path / "new", scale="huge")
+    assert [p.name for p in tmp_path.iterdir()] == ["full"]
+
+
+def test_cli_writes_tree_and_grid(tmp_path, capsys):
+    grid = tmp_path / "grid.png"
+    code = main(["synth", "--out", str(tmp_path / "tree"), "--seed", "4", "--size", "24", "--workers", "1",
+                 "--grid", str(grid)])
+    assert code == 0 and (tmp_path / "tree" / "pushpins" / "defects_config.json").is_file()
+    assert Image.open(grid).size[0] > 5 * 100
+    assert "wrote 210 images" in capsys.readouterr().out
