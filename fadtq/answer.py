@@ -33,6 +33,8 @@ CLASS_PATTERNS: dict[str, re.Pattern[str]] = {
     "structural": re.compile(r"\bstructur(e|al|ally)\b"),
     "logical": re.compile(r"\blogic(al|ally)?\b"),
 }
+# "not good", "is not normal": an anomaly of no stated kind, so no class at all.
+NEGATED_GOOD = re.compile(r"\b(not|isn't|never)\s+(a\s+|an\s+)?(good|normal|ok|okay|defect[- ]free|anomaly[- ]free|flawless)\b")
 LETTER_TO_CLASS = dict(zip((l.lower() for l in OPTION_LETTERS), CLASS_NAMES))
 _LETTER_ONLY = re.compile(r"^(?:option\s+)?\(?([a-z])\)?[.):]?$")
 _LETTER_PREFIX = re.compile(r"^(?:option\s+)?\(?([a-z])\)?[.):]\s+(.+)$")
@@ -65,6 +67,7 @@ def _normalise(text: str) -> str:
 
 
 def classes_named(text: str) -> set[str]:
+    text = NEGATED_GOOD.sub(" ", text)
     return {name for name, pattern in CLASS_PATTERNS.items() if pattern.search(text)}
 
 

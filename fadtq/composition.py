@@ -57,9 +57,14 @@ class RewardConfig:
             raise FadtqError(f"{prefix}on_judge_failure: the only policy is 'zero', got {self.on_judge_failure!r}")
         known = ", ".join(sorted(self.terms))
         for name, term in self.terms.items():
-            for dep in term.dependencies():
+            refs = ([("gate", term.gate)] if term.gate else []) + [(f"mix.{dep}", dep) for dep in term.mix or {}]
+            for where, dep in refs:
                 if dep not in self.terms:
-                    raise FadtqError(f"{prefix}terms.{name}: refers to unknown term {dep!r}; known: {known}")
+                    raise FadtqError(f"{prefix}terms.{name}.{where}: unknown term {dep!r}; known: {known}")
+        for name in self.active:
+            if name not in self.terms:
+                raise FadtqError(f"{prefix}active: unknown term {name!r}; known: {known} "
+                                 "(a reward plugin needs a term here, or select it with --rewards)")
         for name in self.terms:
             self._check_acyclic(name, (), prefix)
         if not self.active:

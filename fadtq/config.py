@@ -1,7 +1,7 @@
 """Declarative configuration: YAML files validated on load into typed dataclasses.
 
 Every error names the file and the dotted key at fault (``configs/x.yaml: reward.terms.tq.gate:
-unknown term 'acc'; known: accuracy, format``). ``--key value`` overrides use the same dotted
+unknown term 'acc'; known: accuracy, format, tq``). ``--key value`` overrides use the same dotted
 keys and are parsed as YAML scalars.
 """
 
@@ -102,9 +102,19 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         return value
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):
+        return _float_literal(value, key)
     if isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
         return value
     raise FadtqError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+
+
+def _float_literal(value: str, key: str) -> float:
+    """YAML 1.1 reads ``1e-5`` (no dot) as a string; accept it as the number it means."""
+    try:
+        return float(value)
+    except ValueError:
+        raise FadtqError(f"{key}: expected float, got {value!r}") from None
 
 
 def from_mapping(cls: type[T], data: Any, key: str = "") -> T:
@@ -132,9 +142,36 @@ def from_mapping(cls: type[T], data: Any, key: str = "") -> T:
     return obj
 
 
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` wins; mappings present in both are merged key by key, anything else is replaced."""
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A file's mapping, merged over the preset or file its ``extends:`` key names."""
+    if path.resolve() in seen:
+        raise FadtqError(f"{path}: extends: circular chain {' -> '.join(map(str, seen + (path,)))}")
+    data = read_yaml(path)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise FadtqError(f"{path}: extends: expected a preset name or path, got {parent!r}")
+    local = path.parent / parent
+    parent_path = local if local.is_file() else resolve_config_path(parent)
+    return deep_merge(read_with_extends(parent_path, seen + (path.resolve(),)), data)
+
+
 def load(cls: type[T], path: Path, overrides: dict[str, str] | None = None) -> T:
-    """Read, override, and validate a config file; errors are prefixed with the file's path."""
-    data = apply_overrides(read_yaml(path), overrides or {})
+    """Read (following ``extends:``), override, and validate a config file; errors are prefixed
+    with the file's path."""
+    data = apply_overrides(read_with_extends(path), overrides or {})
     try:
         return from_mapping(cls, data)
     except FadtqError as exc:

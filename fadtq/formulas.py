@@ -46,7 +46,9 @@ def group_standardise(rewards: np.ndarray, groups: Sequence[Hashable], eps: floa
     out = np.zeros_like(rewards)
     for idx in group_index(groups):
         values = rewards[idx]
-        if len(values) <= ddof:
+        # Exactly equal rewards are a flat group even when their float mean is one rounding step
+        # off: dividing that error by (0 + eps) would push the whole group one way.
+        if len(values) <= ddof or np.ptp(values) == 0.0:
             continue
         out[idx] = (values - values.mean()) / (values.std(ddof=ddof) + eps)
     return out

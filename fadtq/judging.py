@@ -53,18 +53,30 @@ def judge_messages(library: PromptLibrary, item: JudgeItem) -> list[dict[str, st
     ]
 
 
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    keys = [k for k, _ in pairs]
+    duplicated = sorted({k for k in keys if keys.count(k) > 1})
+    if duplicated:
+        raise ValueError(f"duplicate key(s) {', '.join(duplicated)}")
+    return dict(pairs)
+
+
 def parse_verdict(reply: str) -> Verdict:
     """Read a judge's reply: ``<think>`` blocks and a Markdown fence are removed, then the rest
-    must be one JSON object with integer ``conciseness`` and ``relevance`` in 0-3."""
+    must be one JSON object with exactly the integer keys ``conciseness`` and ``relevance`` in
+    0-3 (no other or repeated key, as the server's JSON schema demands)."""
     text = _THINK.sub("", reply).strip()
     if fenced := _FENCE.match(text):
         text = fenced.group(1)
     try:
-        obj = json.loads(text)
-    except json.JSONDecodeError:
-        return Verdict(error=f"reply is not JSON: {reply[:80]!r}")
+        obj = json.loads(text, object_pairs_hook=_unique_keys)
+    except (json.JSONDecodeError, ValueError) as exc:
+        return Verdict(error=f"reply is not JSON ({exc}): {reply[:80]!r}")
     if not isinstance(obj, dict):
         return Verdict(error=f"reply is not a JSON object: {reply[:80]!r}")
+    extra = sorted(set(obj) - set(SCORE_FIELDS))
+    if extra:
+        return Verdict(error=f"unexpected key(s) {', '.join(extra)} in reply {reply[:80]!r}")
     scores = {}
     for name in SCORE_FIELDS:
         value = obj.get(name)

@@ -63,7 +63,7 @@ class PromptLibrary:
         """SHA-256 (first 16 hex digits) of the template source: recorded in run metadata."""
         return hashlib.sha256(self.source_path(name).read_bytes()).hexdigest()[:16]
 
-    def render(self, name: str, **variables: object) -> str:
+    def render(self, name: str, /, **variables: object) -> str:
         self.source_path(name)
         try:
             return self.env.get_template(name).render(**variables).strip()

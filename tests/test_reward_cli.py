@@ -95,4 +95,4 @@ def test_invalid_config_names_the_key(fadtq_cli, tmp_path):
                       "  active: [format]\n")
     result = fadtq_cli("reward", "--config", config, "--input", FIXTURE, "--output", tmp_path / "o.jsonl")
     assert result.returncode == 2
-    assert f"{config}: reward.terms.tq: refers to unknown term 'acc'; known: format, tq" in result.stderr
+    assert f"{config}: reward.terms.tq.gate: unknown term 'acc'; known: format, tq" in result.stderr

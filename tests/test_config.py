@@ -1,0 +1,220 @@
+"""Typed YAML config loading: every error names the file and the dotted key at fault."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fadtq import config
+from fadtq.composition import RewardConfig
+from fadtq.errors import FadtqError
+from fadtq.run_config import RunConfig, load_run_config
+
+DEFAULT_TEXT = (config.packaged_configs_dir() / config.DEFAULT_CONFIG).read_text(encoding="utf-8")
+
+
+@dataclass
+class Inner:
+    rate: float
+    steps: int = 3
+    names: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Outer:
+    inner: Inner
+    title: str = "x"
+    tags: dict[str, int] = field(default_factory=dict)
+    maybe: int | None = None
+
+
+def write(tmp_path: Path, text: str, name: str = "c.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# from_mapping
+# --------------------------------------------------------------------------------------------
+
+def test_from_mapping_builds_typed_nested():
+    obj = config.from_mapping(Outer, {"inner": {"rate": 1, "names": ["a"]}, "tags": {"k": 2}, "maybe": None})
+    assert obj.inner.rate == 1.0 and isinstance(obj.inner.rate, float)  # int widened to float
+    assert obj.inner.steps == 3 and obj.inner.names == ["a"] and obj.tags == {"k": 2} and obj.maybe is None
+
+
+@pytest.mark.parametrize(
+    "data, key, fragment",
+    [
+        ({"inner": {"rate": 1.0, "stepz": 2}}, "inner.stepz", "unknown key"),
+        ({"inner": {"rate": 1.0}, "titel": "y"}, "titel", "unknown key"),
+        ({"inner": {}}, "inner.rate", "missing required key"),
+        ({}, "inner", "missing required key"),
+        ({"inner": {"rate": "fast"}}, "inner.rate", "expected float"),
+        ({"inner": {"rate": True}}, "inner.rate", "expected float"),  # bool is not a number here
+        ({"inner": {"rate": 1.0, "steps": 2.5}}, "inner.steps", "expected int"),
+        ({"inner": {"rate": 1.0, "steps": False}}, "inner.steps", "expected int"),
+        ({"inner": {"rate": 1.0, "names": "a"}}, "inner.names", "expected a list"),
+        ({"inner": {"rate": 1.0, "names": ["a", 3]}}, "inner.names[1]", "expected str"),
+        ({"inner": {"rate": 1.0}, "tags": {"k": "v"}}, "tags.k", "expected int"),
+        ({"inner": {"rate": 1.0}, "tags": [1]}, "tags", "expected a mapping"),
+        ({"inner": [1, 2]}, "inner", "expected a mapping"),
+        ({"inner": {"rate": 1.0}, "maybe": "no"}, "maybe", "expected"),
+    ],
+)
+def test_from_mapping_errors_name_dotted_key(data, key, fragment):
+    with pytest.raises(FadtqError) as info:
+        config.from_mapping(Outer, data)
+    message = str(info.value)
+    assert message.startswith(f"{key}:"), message
+    assert fragment in message
+
+
+def test_from_mapping_unknown_key_lists_expected_keys():
+    with pytest.raises(FadtqError, match=r"inner\.stepz: unknown key; expected one of names, rate, steps"):
+        config.from_mapping(Outer, {"inner": {"rate": 1.0, "stepz": 2}})
+
+
+def test_from_mapping_top_level_not_mapping():
+    with pytest.raises(FadtqError, match=r"\(top level\): expected a mapping, got list"):
+        config.from_mapping(Outer, [1])
+
+
+def test_from_mapping_key_prefix():
+    with pytest.raises(FadtqError, match=r"^reward\.eta: expected float"):
+        config.from_mapping(RewardConfig, {"terms": {}, "active": ["x"], "eta": "high"}, "reward")
+
+
+# --------------------------------------------------------------------------------------------
+# load: errors carry the file path
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "edit, key, fragment",
+    [
+        (lambda t: t.replace("  eta: 0.5", "  eta: 0.5\n  etaa: 1"), "reward.etaa", "unknown key"),
+        (lambda t: t.replace("{reward: format}", "{reward: format, gatee: accuracy}"),
+         "reward.terms.format.gatee", "unknown key"),
+        (lambda t: t.replace("  active: [format, accuracy, tq]\n", ""), "reward.active", "missing required key"),
+        (lambda t: t.replace("eta: 0.5", "eta: high"), "reward.eta", "expected float"),
+        (lambda t: t.replace("{reward: format}", "{reward: format, weight: heavy}"),
+         "reward.terms.format.weight", "expected float"),
+        (lambda t: t.replace("active: [format, accuracy, tq]", "active: format"), "reward.active", "expected a list"),
+        (lambda t: t.replace("eta: 0.5", "eta: 1.5"), "reward.eta", "[0, 1]"),
+        (lambda t: t + "judje:\n  name: heuristic\n", "judje", "unknown key"),
+    ],
+)
+def test_load_errors_name_file_and_key(tmp_path, edit, key, fragment):
+    text = edit(DEFAULT_TEXT)
+    assert text != DEFAULT_TEXT  # the edit applied
+    path = write(tmp_path, text)
+    with pytest.raises(FadtqError) as info:
+        config.load(RunConfig, path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {key}:"), message
+    assert fragment in message
+
+
+def test_load_invalid_yaml_names_file_and_line(tmp_path):
+    # line 1 "reward:", line 2 "  eta: 0.5", line 3 opens an unclosed flow list, line 4 breaks it
+    path = write(tmp_path, "reward:\n  eta: 0.5\n  active: [format, accuracy\n  terms: {}\n")
+    with pytest.raises(FadtqError) as info:
+        config.load(RunConfig, path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:4: invalid YAML"), message
+
+
+@pytest.mark.parametrize("text, kind", [("- a\n- b\n", "list"), ("just a string\n", "str"), ("42\n", "int")])
+def test_load_top_level_not_mapping(tmp_path, text, kind):
+    path = write(tmp_path, text)
+    with pytest.raises(FadtqError) as info:
+        config.load(RunConfig, path)
+    assert str(info.value) == f"{path}: expected a mapping at the top level, got {kind}"
+
+
+def test_load_empty_file_reports_missing_reward(tmp_path):
+    path = write(tmp_path, "")
+    with pytest.raises(FadtqError, match=r": reward: missing required key"):
+        config.load(RunConfig, path)
+
+
+def test_load_default_preset_is_the_seed_composition():
+    cfg = load_run_config(None)
+    assert cfg.reward.eta == 0.5
+    assert cfg.reward.active == ["format", "accuracy", "tq"]
+    assert cfg.reward.terms["tq"].gate == "accuracy"
+    assert cfg.reward.terms["tq"].mix == {"conciseness": "eta", "relevance": "1-eta"}
+    assert cfg.judge.name == "heuristic"
+    assert cfg.advantage.name == "gpg"
+
+
+# --------------------------------------------------------------------------------------------
+# dotted overrides
+# --------------------------------------------------------------------------------------------
+
+def test_overrides_set_dotted_keys_as_yaml_scalars():
+    cfg = load_run_config(None, {"reward.eta": "0.25", "judge.name": "other",
+                                 "advantage.options.adjust_gd": "true", "reward.active": "[format, accuracy]"})
+    assert cfg.reward.eta == 0.25
+    assert cfg.judge.name == "other"
+    assert cfg.advantage.options == {"eps": 1e-12, "adjust_gd": True}
+    assert cfg.reward.active == ["format", "accuracy"]
+
+
+def test_overrides_create_missing_sections():
+    data = config.apply_overrides({}, {"a.b.c": "3"})
+    assert data == {"a": {"b": {"c": 3}}}
+
+
+def test_override_through_a_scalar_names_the_flag():
+    with pytest.raises(FadtqError, match=r"^--reward\.eta\.x: 'eta' is not a section"):
+        load_run_config(None, {"reward.eta.x": "1"})
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [({"reward.etaa": "1"}, "reward.etaa"), ({"reward.eta": "2"}, "reward.eta"), ({"reward.eta": "x"}, "reward.eta")],
+)
+def test_bad_override_is_validated_and_names_key(overrides, key):
+    with pytest.raises(FadtqError) as info:
+        load_run_config(None, overrides)
+    message = str(info.value)
+    assert f": {key}:" in message and message.startswith(str(config.resolve_config_path(None)))
+
+
+def test_overrides_do_not_touch_the_file(tmp_path):
+    path = write(tmp_path, DEFAULT_TEXT)
+    config.load(RunConfig, path, {"reward.eta": "0.9"})
+    assert path.read_text(encoding="utf-8") == DEFAULT_TEXT
+    assert yaml.safe_load(path.read_text())["reward"]["eta"] == 0.5
+
+
+# --------------------------------------------------------------------------------------------
+# presets
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["cpu_default", "cpu_default.yaml", None])
+def test_resolve_preset(name):
+    path = config.resolve_config_path(name)
+    assert path == config.packaged_configs_dir() / "cpu_default.yaml"
+    assert path.is_file()
+
+
+def test_resolve_existing_path_wins(tmp_path):
+    path = write(tmp_path, DEFAULT_TEXT, "cpu_default.yaml")
+    assert config.resolve_config_path(path) == path
+    assert config.resolve_config_path(str(path)) == path
+
+
+def test_unknown_preset_lists_presets():
+    presets = sorted(p.stem for p in config.packaged_configs_dir().glob("*.yaml"))
+    assert "cpu_default" in presets
+    with pytest.raises(FadtqError) as info:
+        config.resolve_config_path("cpu_defualt")
+    message = str(info.value)
+    assert message.startswith("--config cpu_defualt: no such file or preset")
+    assert f"presets: {', '.join(presets)}" in message

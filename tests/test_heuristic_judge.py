@@ -1,0 +1,153 @@
+"""The heuristic judge: its documented rules, checked with expected scores computed by hand.
+
+Rules (plugins/judge_heuristic.py docstring): conciseness starts at 3 and loses one point each for
+> 60 words, > 120 words, trigram repetition rate > .15, > .4, filler share > .05; empty -> 0.
+Relevance earns one point each for: mentions both images; a comparison word plus an object word;
+implied class == answered class. A contradicting implied class caps relevance at 1, and so does
+low diversity (>= 10 words with distinct/total < .45).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fadtq.api import JudgeItem, Verdict
+from fadtq.errors import FadtqError
+from fadtq.plugin_manager import default_plugins
+from fadtq.prompts import PromptLibrary
+from fadtq_plugins import judge_heuristic as h
+
+GROUNDED = "The reference image shows four pins; the test image has only three, so one pin is missing."
+STUFFED = "reference test missing count pin " * 8
+
+
+def judge():
+    return default_plugins().judges.get("heuristic").build({}, PromptLibrary())
+
+
+def distinct_words(n: int) -> str:
+    """n distinct tokens (w0 .. w{n-1}): no repeated trigram, no filler, no cue words."""
+    return " ".join(f"w{i}" for i in range(n))
+
+
+def test_deterministic():
+    items = [JudgeItem("Q", GROUNDED, "logical"), JudgeItem("Q", STUFFED, "logical"), JudgeItem("Q", "", "good")]
+    first = judge().judge(items)
+    second = judge().judge(list(items))
+    third = judge().judge(items[::-1])[::-1]
+    assert first == second == third
+    assert all(isinstance(v, Verdict) and v.ok for v in first)
+
+
+def test_grounded_reasoning_scores_full():
+    # 17 words, no repeated trigram, no filler -> conciseness 3
+    # reference+test -> 1; "only"/"missing" with "pin"/"pins" -> 1; cues {missing} -> logical == answer -> 1
+    assert judge().judge([JudgeItem("Q", GROUNDED, "logical")]) == [Verdict(3, 3)]
+
+
+def test_keyword_stuffing_scores_strictly_lower_on_both():
+    stuffed, grounded = judge().judge([JudgeItem("Q", STUFFED, "logical"), JudgeItem("Q", GROUNDED, "logical")])
+    assert stuffed.conciseness < grounded.conciseness
+    assert stuffed.relevance < grounded.relevance
+    # by hand: 40 words, 38 trigrams, 5 distinct -> rate 1 - 5/38 = .868 > .4 -> -2 -> conciseness 1
+    # relevance would be 3 but 5 distinct / 40 words = .125 < .45 -> capped at 1
+    assert (stuffed.conciseness, stuffed.relevance) == (1, 1)
+
+
+@pytest.mark.parametrize("repeat", [3, 8, 20])
+def test_stuffing_never_pays_at_any_length(repeat):
+    text = "reference test image compared missing count pin screw " * repeat
+    (v,) = judge().judge([JudgeItem("Q", text, "logical")])
+    assert v.relevance <= 1 and v.conciseness <= 1
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (distinct_words(60), 3),  # exactly 60 words: not > 60 -> no penalty
+        (distinct_words(61), 2),  # > 60 -> -1
+        (distinct_words(120), 2),  # not > 120
+        (distinct_words(121), 1),  # > 60 and > 120 -> -2
+        # 20 distinct + "hmm" + "basically": 22 words, filler 2/22 = .091 > .05 -> -1
+        (distinct_words(20) + " hmm basically", 2),
+        # 61 distinct + 4 fillers: 65 words (> 60: -1), filler 4/65 = .0615 > .05 (-1) -> 1
+        ("hmm well " + distinct_words(61) + " basically actually", 1),
+        # 121 distinct + "let me think" (3 words) + "you know" (2) + "um" + "uh": 128 words;
+        # > 60, > 120 (-2); filler 7/128 = .0547 > .05 (-1) -> 0
+        ("let me think " + distinct_words(121) + " you know um uh", 0),
+        # 19 distinct + "well": 20 words, filler 1/20 = .05, not > .05 -> no penalty
+        (distinct_words(19) + " well", 3),
+        # w0..w9 then w0..w3 again: 14 words, 12 trigrams, (w0 w1 w2),(w1 w2 w3) repeat ->
+        # 10 distinct, rate 1 - 10/12 = .167 > .15 (-1), not > .4 -> 2
+        (distinct_words(10) + " " + distinct_words(4), 2),
+        # w0..w9 twice: 20 words, 18 trigrams, 10 distinct -> rate 1 - 10/18 = .444 > .4 -> -2 -> 1
+        (distinct_words(10) + " " + distinct_words(10), 1),
+    ],
+)
+def test_conciseness_rules(text, expected):
+    assert h.conciseness(text) == expected
+
+
+def test_long_rambling_with_filler_loses_points():
+    # natural-looking ramble: 7 filler sentences + the grounded sentence
+    ramble = ("Hmm, well, let me think about this. Basically, I think I should look at the images. "
+              "Well, let me see. Actually, hmm, I think so. ") * 3 + GROUNDED
+    words = h.words_of(ramble)
+    # one copy of the filler block: "hmm well let me think about this" (7) "basically i think i should
+    # look at the images" (9) "well let me see" (4) "actually hmm i think so" (5) = 25 words;
+    # x3 = 75, + 17 grounded = 92 words
+    assert len(words) == 92
+    # > 60 -> -1; not > 120.
+    # 90 trigrams. Copy 1 has 23 internal trigrams, 22 distinct ("well let me" occurs twice);
+    # the copy boundary adds "think so hmm", "so hmm well" (2, repeated at the 2nd boundary);
+    # copies 2 and 3 repeat copy 1; into the grounded sentence: "think so the", "so the reference" (2);
+    # grounded: 15 distinct. distinct = 22 + 2 + 2 + 15 = 41 -> rate = 1 - 41/90 = .544 > .4 -> -2
+    assert h.repetition_rate(words) == pytest.approx(1 - 41 / 90)
+    # fillers per copy: hmm x2, well x2, "let me think" (3), basically, "i think" x2 (4), "let me see" (3),
+    # actually -> 2+2+3+1+4+3+1 = 16 words; x3 = 48 of 92 -> .52 > .05 -> -1
+    assert h.filler_share(ramble, len(words)) == pytest.approx(48 / 92)
+    # 3 - 1 - 2 - 1 = -1 -> floored at 0
+    assert h.conciseness(ramble) == 0
+    (v,) = judge().judge([JudgeItem("Q", ramble, "logical")])
+    assert v.conciseness == 0 < h.conciseness(GROUNDED)
+
+
+@pytest.mark.parametrize("answer", ["good", "structural", "A", "B. structural"])
+def test_implied_class_contradicting_answer_caps_relevance(answer):
+    # GROUNDED implies logical (cue "missing"); it earns 2 points before the class check
+    assert h.implied_class(set(h.words_of(GROUNDED))) == "logical"
+    assert h.relevance(GROUNDED, answer) == 1
+
+
+def test_implied_class_matching_answer_by_letter():
+    assert h.relevance(GROUNDED, "C") == 3
+
+
+def test_no_implied_class_no_cap():
+    # both images + comparison/object, but no class cue: 2, no contradiction cap
+    text = "The reference image and the test image differ in the position of the label."
+    assert h.implied_class(set(h.words_of(text))) is None
+    assert h.relevance(text, "good") == 2
+
+
+def test_tie_between_classes_implies_nothing():
+    # "scratch" (structural) and "missing" (logical): one cue each -> tie -> None
+    assert h.implied_class({"scratch", "missing"}) is None
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t", "...", "!!!"])
+def test_empty_reasoning(text):
+    assert h.conciseness(text) == 0
+    assert h.relevance(text, "good") == 0
+
+
+def test_unrelated_text_scores_zero_relevance():
+    assert h.relevance("The weather today is sunny and warm with a light breeze.", "good") == 0
+
+
+def test_factory_rejects_options():
+    factory = default_plugins().judges.get("heuristic")
+    with pytest.raises(FadtqError) as info:
+        factory.build({"temperature": 0.0}, PromptLibrary())
+    assert str(info.value).startswith("judge.options:")
+    assert "temperature" in str(info.value)
