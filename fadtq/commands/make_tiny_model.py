@@ -1,0 +1,26 @@
+"""``fadtq make-tiny-model``: build a Qwen2.5-VL offline (local tokenizer, random weights)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="folder to write the model, tokenizer and processor to")
+    parser.add_argument(
+        "--size",
+        choices=("tiny", "small"),
+        default="tiny",
+        help="tiny: about 0.2M parameters (tests); small: about 20M (benchmarks)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+
+
+def run(args: argparse.Namespace) -> int:
+    # Heavy imports here: `fadtq --help` must not pay for torch and transformers.
+    from fadtq.training.tiny_model import make_tiny_model
+
+    out = make_tiny_model(args.out, size=args.size, seed=args.seed)
+    print(f"wrote {args.size} Qwen2.5-VL (seed {args.seed}) to {out}")
+    return 0

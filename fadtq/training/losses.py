@@ -1,0 +1,75 @@
+"""Policy losses, by name. An advantage estimator declares which one its advantages are for.
+
+All losses are token means over the completion tokens of the micro-batch (``mask``), the
+reduction the GPG paper and DAPO use. ``logprobs`` carries gradients; the others do not.
+
+* ``policy_gradient`` (GPG): L = -mean_t(A * log pi(a_t)). No ratio, no clip, no reference.
+* ``clipped_ratio`` (GRPO): L = -mean_t(min(rho A, clip(rho, 1 - eps, 1 + eps) A)) + beta KL,
+  rho = exp(log pi - log pi_old), KL the k3 estimator exp(d) - d - 1 with d = log pi_ref - log pi.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from fadtq.errors import FadtqError
+
+
+@dataclass
+class LossInputs:
+    logprobs: torch.Tensor  # (N, C), with grad
+    advantages: torch.Tensor  # (N,)
+    mask: torch.Tensor  # (N, C), 1 on completion tokens
+    old_logprobs: torch.Tensor | None = None
+    ref_logprobs: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    fn: Callable[..., tuple[torch.Tensor, dict[str, float]]]
+    needs_old_logprobs: bool
+
+
+def token_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    mask = mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def policy_gradient(x: LossInputs, **_: float) -> tuple[torch.Tensor, dict[str, float]]:
+    loss = -token_mean(x.logprobs * x.advantages.unsqueeze(1), x.mask)
+    return loss, {"pg_loss": loss.item()}
+
+
+def k3_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
+    diff = ref_logprobs - logprobs
+    return diff.exp() - diff - 1.0
+
+
+def clipped_ratio(x: LossInputs, clip_eps: float = 0.2, kl_coef: float = 0.04, **_: float) -> tuple[torch.Tensor, dict[str, float]]:
+    if x.old_logprobs is None:
+        raise FadtqError("clipped_ratio loss needs the rollout's log-probabilities (old_logprobs)")
+    ratio = (x.logprobs - x.old_logprobs).exp()
+    advantages = x.advantages.unsqueeze(1)
+    surrogate = torch.minimum(ratio * advantages, ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * advantages)
+    pg_loss = -token_mean(surrogate, x.mask)
+    metrics = {"pg_loss": pg_loss.item(), "clip_frac": token_mean(((ratio - 1).abs() > clip_eps).float(), x.mask).item()}
+    if x.ref_logprobs is None or kl_coef == 0:
+        return pg_loss, metrics
+    kl = token_mean(k3_kl(x.logprobs, x.ref_logprobs), x.mask)
+    metrics["kl"] = kl.item()
+    return pg_loss + kl_coef * kl, metrics
+
+
+LOSSES: dict[str, LossSpec] = {
+    "policy_gradient": LossSpec(policy_gradient, needs_old_logprobs=False),
+    "clipped_ratio": LossSpec(clipped_ratio, needs_old_logprobs=True),
+}
+
+
+def get_loss(name: str) -> LossSpec:
+    if name not in LOSSES:
+        raise FadtqError(f"advantage estimator asks for unknown loss {name!r}; known: {', '.join(sorted(LOSSES))}")
+    return LOSSES[name]

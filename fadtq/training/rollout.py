@@ -1,0 +1,169 @@
+"""Rollout engines: sample a group of completions per (reference image, test image, question) prompt.
+
+The engine is a replaceable part of the trainer: :class:`RolloutEngine` is what the loop relies
+on, :class:`HFRolloutEngine` implements it with Hugging Face ``generate`` (a vLLM engine can
+implement the same on GPU machines). Besides the completions it returns the exact inputs of the
+scoring forward (:class:`~fadtq.training.logprobs.ScoringInputs`), so that log-probabilities are
+computed for the very sequences that were sampled.
+
+The vision control tokens are never sampled: a sampled ``<|image_pad|>`` has no image features
+behind it and the scoring forward fails ("Image features and image tokens do not match").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from PIL import Image
+from transformers import ProcessorMixin
+
+from fadtq.errors import FadtqError
+from fadtq.training.logprobs import ScoringInputs, token_distribution
+
+VISION_CONTROL_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
+
+
+@dataclass(frozen=True)
+class RolloutPrompt:
+    """One question about a (reference, test) image pair, as chat messages with two image parts."""
+
+    ref_image: Image.Image
+    test_image: Image.Image
+    messages: list[dict]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 128
+    # Also return the sampling-time log-probabilities: costs (rows x new tokens x vocab) floats.
+    return_logprobs: bool = False
+
+
+@dataclass
+class Completion:
+    """One sampled completion; ``row`` is its row in :attr:`RolloutResult.scoring`."""
+
+    row: int
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    text: str
+    finished: bool
+
+
+@dataclass
+class RolloutResult:
+    """``groups[i]`` holds the completions of prompt ``i``; rows are ordered prompt by prompt.
+
+    ``logprobs`` (rows x completion length, zero past the end) is set when asked for.
+    """
+
+    groups: list[list[Completion]]
+    scoring: ScoringInputs
+    logprobs: torch.Tensor | None = None
+
+
+class RolloutEngine(Protocol):
+    suppressed_token_ids: tuple[int, ...]
+
+    def generate(self, prompts: Sequence[RolloutPrompt], n_samples: int, params: SamplingParams) -> RolloutResult:
+        """Sample ``n_samples`` completions for each prompt."""
+        ...
+
+
+class HFRolloutEngine:
+    """Sampling with ``model.generate`` on the policy being trained.
+
+    ``model`` is the Hugging Face model itself (unwrap a DeepSpeed engine with ``.module``).
+    Sampling draws from torch's global generator: seed it for reproducible rollouts.
+    """
+
+    def __init__(self, model: torch.nn.Module, processor: ProcessorMixin) -> None:
+        self.model = model
+        self.processor = processor
+        tokenizer = processor.tokenizer
+        self.suppressed_token_ids = tuple(tokenizer.convert_tokens_to_ids(t) for t in VISION_CONTROL_TOKENS)
+        self.eos_token_ids = sorted({tokenizer.eos_token_id, tokenizer.pad_token_id})
+        self.pad_token_id = tokenizer.pad_token_id
+
+    def generate(self, prompts: Sequence[RolloutPrompt], n_samples: int, params: SamplingParams) -> RolloutResult:
+        if not prompts or n_samples < 1:
+            raise FadtqError(f"rollout: need at least one prompt and one sample, got {len(prompts)} x {n_samples}")
+        inputs = self._processor_inputs([p for p in prompts for _ in range(n_samples)])
+        output = self._sample(inputs, params)
+        prompt_len = inputs["input_ids"].shape[1]
+        completions = output.sequences[:, prompt_len:]
+        action_mask = self._action_mask(completions)
+        scoring = ScoringInputs(
+            sequences=output.sequences,
+            attention_mask=torch.cat([inputs["attention_mask"], action_mask], dim=1),
+            action_mask=action_mask,
+            mm_token_type_ids=torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(completions)], dim=1),
+            pixel_values=inputs["pixel_values"],
+            image_grid_thw=inputs["image_grid_thw"],
+            images_per_row=torch.full((len(completions),), 2, dtype=torch.long),
+        )
+        rows = self._completions(inputs, completions, action_mask)
+        groups = [rows[i * n_samples : (i + 1) * n_samples] for i in range(len(prompts))]
+        logprobs = self._sampled_logprobs(output, completions, action_mask, params) if params.return_logprobs else None
+        return RolloutResult(groups=groups, scoring=scoring, logprobs=logprobs)
+
+    def _processor_inputs(self, prompts: Sequence[RolloutPrompt]) -> dict[str, torch.Tensor]:
+        texts = [self.processor.apply_chat_template(p.messages, add_generation_prompt=True, tokenize=False) for p in prompts]
+        images = [[p.ref_image, p.test_image] for p in prompts]
+        inputs = self.processor(text=texts, images=images, padding=True, padding_side="left", return_tensors="pt")
+        return dict(inputs)
+
+    @torch.no_grad()
+    def _sample(self, inputs: dict[str, torch.Tensor], params: SamplingParams):
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            # use_cache explicitly: OpenRLHF's Actor turns it off in the model config.
+            return self.model.generate(
+                **inputs,
+                do_sample=True,
+                temperature=params.temperature,
+                top_p=params.top_p,
+                top_k=0,
+                max_new_tokens=params.max_new_tokens,
+                suppress_tokens=list(self.suppressed_token_ids),
+                eos_token_id=self.eos_token_ids,
+                pad_token_id=self.pad_token_id,
+                use_cache=True,
+                return_dict_in_generate=True,
+                output_logits=params.return_logprobs,
+            )
+        finally:
+            self.model.train(was_training)
+
+    def _action_mask(self, completions: torch.Tensor) -> torch.Tensor:
+        """1 for each sampled token up to and including the first EOS, 0 for the padding after it."""
+        is_eos = torch.isin(completions, torch.as_tensor(self.eos_token_ids))
+        eos_before = torch.cumsum(is_eos.long(), dim=1) - is_eos.long()
+        return (eos_before == 0).long()
+
+    def _completions(
+        self, inputs: dict[str, torch.Tensor], completions: torch.Tensor, action_mask: torch.Tensor
+    ) -> list[Completion]:
+        rows = []
+        for row, (ids, mask) in enumerate(zip(completions.tolist(), action_mask.tolist())):
+            kept = ids[: sum(mask)]
+            prompt = inputs["input_ids"][row][inputs["attention_mask"][row].bool()].tolist()
+            text = self.processor.tokenizer.decode(kept, skip_special_tokens=True)
+            finished = bool(kept) and kept[-1] in self.eos_token_ids
+            rows.append(Completion(row=row, prompt_ids=prompt, completion_ids=kept, text=text, finished=finished))
+        return rows
+
+    def _sampled_logprobs(
+        self, output, completions: torch.Tensor, action_mask: torch.Tensor, params: SamplingParams
+    ) -> torch.Tensor:
+        """Log-probabilities of the sampled tokens under the (tempered, suppressed) sampling logits."""
+        logits = torch.stack(output.logits, dim=1)
+        log_dist = token_distribution(logits, params.temperature, self.suppressed_token_ids)
+        picked = log_dist.gather(-1, completions.unsqueeze(-1)).squeeze(-1)
+        return torch.where(action_mask.bool(), picked, picked.new_zeros(()))

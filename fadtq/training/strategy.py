@@ -1,0 +1,77 @@
+"""Building OpenRLHF's ``DeepspeedStrategy`` and ``Actor`` the same way on a CPU and on GPUs.
+
+Call :func:`fadtq.training.cpu_compat.apply` before importing this module: OpenRLHF does not
+import without flash-attn otherwise.
+
+Two CPU specifics live here rather than in ``cpu_compat`` because they are choices, not fixes:
+
+- the optimizer is ``torch.optim.AdamW`` (DeepSpeed's ``torch_adam``) when CUDA is absent:
+  OpenRLHF's optimizer section has no such key, and DeepSpeed's FusedAdam would be JIT-compiled
+  for the CPU (about 100 s);
+- ``param_dtype="fp32"`` is accepted: ``Actor`` only loads bf16/fp16, so the model is loaded in
+  bf16 and its checkpoint weights are then loaded again in float32, exactly.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import torch
+from openrlhf.models import Actor
+from openrlhf.utils.deepspeed import DeepspeedStrategy
+from transformers import AutoModelForImageTextToText
+
+from fadtq.errors import FadtqError
+
+PARAM_DTYPES = ("fp32", "bf16", "fp16")
+
+
+class FadtqDeepspeedStrategy(DeepspeedStrategy):
+    """``DeepspeedStrategy`` whose Adam is plain torch when CUDA is absent."""
+
+    def get_ds_train_config(self, optim_dict: dict | None = None, *, max_norm: float | None = None) -> dict:
+        config = super().get_ds_train_config(optim_dict, max_norm=max_norm)
+        if "optimizer" in config and not torch.cuda.is_available():
+            config["optimizer"]["params"]["torch_adam"] = True
+        return config
+
+
+def build_strategy(
+    *,
+    zero_stage: int,
+    micro_train_batch_size: int,
+    train_batch_size: int,
+    param_dtype: str,
+    seed: int = 42,
+    max_norm: float = 1.0,
+) -> FadtqDeepspeedStrategy:
+    """A strategy with distributed set-up done (gloo on CPU, NCCL on GPUs)."""
+    if param_dtype not in PARAM_DTYPES:
+        raise FadtqError(f"--param_dtype {param_dtype}: expected one of {', '.join(PARAM_DTYPES)}")
+    args = SimpleNamespace(
+        local_rank=-1,
+        ds=SimpleNamespace(param_dtype=param_dtype, zero_stage=zero_stage, tensor_parallel_size=1),
+        train=SimpleNamespace(dynamic_batch_enable=False),
+    )
+    strategy = FadtqDeepspeedStrategy(
+        seed=seed,
+        max_norm=max_norm,
+        micro_train_batch_size=micro_train_batch_size,
+        train_batch_size=train_batch_size,
+        zero_stage=zero_stage,
+        args=args,
+    )
+    strategy.setup_distributed()
+    return strategy
+
+
+def build_actor(path: str, param_dtype: str, attn_implementation: str, ds_config: dict | None = None) -> Actor:
+    """An OpenRLHF ``Actor`` around the checkpoint in ``path``, its weights in ``param_dtype``."""
+    if param_dtype not in PARAM_DTYPES:
+        raise FadtqError(f"--param_dtype {param_dtype}: expected one of {', '.join(PARAM_DTYPES)}")
+    load_dtype = "bf16" if param_dtype == "fp32" else param_dtype
+    actor = Actor(path, attn_implementation=attn_implementation, param_dtype=load_dtype, ds_config=ds_config)
+    if param_dtype == "fp32":
+        exact = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32).state_dict()
+        actor.model.to(torch.float32).load_state_dict(exact)
+    return actor

@@ -1,0 +1,205 @@
+"""A Qwen2.5-VL built fully offline: tokenizer, chat template, image processor and random weights.
+
+Tests and CPU runs need a real Qwen2.5-VL architecture (3-D rotary positions, vision tower,
+image placeholder tokens) without a model hub. Everything here is made locally and is
+deterministic from the seed: the byte-level BPE tokenizer is trained on an in-repo corpus (the
+policy's question, the class names, words a reasoning about anomalies uses, the think/answer
+tags), and the weights are drawn after ``torch.manual_seed(seed)``.
+
+The saved folder is an ordinary Hugging Face checkpoint: ``AutoModelForImageTextToText``
+loads the model, and :func:`fadtq.training.processor.load_processor` the processor.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import (
+    GenerationConfig,
+    PreTrainedTokenizerFast,
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
+)
+from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+from fadtq.errors import FadtqError
+from fadtq.prompts import CLASS_MEANINGS, CLASS_NAMES, PromptLibrary, policy_question
+
+CONTROL_TOKENS = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+)
+REASONING_TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+
+# Qwen's chat layout; an image content part becomes <|vision_start|><|image_pad|><|vision_end|>,
+# which the processor expands to one <|image_pad|> per merged image patch.
+CHAT_TEMPLATE = r"""{%- if messages[0].role != 'system' %}{{- '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{%- endif %}
+{%- for message in messages %}
+{{- '<|im_start|>' + message.role + '\n' }}
+{%- if message.content is string %}{{- message.content }}
+{%- else %}{%- for part in message.content %}
+{%- if part.type == 'image' %}{{- '<|vision_start|><|image_pad|><|vision_end|>' }}
+{%- elif part.type == 'text' %}{{- part.text }}
+{%- endif %}{%- endfor %}
+{%- endif %}
+{{- '<|im_end|>\n' }}
+{%- endfor %}
+{%- if add_generation_prompt %}{{- '<|im_start|>assistant\n' }}{%- endif %}"""
+
+# Product names of industrial inspection benchmarks: they only shape the tokenizer's merges.
+_CATEGORIES = ("bottle", "screw", "pcb", "capsule", "breakfast box", "juice bottle", "pushpins", "screw bag")
+_REASONING = (
+    "The test image looks the same as the reference image, so the part is normal.",
+    "Compared with the reference, the test image shows a scratch, a crack and a missing corner.",
+    "There is a dent, a hole, contamination and a deformed edge on the surface.",
+    "The number of pushpins is wrong: one compartment is empty and another has two.",
+    "The position, pairing and size of the parts differ from the reference although each part is intact.",
+    "I compare the shape, color, texture, count and alignment of every component.",
+    "Therefore the answer is good. Therefore the answer is structural. Therefore the answer is logical.",
+)
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """Architecture and image resolution of one preset."""
+
+    vocab_size: int
+    text_hidden: int
+    text_layers: int
+    text_heads: int
+    text_kv_heads: int
+    text_intermediate: int
+    mrope_section: tuple[int, int, int]
+    vision_depth: int
+    vision_hidden: int
+    vision_heads: int
+    vision_intermediate: int
+    min_pixels: int
+    max_pixels: int
+
+
+SIZES: dict[str, ModelSize] = {
+    # about 0.2M parameters, 16 LLM tokens per 112x112 image: for tests.
+    "tiny": ModelSize(512, 64, 2, 4, 2, 128, (2, 3, 3), 2, 32, 2, 64, 56 * 56, 112 * 112),
+    # about 20M parameters, up to 64 LLM tokens per image: for benchmarks.
+    "small": ModelSize(1024, 512, 6, 8, 4, 1376, (8, 12, 12), 4, 256, 4, 512, 56 * 56, 224 * 224),
+}
+
+
+def tokenizer_corpus() -> list[str]:
+    """The deterministic text the BPE tokenizer is trained on."""
+    library = PromptLibrary()
+    texts = [policy_question(library, category) for category in _CATEGORIES]
+    texts += list(CLASS_NAMES) + list(CLASS_MEANINGS.values()) + list(_REASONING)
+    texts += [f"<think>{line}</think><answer>{name}</answer>" for line in _REASONING for name in CLASS_NAMES]
+    texts += ["Reference image (normal):", "Test image:", "system", "user", "assistant", "You are a helpful assistant."]
+    return texts
+
+
+def build_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
+    """A byte-level BPE with Qwen's control tokens (special) and the reasoning tags (not special).
+
+    The tags stay non-special so that decoding with ``skip_special_tokens=True`` keeps them,
+    as the format reward needs to see them.
+    """
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(CONTROL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(tokenizer_corpus(), trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=list(CONTROL_TOKENS[1:]),
+        model_max_length=4096,
+    )
+    tokenizer.add_tokens(list(REASONING_TAGS))
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def build_image_processor(size: ModelSize) -> Qwen2VLImageProcessorPil:
+    # An explicit size dict: min_pixels/max_pixels keywords would mutate the class-level default.
+    return Qwen2VLImageProcessorPil(size={"shortest_edge": size.min_pixels, "longest_edge": size.max_pixels})
+
+
+def build_config(size: ModelSize, tokenizer: PreTrainedTokenizerFast) -> Qwen2_5_VLConfig:
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in CONTROL_TOKENS}
+    text = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": size.text_hidden,
+        "intermediate_size": size.text_intermediate,
+        "num_hidden_layers": size.text_layers,
+        "num_attention_heads": size.text_heads,
+        "num_key_value_heads": size.text_kv_heads,
+        "max_position_embeddings": 4096,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": list(size.mrope_section)},
+        "bos_token_id": ids["<|endoftext|>"],
+        "eos_token_id": ids["<|im_end|>"],
+        "pad_token_id": ids["<|endoftext|>"],
+    }
+    vision = {
+        "depth": size.vision_depth,
+        "hidden_size": size.vision_hidden,
+        "num_heads": size.vision_heads,
+        "intermediate_size": size.vision_intermediate,
+        "out_hidden_size": size.text_hidden,
+        "fullatt_block_indexes": [size.vision_depth - 1],
+    }
+    return Qwen2_5_VLConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
+
+
+def build_model(config: Qwen2_5_VLConfig, seed: int) -> Qwen2_5_VLForConditionalGeneration:
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=torch.float32)
+    model.generation_config = GenerationConfig(
+        eos_token_id=[config.text_config.eos_token_id, config.text_config.pad_token_id],
+        pad_token_id=config.text_config.pad_token_id,
+        do_sample=True,
+    )
+    return model.eval()
+
+
+def make_tiny_model(out: str | Path, size: str = "tiny", seed: int = 0) -> Path:
+    """Build and save the ``size`` preset to ``out``; returns the folder."""
+    if size not in SIZES:
+        raise FadtqError(f"--size {size}: expected one of {', '.join(SIZES)}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FadtqError(f"--out {out}: exists and is not a directory")
+    preset = SIZES[size]
+    tokenizer = build_tokenizer(preset.vocab_size)
+    model = build_model(build_config(preset, tokenizer), seed)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    build_image_processor(preset).save_pretrained(out)
+    _write_processor_config(out)
+    return out
+
+
+def _write_processor_config(out: Path) -> None:
+    """Name the standard processor class, so ``AutoProcessor`` rebuilds it where torchvision works."""
+    (out / "processor_config.json").write_text(json.dumps({"processor_class": "Qwen2_5_VLProcessor"}, indent=2) + "\n")

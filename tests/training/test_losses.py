@@ -1,0 +1,51 @@
+"""Losses against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from fadtq.errors import FadtqError
+from fadtq.training.losses import LossInputs, clipped_ratio, get_loss, k3_kl, policy_gradient, token_mean
+
+
+def test_token_mean_ignores_masked_tokens():
+    values = torch.tensor([[1.0, 2.0, 100.0], [3.0, 100.0, 100.0]])
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    assert token_mean(values, mask).item() == pytest.approx((1 + 2 + 3) / 3)
+
+
+def test_policy_gradient_value_and_gradient():
+    # L = -(A0*(lp00 + lp01) + A1*lp10) / 3 with A = [2, -1]
+    logprobs = torch.tensor([[-1.0, -2.0], [-0.5, -9.0]], requires_grad=True)
+    x = LossInputs(logprobs, torch.tensor([2.0, -1.0]), torch.tensor([[1, 1], [1, 0]]))
+    loss, metrics = policy_gradient(x)
+    assert loss.item() == pytest.approx(-(2 * (-1 - 2) + (-1) * (-0.5)) / 3)
+    loss.backward()
+    assert torch.allclose(logprobs.grad, torch.tensor([[-2 / 3, -2 / 3], [1 / 3, 0.0]]))
+    assert metrics["pg_loss"] == pytest.approx(loss.item())
+
+
+def test_clipped_ratio_clips_and_adds_k3_kl():
+    # one token each: rho = e^{0.5} > 1.2 with A = 1 -> clipped to 1.2; rho = 1 with A = -1 -> -1
+    logprobs = torch.tensor([[0.0], [-1.0]], requires_grad=True)
+    old = torch.tensor([[-0.5], [-1.0]])
+    ref = torch.tensor([[0.0], [-2.0]])
+    x = LossInputs(logprobs, torch.tensor([1.0, -1.0]), torch.ones(2, 1), old_logprobs=old, ref_logprobs=ref)
+    loss, metrics = clipped_ratio(x, clip_eps=0.2, kl_coef=0.1)
+    pg = -(1.2 + -1.0) / 2
+    kl = (0.0 + (math.exp(-1.0) + 1.0 - 1.0)) / 2  # d = 0 -> 0; d = -1 -> e^-1 + 1 - 1
+    assert loss.item() == pytest.approx(pg + 0.1 * kl)
+    assert metrics["clip_frac"] == pytest.approx(0.5)
+    assert k3_kl(torch.tensor(0.3), torch.tensor(0.3)).item() == 0.0
+
+
+def test_clipped_ratio_requires_old_logprobs_and_unknown_loss_is_named():
+    x = LossInputs(torch.zeros(1, 1), torch.zeros(1), torch.ones(1, 1))
+    with pytest.raises(FadtqError, match="old_logprobs"):
+        clipped_ratio(x)
+    with pytest.raises(FadtqError, match="unknown loss 'ppo'; known: clipped_ratio, policy_gradient"):
+        get_loss("ppo")
+    assert get_loss("policy_gradient").needs_old_logprobs is False
