@@ -1,35 +1,68 @@
-"""Per-step metrics: ``metrics.jsonl`` (one JSON object per step) and TensorBoard, rank 0 only."""
+"""Per-step metrics and samples: ``metrics.jsonl``, ``samples.jsonl`` and TensorBoard (rank 0)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
+
+from fadtq.answer import extract_answer, format_ok, think_text
+from fadtq.rollout import Rollout
+from fadtq.scoring import ScoredBatch
+
+
+def step_metrics(scored: ScoredBatch, rollouts: list[Rollout], lengths: list[int]) -> dict[str, float]:
+    """Each reward component's mean over the rollouts where it was computed, plus rates and counts."""
+    metrics: dict[str, float] = {"reward/total": float(np.mean(scored.total))}
+    for name, values in scored.components.items():
+        present = [v for v in values if v is not None]
+        if present:
+            metrics[f"reward/{name}"] = float(np.mean(present))
+    metrics["accuracy"] = float(np.mean([extract_answer(r.completion) == r.label for r in rollouts]))
+    metrics["format_rate"] = float(np.mean([format_ok(r.completion) for r in rollouts]))
+    metrics["length/tokens"] = float(np.mean(lengths))
+    metrics["length/think_words"] = float(np.mean([len((think_text(r.completion) or "").split()) for r in rollouts]))
+    judge = scored.judge
+    metrics.update({"judge/judged": judge.judged, "judge/skipped": judge.skipped, "judge/failed": judge.failed,
+                    "judge/calls": judge.calls})
+    return metrics
+
 
 class MetricsLog:
     def __init__(self, run_dir: Path, enabled: bool) -> None:
         self.enabled = enabled
-        self._file = None
+        self._files = {}
         self._tb = None
         if enabled:
-            self._file = (run_dir / "metrics.jsonl").open("a", encoding="utf-8")
+            self._files = {name: (run_dir / f"{name}.jsonl").open("a", encoding="utf-8")
+                           for name in ("metrics", "samples")}
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:  # tensorboard is optional on GPU installs
                 SummaryWriter = None
             self._tb = SummaryWriter(str(run_dir / "tensorboard")) if SummaryWriter else None
 
+    def _append(self, name: str, row: dict) -> None:
+        handle = self._files[name]
+        handle.write(json.dumps(row, sort_keys=True) + "\n")
+        handle.flush()
+
     def write(self, step: int, metrics: dict[str, float]) -> None:
         if not self.enabled:
             return
-        self._file.write(json.dumps({"step": step, **metrics}, sort_keys=True) + "\n")
-        self._file.flush()
+        self._append("metrics", {"step": step, **metrics})
         if self._tb is not None:
             for key, value in metrics.items():
                 self._tb.add_scalar(key, value, step)
 
+    def write_samples(self, step: int, samples: list[dict]) -> None:
+        if self.enabled:
+            for sample in samples:
+                self._append("samples", {"step": step, **sample})
+
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
+        for handle in self._files.values():
+            handle.close()
         if self._tb is not None:
             self._tb.close()

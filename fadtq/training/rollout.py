@@ -42,6 +42,8 @@ class SamplingParams:
     max_new_tokens: int = 128
     # Also return the sampling-time log-probabilities: costs (rows x new tokens x vocab) floats.
     return_logprobs: bool = False
+    # Greedy decoding (evaluation): temperature and top_p are then ignored.
+    greedy: bool = False
 
 
 @dataclass
@@ -124,12 +126,11 @@ class HFRolloutEngine:
         self.model.eval()
         try:
             # use_cache explicitly: OpenRLHF's Actor turns it off in the model config.
+            sampling = {"do_sample": False} if params.greedy else {
+                "do_sample": True, "temperature": params.temperature, "top_p": params.top_p, "top_k": 0}
             return self.model.generate(
                 **inputs,
-                do_sample=True,
-                temperature=params.temperature,
-                top_p=params.top_p,
-                top_k=0,
+                **sampling,
                 max_new_tokens=params.max_new_tokens,
                 suppress_tokens=list(self.suppressed_token_ids),
                 eos_token_id=self.eos_token_ids,
@@ -167,3 +168,7 @@ class HFRolloutEngine:
         log_dist = token_distribution(logits, params.temperature, self.suppressed_token_ids)
         picked = log_dist.gather(-1, completions.unsqueeze(-1)).squeeze(-1)
         return torch.where(action_mask.bool(), picked, picked.new_zeros(()))
+
+
+# rollout.engine -> engine class; a vLLM engine for GPU machines registers here the same way.
+ROLLOUT_ENGINES: dict[str, type] = {"hf": HFRolloutEngine}

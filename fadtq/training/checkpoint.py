@@ -1,0 +1,94 @@
+"""Checkpoints that are complete or absent, never half-written, and exact resume.
+
+A checkpoint is the folder ``<run>/checkpoints/step-NNNNNN`` holding
+
+* ``policy/``: the policy in Hugging Face format (loadable by transformers and vLLM), with its
+  tokenizer and processor;
+* ``deepspeed/``: the DeepSpeed engine state (weights, optimizer, scheduler) for exact resume;
+* ``rng-rank<R>.pt``: each rank's torch RNG state, so sampling continues as if never stopped;
+* ``state.json``: the number of completed steps, written last.
+
+Everything is written into ``step-NNNNNN.tmp`` and renamed into place by rank 0 after every rank
+has finished (a rename is atomic), so a process killed mid-save leaves only a ``.tmp`` folder
+that :func:`latest_checkpoint` ignores and the next save clears away.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from fadtq.io import atomic_write_json
+
+_COMPLETE = re.compile(r"^step-(\d{6})$")
+STATE_FILE = "state.json"
+
+
+def checkpoints_dir(run_dir: Path) -> Path:
+    return run_dir / "checkpoints"
+
+
+def step_dir(run_dir: Path, step: int) -> Path:
+    return checkpoints_dir(run_dir) / f"step-{step:06d}"
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The complete checkpoint with the most steps, or ``None``."""
+    folder = checkpoints_dir(run_dir)
+    if not folder.is_dir():
+        return None
+    complete = [p for p in folder.iterdir() if _COMPLETE.match(p.name) and (p / STATE_FILE).is_file()]
+    return max(complete, key=lambda p: int(_COMPLETE.match(p.name).group(1)), default=None)
+
+
+def _barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def save_checkpoint(run_dir: Path, steps_done: int, strategy, actor, processor, rank: int, keep: int) -> Path:
+    """Collective: every rank calls it. Returns the final folder."""
+    final = step_dir(run_dir, steps_done)
+    tmp = final.with_name(final.name + ".tmp")
+    if rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    _barrier()
+    strategy.save_model(actor, processor.tokenizer, str(tmp / "policy"))
+    if rank == 0:
+        processor.save_pretrained(str(tmp / "policy"))
+    actor.model.save_checkpoint(str(tmp / "deepspeed"), tag="state", save_latest=False)
+    torch.save(torch.get_rng_state(), tmp / f"rng-rank{rank}.pt")
+    _barrier()
+    if rank == 0:
+        atomic_write_json(tmp / STATE_FILE, {"steps_done": steps_done})
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        prune(run_dir, keep)
+    _barrier()
+    return final
+
+
+def prune(run_dir: Path, keep: int) -> None:
+    """Keep the ``keep`` newest complete checkpoints; drop leftovers of interrupted saves."""
+    folder = checkpoints_dir(run_dir)
+    complete = sorted(p for p in folder.iterdir() if _COMPLETE.match(p.name))
+    for old in complete[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    for leftover in folder.glob("*.tmp"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def load_checkpoint(checkpoint: Path, actor, rank: int) -> int:
+    """Restore engine state and this rank's RNG; returns the number of completed steps."""
+    actor.model.load_checkpoint(str(checkpoint / "deepspeed"), tag="state", load_module_strict=True,
+                                load_optimizer_states=True, load_lr_scheduler_states=True)
+    rng = checkpoint / f"rng-rank{rank}.pt"
+    if rng.is_file():
+        torch.set_rng_state(torch.load(rng))
+    return int(json.loads((checkpoint / STATE_FILE).read_text())["steps_done"])
