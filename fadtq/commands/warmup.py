@@ -1,0 +1,34 @@
+"""``fadtq warmup``: teach a from-scratch model the answer format (see fadtq/training/warmup.py)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="a model folder (e.g. from fadtq make-tiny-model)")
+    parser.add_argument("--out", required=True, help="where to save the warmed-up model")
+    parser.add_argument("--benchmark", help="benchmark folder (default: the cached look-alike)")
+    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--image-size", type=int, default=112)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    from fadtq.data.dataset import PairDataset, ensure_default_benchmark
+    from fadtq.errors import FadtqError
+    from fadtq.training.warmup import warmup
+
+    if not (Path(args.model) / "config.json").is_file():
+        raise FadtqError(f"--model {args.model}: no config.json there (not a Hugging Face model folder)")
+    if args.steps < 1 or args.batch_size < 1:
+        raise FadtqError("--steps and --batch-size must be positive")
+    benchmark = Path(args.benchmark) if args.benchmark else ensure_default_benchmark()
+    dataset = PairDataset(benchmark / "train.jsonl", max_side=args.image_size)
+    out = warmup(args.model, args.out, dataset, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                 seed=args.seed)
+    print(f"warmed-up model: {out}")
+    return 0
