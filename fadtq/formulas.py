@@ -90,3 +90,45 @@ def gpg_alpha(rewards: np.ndarray, groups: Sequence[Hashable]) -> float:
     batch = len(rewards)
     flat = zero_variance_count(rewards, groups)
     return 1.0 if flat == batch else batch / (batch - flat)
+
+
+# ----------------------------------------------------------------------------- evaluation (seed, section 3.1)
+def accuracy(correct: Sequence[bool]) -> float:
+    """Accuracy = (1/N) sum_i 1[y_hat_i = y_i]; an unparseable answer is simply not equal to y_i."""
+    if not correct:
+        raise ValueError("accuracy of no predictions")
+    return sum(bool(c) for c in correct) / len(correct)
+
+
+def balance_score(counts: Sequence[float], eps: float = EPS) -> float:
+    """Balance Score = H(p) / log(3), H(p) = -sum_c p_c log(p_c + eps), p the predicted-option distribution.
+
+    ``counts`` holds how often each of the three options was chosen. With eps inside the log, one
+    option chosen every time gives -log(1 + eps) / log 3 ~ -9e-13, not exactly 0, as the seed's
+    formula says; the normaliser is log 3 whatever the length of ``counts``.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    total = counts.sum()
+    if total <= 0:
+        raise ValueError("balance score of an empty distribution")
+    p = counts / total
+    return float(-(p * np.log(p + eps)).sum() / np.log(3.0))
+
+
+def safe_ratio(numerator: float, denominator: float) -> float:
+    """numerator / denominator, 0 when the denominator is 0 (precision of a class never predicted)."""
+    return numerator / denominator if denominator else 0.0
+
+
+def precision_recall_f1(true_positive: float, predicted: float, actual: float) -> tuple[float, float, float]:
+    """P = TP / #predicted as c, R = TP / #truly c, F1 = 2PR / (P + R); each 0 where undefined."""
+    precision = safe_ratio(true_positive, predicted)
+    recall = safe_ratio(true_positive, actual)
+    return precision, recall, safe_ratio(2 * precision * recall, precision + recall)
+
+
+def macro_mean(values: Sequence[float]) -> float:
+    """Unweighted mean over classes (or categories): each counts the same whatever its size."""
+    if not values:
+        raise ValueError("mean of no values")
+    return float(sum(values) / len(values))

@@ -107,7 +107,7 @@ class HFRolloutEngine:
             mm_token_type_ids=torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(completions)], dim=1),
             pixel_values=inputs["pixel_values"],
             image_grid_thw=inputs["image_grid_thw"],
-            images_per_row=torch.full((len(completions),), 2, dtype=torch.long),
+            images_per_row=torch.full((len(completions),), 2, dtype=torch.long, device=completions.device),
         )
         rows = self._completions(inputs, completions, action_mask)
         groups = [rows[i * n_samples : (i + 1) * n_samples] for i in range(len(prompts))]
@@ -118,7 +118,8 @@ class HFRolloutEngine:
         texts = [self.processor.apply_chat_template(p.messages, add_generation_prompt=True, tokenize=False) for p in prompts]
         images = [[p.ref_image, p.test_image] for p in prompts]
         inputs = self.processor(text=texts, images=images, padding=True, padding_side="left", return_tensors="pt")
-        return dict(inputs)
+        device = next(self.model.parameters()).device
+        return {key: value.to(device) if torch.is_tensor(value) else value for key, value in inputs.items()}
 
     @torch.no_grad()
     def _sample(self, inputs: dict[str, torch.Tensor], params: SamplingParams):
@@ -144,7 +145,7 @@ class HFRolloutEngine:
 
     def _action_mask(self, completions: torch.Tensor) -> torch.Tensor:
         """1 for each sampled token up to and including the first EOS, 0 for the padding after it."""
-        is_eos = torch.isin(completions, torch.as_tensor(self.eos_token_ids))
+        is_eos = torch.isin(completions, torch.as_tensor(self.eos_token_ids, device=completions.device))
         eos_before = torch.cumsum(is_eos.long(), dim=1) - is_eos.long()
         return (eos_before == 0).long()
 

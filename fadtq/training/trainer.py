@@ -27,13 +27,13 @@ from fadtq.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, r
 from fadtq.plugin_manager import default_plugins
 from fadtq.prompts import PromptLibrary
 from fadtq.rollout import Rollout
-from fadtq.run_config import RunConfig, load_run_config
+from fadtq.run_config import RunConfig
 from fadtq.scoring import build_scorer
 from fadtq.training import checkpoint, cpu_compat
 from fadtq.training.losses import LossInputs, get_loss
 from fadtq.training.metrics import MetricsLog, step_metrics
-from fadtq.training.setup import (StepPlan, check_model_path, default_model_dir, make_run_dir, parse_args, plan_steps,
-                                  resolve_benchmark, run_metadata)
+from fadtq.training.setup import (StepPlan, check_model_path, default_model_dir, load_train_config, make_run_dir,
+                                  parse_args, plan_steps, resolve_benchmark, run_metadata)
 
 log = logging.getLogger("fadtq.train")
 
@@ -168,7 +168,8 @@ class Trainer:
         scored = self.scorer.score(rollouts)
         advantages = self.estimator(np.asarray(scored.total), [r.group for r in rollouts], **self.cfg.advantage.options)
         scored_at = time.perf_counter()
-        update = self.update(result.scoring, torch.as_tensor(advantages, dtype=torch.float32))
+        device = next(self.policy_model.parameters()).device
+        update = self.update(result.scoring, torch.as_tensor(advantages, dtype=torch.float32, device=device))
         lengths = [len(c.completion_ids) for group in result.groups for c in group]
         local = step_metrics(scored, rollouts, lengths)
         local.update(update)
@@ -198,20 +199,25 @@ class Trainer:
                     if self.reference is not None else None
                 frozen.append((old, ref))
         totals: dict[str, float] = {}
-        entropy_sum, tokens = 0.0, 0.0
+        entropy_sum, tokens, grad_norm = 0.0, 0.0, None
         for rows, (old, ref) in zip(chunks, frozen):
             batch = scoring.select(rows)
             stats = completion_logprobs(self.policy_model, batch, temperature, suppress, with_entropy=True)
             inputs = LossInputs(stats.logprobs, advantages[rows], batch.action_mask, old, ref)
             loss, parts = self.loss.fn(inputs, clip_eps=self.cfg.train.clip_eps, kl_coef=self.cfg.train.kl_coef)
             self.strategy.backward(loss, self.actor, self.optim)
+            if self.actor.model.is_gradient_accumulation_boundary():
+                grad_norm = _grad_norm(self.policy_model)  # reduced over ranks, before the step clips and zeroes
             self.strategy.optimizer_step(self.optim, self.actor, self.scheduler)
             for key, value in parts.items():
                 totals[f"loss/{key}"] = totals.get(f"loss/{key}", 0.0) + value / len(chunks)
             entropy_sum += float(stats.entropy.detach().sum())
             tokens += float(batch.action_mask.sum())
         totals["policy/entropy"] = entropy_sum / max(tokens, 1.0)
-        totals["optim/grad_norm"] = float(self.strategy.get_grad_norm(self.actor) or 0.0)
+        # DeepSpeed reports the norm from its ZeRO/bf16 optimizers only; without them (ZeRO 0, fp32,
+        # the CPU default) it is None, and the norm of the reduced gradients measured above stands.
+        engine_norm = self.actor.model.get_global_grad_norm()
+        totals["optim/grad_norm"] = float(engine_norm if engine_norm is not None else grad_norm or 0.0)
         totals["optim/lr"] = float(self.optim.param_groups[0]["lr"])
         return totals
 
@@ -220,6 +226,12 @@ class Trainer:
         counts = {k: v for k, v in local.items() if k.startswith("judge/")}
         means = {k: v for k, v in local.items() if k not in counts}
         return {**self.strategy.all_reduce(means, op="mean"), **self.strategy.all_reduce(counts, op="sum")}
+
+
+def _grad_norm(model: torch.nn.Module) -> float | None:
+    """The 2-norm of the gradients held on the parameters (``None`` when ZeRO holds them)."""
+    grads = [p.grad.detach().float() for p in model.parameters() if p.grad is not None]
+    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))) if grads else None
 
 
 def keep_rows_before(path: Path, step: int) -> None:
@@ -250,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     trainer = None
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv)
-        cfg = load_run_config(args.config, args.overrides)
+        cfg = load_train_config(args, default_plugins())
         run_dir = args.resume or make_run_dir(cfg, args.config or "cpu_default")
         trainer = Trainer(cfg, run_dir)
         if args.resume:

@@ -1,0 +1,63 @@
+"""``fadtq eval``: the seed's metrics for a model (generated here) or for a predictions file."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fadtq.errors import FadtqError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="Hugging Face model folder (e.g. RUN/final) to generate predictions with")
+    source.add_argument("--predictions", help='JSONL of {"id", "completion"} or {"id", "prediction"} rows')
+    parser.add_argument("--benchmark", help="benchmark folder with <split>.jsonl (default: the cached look-alike)")
+    parser.add_argument("--split", default="test", help="manifest to evaluate: test (default) or train")
+    parser.add_argument("--out", help="output folder (default: RUN/eval for RUN/final, else runs/eval/<name>)")
+    parser.add_argument("--name", help="name in reports (default: the run, model or predictions file name)")
+    parser.add_argument("--limit", type=int, help="evaluate a stratified subset of this many pairs")
+    parser.add_argument("--batch-size", type=int, default=8, help="pairs per generate call (default 8)")
+    parser.add_argument("--max-new-tokens", type=int, default=128, help="completion length limit (default 128)")
+    parser.add_argument("--image-size", type=int, help="longest image side before the processor (default 448)")
+    parser.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
+    parser.add_argument("--temperature", type=float, default=1.0, help="with --sample (default 1.0)")
+    parser.add_argument("--top-p", type=float, default=1.0, help="with --sample (default 1.0)")
+    parser.add_argument("--seed", type=int, default=0, help="with --sample: seed of the sampling (default 0)")
+    parser.add_argument("--tokenizer", help="with --predictions: tokenizer folder for reasoning lengths in tokens")
+
+
+def default_out(args: argparse.Namespace) -> Path:
+    from fadtq.evaluation.predict import default_name
+
+    if args.model:
+        model = Path(args.model)
+        if model.name == "final" and (model.parent / "metrics.jsonl").is_file():
+            return model.parent / "eval"
+        return Path("runs") / "eval" / (args.name or default_name(model))
+    return Path("runs") / "eval" / (args.name or Path(args.predictions).stem)
+
+
+def run(args: argparse.Namespace) -> int:
+    from fadtq.evaluation.predict import GenerationSettings, evaluate, evaluate_file
+    from fadtq.evaluation.report import metrics_markdown
+
+    if args.limit is not None and args.limit < 1:
+        raise FadtqError(f"--limit {args.limit}: expected at least 1")
+    out = Path(args.out) if args.out else default_out(args)
+    if args.predictions:
+        if args.sample or args.image_size:
+            raise FadtqError("--sample/--image-size: only with --model")
+        metrics = evaluate_file(args.predictions, args.benchmark, out, split=args.split, limit=args.limit,
+                                tokenizer_path=args.tokenizer, name=args.name)
+    else:
+        if args.tokenizer:
+            raise FadtqError("--tokenizer: only with --predictions (a model uses its own)")
+        settings = GenerationSettings(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                                      sample=args.sample, temperature=args.temperature, top_p=args.top_p,
+                                      seed=args.seed, **({"image_size": args.image_size} if args.image_size else {}))
+        metrics = evaluate(args.model, args.benchmark, out, split=args.split, settings=settings,
+                           limit=args.limit, name=args.name)
+    print(metrics_markdown([metrics]))
+    print(f"{metrics['n']} pairs -> {out / 'predictions.jsonl'}, {out / 'metrics.json'}")
+    return 0

@@ -1,0 +1,173 @@
+"""Evaluating a model (batched generation, resumable) or a predictions file on a benchmark split.
+
+Generation goes through the training rollout engine (:class:`~fadtq.training.rollout.HFRolloutEngine`)
+with the training prompts, so a model is asked exactly what it was trained on; decoding is greedy
+unless sampling is asked for. ``eval_config.json`` records what produced ``predictions.jsonl``:
+resuming with a different model, benchmark or decoding is refused rather than mixed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from fadtq.data.dataset import DEFAULT_MAX_SIDE, PairDataset, ensure_default_benchmark
+from fadtq.data.pair3c import SPLITS, read_manifest
+from fadtq.errors import FadtqError
+from fadtq.evaluation.predictions import (
+    PREDICTIONS,
+    append_rows,
+    from_completion,
+    import_predictions,
+    load_resumable,
+    select_rows,
+    write_metrics,
+)
+from fadtq.io import atomic_write_json, atomic_write_jsonl
+
+EVAL_CONFIG = "eval_config.json"
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    batch_size: int = 8
+    max_new_tokens: int = 128
+    sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int = 0
+    # Longest image side before the processor (PairDataset's default, as in training).
+    image_size: int = DEFAULT_MAX_SIDE
+
+
+def resolve_benchmark(benchmark_dir: str | Path | None, split: str) -> tuple[Path, Path]:
+    """(benchmark folder, manifest of ``split``); the cached look-alike when no folder is given."""
+    if split not in SPLITS:
+        raise FadtqError(f"--split {split}: expected one of {', '.join(SPLITS)}")
+    if benchmark_dir is None:
+        benchmark_dir = ensure_default_benchmark()
+    manifest = Path(benchmark_dir) / f"{split}.jsonl"
+    if not manifest.is_file():
+        raise FadtqError(f"--benchmark {benchmark_dir}: no {split}.jsonl; build one with `fadtq build-benchmark`")
+    return Path(benchmark_dir), manifest
+
+
+def _source(kind: str, benchmark: Path, split: str, limit: int | None, **paths: Path) -> dict:
+    return {"kind": kind, "benchmark": str(benchmark.resolve()), "split": split, "limit": limit,
+            **{key: str(Path(value).resolve()) for key, value in paths.items()}}
+
+
+def evaluate_file(predictions: str | Path, benchmark_dir: str | Path | None, out_dir: str | Path, *,
+                  split: str = "test", limit: int | None = None, tokenizer_path: str | Path | None = None,
+                  name: str | None = None) -> dict:
+    """Metrics of predictions made elsewhere; ``tokenizer_path`` enables reasoning lengths in tokens."""
+    benchmark, manifest = resolve_benchmark(benchmark_dir, split)
+    rows = select_rows(read_manifest(manifest), limit)
+    tokenizer = None
+    if tokenizer_path is not None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_path))
+    records = import_predictions(Path(predictions), rows, tokenizer)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_jsonl(out_dir / PREDICTIONS, records)
+    source = _source("predictions", benchmark, split, limit, predictions=Path(predictions))
+    return write_metrics(out_dir, records, name or Path(predictions).stem, source)
+
+
+def evaluate(model_path: str | Path, benchmark_dir: str | Path | None, out_dir: str | Path, *,
+             split: str = "test", settings: GenerationSettings = GenerationSettings(),
+             limit: int | None = None, name: str | None = None) -> dict:
+    """Generate the missing predictions of ``model_path`` into ``out_dir``, then write the metrics."""
+    model_path = Path(model_path)
+    if settings.batch_size < 1:
+        raise FadtqError(f"--batch-size {settings.batch_size}: expected at least 1")
+    benchmark, manifest = resolve_benchmark(benchmark_dir, split)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_resume(out_dir, {"model": str(model_path.resolve()), "benchmark": str(benchmark.resolve()),
+                            "split": split, **asdict(settings)})
+    all_rows = read_manifest(manifest)
+    rows = select_rows(all_rows, limit)
+    done = _done_records(out_dir / PREDICTIONS, rows, {row["id"] for row in all_rows}, manifest)
+    todo = [row for row in rows if row["id"] not in done]
+    if todo:
+        for record in _generate(model_path, manifest, todo, settings, out_dir / PREDICTIONS, len(done), len(rows)):
+            done[record["id"]] = record
+    source = _source("model", benchmark, split, limit, model=model_path)
+    return write_metrics(out_dir, [done[row["id"]] for row in rows], name or default_name(model_path), source)
+
+
+def default_name(model_path: Path) -> str:
+    """A run's folder name for ``RUN/final``, else the model folder's name."""
+    return model_path.parent.name if model_path.name == "final" else model_path.name
+
+
+def _check_resume(out_dir: Path, config: dict) -> None:
+    """Refuse to add predictions of another model or decoding to an existing ``predictions.jsonl``."""
+    path = out_dir / EVAL_CONFIG
+    unchecked = {"batch_size"}
+    if path.is_file() and (out_dir / PREDICTIONS).is_file():
+        previous = _read_json(path)
+        changed = sorted(k for k in config if k not in unchecked and previous.get(k) != config[k])
+        if changed:
+            key = changed[0]
+            raise FadtqError(f"--out {out_dir}: holds predictions made with {key}={previous.get(key)!r}, "
+                             f"now {config[key]!r}; choose another --out or delete {PREDICTIONS}")
+    atomic_write_json(path, config)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise FadtqError(f"{path}: unreadable ({exc}); delete it to start over") from None
+
+
+def _done_records(path: Path, rows: list[dict], known: set[str], manifest: Path) -> dict[str, dict]:
+    """Records already made for ``rows``, by id; an id not in the split means another benchmark."""
+    done = {}
+    for record in load_resumable(path):
+        if record.get("id") not in known:
+            raise FadtqError(f"{path}: id {record.get('id')!r} is not in {manifest}; choose another --out")
+        done[record["id"]] = record
+    wanted = {row["id"] for row in rows}
+    return {pair_id: record for pair_id, record in done.items() if pair_id in wanted}
+
+
+def _generate(model_path: Path, manifest: Path, todo: list[dict], settings: GenerationSettings,
+              out_path: Path, already: int, total: int):
+    """Yield a record per pair of ``todo``, appending each batch to ``out_path`` as it is finished."""
+    import torch
+    from tqdm import tqdm
+    from transformers import AutoModelForImageTextToText
+
+    from fadtq.training.processor import load_processor
+    from fadtq.training.rollout import HFRolloutEngine, RolloutPrompt, SamplingParams
+
+    if not (model_path / "config.json").is_file():
+        raise FadtqError(f"--model {model_path}: no config.json; expected a Hugging Face model folder")
+    processor = load_processor(model_path)
+    model = AutoModelForImageTextToText.from_pretrained(str(model_path))
+    if torch.cuda.is_available():  # the engine sends its inputs to wherever the model is
+        model = model.to("cuda")
+    engine = HFRolloutEngine(model, processor)
+    params = SamplingParams(temperature=settings.temperature, top_p=settings.top_p,
+                            max_new_tokens=settings.max_new_tokens, greedy=not settings.sample)
+    dataset = PairDataset(manifest, max_side=settings.image_size)
+    index = {row["id"]: i for i, row in enumerate(dataset.rows)}
+    with out_path.open("a", encoding="utf-8") as handle, tqdm(total=total, initial=already, desc="eval",
+                                                              unit="pair", dynamic_ncols=True) as bar:
+        for start in range(0, len(todo), settings.batch_size):
+            batch = todo[start:start + settings.batch_size]
+            pairs = [dataset[index[row["id"]]] for row in batch]
+            torch.manual_seed(settings.seed * 1_000_003 + already + start)
+            result = engine.generate([RolloutPrompt(p.ref_image, p.test_image, p.messages) for p in pairs], 1, params)
+            records = [from_completion(row, group[0].text, processor.tokenizer,
+                                       completion_tokens=len(group[0].completion_ids), finished=group[0].finished)
+                       for row, group in zip(batch, result.groups)]
+            append_rows(handle, records)
+            bar.update(len(batch))
+            yield from records
