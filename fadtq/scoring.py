@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -16,7 +17,7 @@ from fadtq.api import Judge, RewardFunction, Verdict
 from fadtq.composition import PluginChoice, RewardConfig
 from fadtq.errors import FadtqError
 from fadtq.formulas import clamp01
-from fadtq.judging import judge_item
+from fadtq.judging import SCORE_RANGE, judge_item
 from fadtq.plugin_manager import Plugins
 from fadtq.prompts import PromptLibrary
 from fadtq.rollout import Rollout
@@ -27,14 +28,25 @@ log = logging.getLogger("fadtq.scoring")
 @dataclass
 class JudgeStats:
     """Counts for one scoring call. ``skipped``: rollouts never sent to the judge because every
-    judge-based term's gate was shut for them (wrong or unparseable answer)."""
+    judge-based term's gate was shut for them (wrong or unparseable answer). ``perfect``: verdicts
+    with both scores at 3; a share that climbs over training is the sign of a policy that learnt
+    to talk the judge into top marks. ``counts``: what the judge itself counted during the call
+    (requests, retries, failures by kind, cache hits), for judges that keep a ``counts`` Counter."""
 
     judged: int = 0
     skipped: int = 0
     failed: int = 0
     calls: int = 0
     seconds: float = 0.0
+    perfect: int = 0
+    counts: Counter = field(default_factory=Counter)
     failure_examples: list[str] = field(default_factory=list)
+
+    @property
+    def perfect_share(self) -> float | None:
+        """Perfect verdicts among the successful ones; ``None`` when there were none."""
+        ok = self.judged - self.failed
+        return self.perfect / ok if ok else None
 
 
 @dataclass
@@ -57,15 +69,19 @@ class _Context:
     def verdicts(self, rollouts: Sequence[Rollout]) -> list[Verdict]:
         todo = [r for r in rollouts if r.id not in self._verdicts]
         if todo:
+            judge = self._get_judge()
+            counted = Counter(getattr(judge, "counts", None) or {})
             started = time.perf_counter()
-            fresh = self._get_judge().judge([judge_item(r) for r in todo])
+            fresh = judge.judge([judge_item(r) for r in todo])
             self._stats.seconds += time.perf_counter() - started
+            self._stats.counts.update(Counter(getattr(judge, "counts", None) or {}) - counted)
             self._stats.calls += 1
             if len(fresh) != len(todo):
                 raise FadtqError(f"judge returned {len(fresh)} verdicts for {len(todo)} items")
             for rollout, verdict in zip(todo, fresh):
                 self._verdicts[rollout.id] = verdict
                 self._stats.judged += 1
+                self._stats.perfect += verdict.ok and verdict.conciseness == verdict.relevance == SCORE_RANGE[-1]
                 if not verdict.ok:
                     self._stats.failed += 1
                     if len(self._stats.failure_examples) < 5:
@@ -115,6 +131,10 @@ class Scorer:
         if stats.failed:
             log.warning("judge gave no verdict for %d of %d rollouts (tq counted as 0): %s",
                         stats.failed, stats.judged, "; ".join(stats.failure_examples))
+        if stats.perfect_share is not None:
+            logs["judge/perfect_share"] = stats.perfect_share
+            log.info("judge: %d judged, %d skipped, %d failed, perfect share %.3f, %s", stats.judged, stats.skipped,
+                     stats.failed, stats.perfect_share, dict(sorted(stats.counts.items())))
         components = {name: values.get(name, [None] * len(rollouts)) for name in self.config.terms}
         return ScoredBatch(components, total, logs, stats)
 

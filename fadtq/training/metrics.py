@@ -25,7 +25,10 @@ def step_metrics(scored: ScoredBatch, rollouts: list[Rollout], lengths: list[int
     metrics["length/think_words"] = float(np.mean([len((think_text(r.completion) or "").split()) for r in rollouts]))
     judge = scored.judge
     metrics.update({"judge/judged": judge.judged, "judge/skipped": judge.skipped, "judge/failed": judge.failed,
-                    "judge/calls": judge.calls})
+                    "judge/calls": judge.calls, "judge/perfect": judge.perfect})
+    metrics.update({f"judge/{key}": value for key, value in judge.counts.items()})
+    if judge.perfect_share is not None:  # a share, averaged over ranks: outside the summed judge/ counts
+        metrics["reward/judge_perfect_share"] = judge.perfect_share
     return metrics
 
 

@@ -18,7 +18,7 @@ from fadtq.judging import JUDGE_TEMPLATES
 from fadtq.paths import cache_dir
 from fadtq.plugin_manager import Plugins
 from fadtq.prompts import POLICY_TEMPLATE, PromptLibrary
-from fadtq.run_config import RunConfig
+from fadtq.run_config import RunConfig, load_run_config
 
 
 @dataclass
@@ -26,6 +26,7 @@ class TrainArgs:
     config: str | None
     overrides: dict[str, str]
     resume: Path | None
+    rewards: list[str] | None = None  # --rewards, applied after loading (plugin rewards need no term)
 
 
 def parse_args(argv: Sequence[str]) -> TrainArgs:
@@ -37,15 +38,24 @@ def parse_args(argv: Sequence[str]) -> TrainArgs:
     parser.add_argument("--local_rank", type=int, default=-1, help=argparse.SUPPRESS)  # set by the launcher
     known, rest = parser.parse_known_args(argv)
     overrides = _overrides(rest)
-    if known.rewards:
-        overrides["reward.active"] = "[" + ",".join(parse_name_list(known.rewards, "--rewards")) + "]"
+    rewards = parse_name_list(known.rewards, "--rewards") if known.rewards else None
     if known.resume is not None:
-        if known.config or overrides:
+        if known.config or overrides or rewards:
             raise FadtqError("--resume: takes the run's own config.yaml; give no --config, --rewards or overrides")
         if not (known.resume / "config.yaml").is_file():
             raise FadtqError(f"--resume {known.resume}: no config.yaml there (not a run folder)")
         return TrainArgs(str(known.resume / "config.yaml"), {}, known.resume)
-    return TrainArgs(known.config, overrides, None)
+    return TrainArgs(known.config, overrides, None, rewards)
+
+
+def load_train_config(args: TrainArgs, plugins: Plugins) -> RunConfig:
+    """The run's config: the file or preset, its overrides, then ``--rewards`` selected the way
+    ``fadtq reward --rewards`` does, so a registered reward plugin that is not a configured term
+    becomes an ungated term of weight 1 (and is saved as one in the run's config.yaml)."""
+    cfg = load_run_config(args.config, args.overrides)
+    if args.rewards:
+        cfg.reward = cfg.reward.with_active(args.rewards, plugins.rewards.names())
+    return cfg
 
 
 def _overrides(rest: list[str]) -> dict[str, str]:
