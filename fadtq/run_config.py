@@ -17,6 +17,7 @@ from fadtq.errors import FadtqError
 class ModelConfig:
     path: str | None = None  # a Hugging Face folder or hub id; None: a model built offline (make-tiny-model)
     size: str = "tiny"  # for path None: tiny | small
+    warmup_steps: int = 150  # for path None: format warm-up steps (fadtq/training/warmup.py); 0 for none
     dtype: str = "float32"  # float32 | bfloat16
     attn_implementation: str = "sdpa"  # flash_attention_2 on GPUs
 

@@ -63,9 +63,11 @@ class Report:
 
 # ----------------------------------------------------------------------------- loading
 def load_entry(path: Path) -> Entry:
-    """An eval folder (its run is the parent when that is one) or a run (its eval is ``RUN/eval``)."""
+    """An eval folder (a run's own ``RUN/eval`` brings its run along) or a run (its eval is ``RUN/eval``).
+    Other eval folders inside a run (e.g. ``RUN/eval-start``) stand alone, under their own name."""
     if (path / METRICS).is_file():
-        eval_dir, run_dir = path, path.parent if (path.parent / "metrics.jsonl").is_file() else None
+        own = path.name == "eval" and (path.parent / "metrics.jsonl").is_file()
+        eval_dir, run_dir = path, path.parent if own else None
     elif (path / "metrics.jsonl").is_file():
         run_dir, eval_dir = path, path / "eval" if (path / "eval" / METRICS).is_file() else None
     else:

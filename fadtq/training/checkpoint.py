@@ -46,7 +46,7 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return max(complete, key=lambda p: int(_COMPLETE.match(p.name).group(1)), default=None)
 
 
-def _barrier() -> None:
+def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
 
@@ -58,19 +58,19 @@ def save_checkpoint(run_dir: Path, steps_done: int, strategy, actor, processor, 
     if rank == 0:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-    _barrier()
+    barrier()
     strategy.save_model(actor, processor.tokenizer, str(tmp / "policy"))
     if rank == 0:
         processor.save_pretrained(str(tmp / "policy"))
     actor.model.save_checkpoint(str(tmp / "deepspeed"), tag="state", save_latest=False)
     torch.save(torch.get_rng_state(), tmp / f"rng-rank{rank}.pt")
-    _barrier()
+    barrier()
     if rank == 0:
         atomic_write_json(tmp / STATE_FILE, {"steps_done": steps_done})
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         prune(run_dir, keep)
-    _barrier()
+    barrier()
     return final
 
 

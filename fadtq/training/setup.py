@@ -118,19 +118,26 @@ def check_model_path(path: str) -> str:
     return path
 
 
-def default_model_dir(size: str, seed: int) -> Path:
-    """The offline Qwen2.5-VL of ``size``, built into the cache on first use."""
+def default_model_dir(size: str, seed: int, warmup_steps: int, dataset) -> Path:
+    """The offline Qwen2.5-VL of ``size``, built into the cache on first use and, when
+    ``warmup_steps`` > 0, given the format warm-up (random answers: accuracy stays at chance)."""
     from fadtq.training.tiny_model import make_tiny_model
+    from fadtq.training.warmup import warmup
 
-    path = cache_dir() / "models" / f"qwen2.5-vl-{size}-seed{seed}"
-    if not (path / "config.json").is_file():
-        tmp = path.with_name(f".{path.name}.{time.time_ns()}")
+    base = cache_dir() / "models" / f"qwen2.5-vl-{size}-seed{seed}"
+    if not (base / "config.json").is_file():
+        tmp = base.with_name(f".{base.name}.{time.time_ns()}")
         make_tiny_model(tmp, size=size, seed=seed)
         try:
-            tmp.rename(path)
-        except OSError:  # another rank finished first
+            tmp.rename(base)
+        except OSError:  # another process finished first
             shutil.rmtree(tmp, ignore_errors=True)
-    return path
+    if warmup_steps <= 0:
+        return base
+    warm = base.with_name(f"{base.name}-warmup{warmup_steps}")
+    if not (warm / "config.json").is_file():
+        warmup(base, warm, dataset, steps=warmup_steps, seed=seed)
+    return warm
 
 
 def resolve_benchmark(cfg: RunConfig) -> Path:

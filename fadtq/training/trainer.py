@@ -62,7 +62,12 @@ class Trainer:
         self.dataset = PairDataset(benchmark / "train.jsonl", cfg.data.loco_root, max_side=cfg.data.image_size,
                                    prompts=self.prompts)
         self.plan: StepPlan = plan_steps(cfg, len(self.dataset), world)
-        self.model_path = self.model_path or str(default_model_dir(cfg.model.size, cfg.train.seed))
+        if self.model_path is None:  # rank 0 builds the cached default model, the others wait for it
+            if self.rank == 0:
+                default_model_dir(cfg.model.size, cfg.train.seed, cfg.model.warmup_steps, self.dataset)
+            checkpoint.barrier()
+            self.model_path = str(default_model_dir(cfg.model.size, cfg.train.seed, cfg.model.warmup_steps,
+                                                    self.dataset))
         optim_cfg = {
             "optim": "adam",
             "adam": {"lr": cfg.train.lr, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": cfg.train.weight_decay},
