@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export FADTQ_CACHE ?= $(CURDIR)/.cache/fadtq
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test venv bench clean judge-server
 
 venv: $(STAMP)
 
@@ -25,5 +25,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q
 
+# An OpenAI-compatible judge on 127.0.0.1:$(JUDGE_PORT): vLLM in .venv-judge (installed on first use),
+# the tiny offline judge unless JUDGE_MODEL names a folder or a hub id (Qwen/Qwen3-8B on a GPU).
+JUDGE_PORT ?= 8000
+JUDGE_MODEL ?= tiny
+judge-server: $(STAMP)
+	$(PY) -m fadtq.judge_server --port $(JUDGE_PORT) --model $(JUDGE_MODEL)
+
 clean:
-	rm -rf $(VENV) .cache build *.egg-info
+	rm -rf $(VENV) .venv-judge .cache build *.egg-info

@@ -25,6 +25,8 @@ BUILTIN_PLUGINS = (
     "fadtq_plugins.advantage_grpo",
     "fadtq_plugins.advantage_baselines",
     "fadtq_plugins.judge_heuristic",
+    "fadtq_plugins.judge_openai",
+    "fadtq_plugins.judge_hf",
 )
 ENTRY_POINT_GROUP = "fadtq"
 BUILTIN_PROVIDER = "fadtq (built-in)"

@@ -1,0 +1,46 @@
+"""The verdict cache: keyed by model, both templates and every item field; failures never stored."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from judge_testlib import items
+
+from fadtq.api import Verdict
+from fadtq.judge_cache import VerdictCache, judge_through_cache, templates_hash
+from fadtq.judging import JUDGE_TEMPLATES
+from fadtq.prompts import PromptLibrary, packaged_prompts_dir
+
+
+def test_key_depends_on_model_templates_and_every_item_field():
+    item = items(1)[0]
+    base = VerdictCache("m", "t")
+    keys = {base.key(item), VerdictCache("m2", "t").key(item), VerdictCache("m", "t2").key(item)}
+    keys |= {base.key(replace(item, **{name: "changed"})) for name in ("question", "reasoning", "answer", "category")}
+    assert len(keys) == 7
+
+
+def test_templates_hash_covers_both_judge_templates(tmp_path):
+    original = templates_hash(PromptLibrary())
+    for name in JUDGE_TEMPLATES:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / name).write_text((packaged_prompts_dir() / name).read_text() + "\nBe fair.\n")
+        assert templates_hash(PromptLibrary(folder)) != original
+
+
+def test_failures_are_not_cached_and_duplicates_are_sent_once(tmp_path):
+    cache = VerdictCache("m", "t", tmp_path / "v.sqlite")
+    sent: list[list] = []
+
+    def judge_new(todo):
+        sent.append(todo)
+        return [Verdict(error="down") if "1:" in i.reasoning else Verdict(1, 2) for i in todo]
+
+    batch = items(3) + items(3)
+    verdicts = judge_through_cache(cache, batch, judge_new)
+    assert len(sent[0]) == 3 and verdicts[:3] == verdicts[3:]
+    judge_through_cache(cache, batch, judge_new)
+    assert [i.reasoning for i in sent[1]] == [items(3)[1].reasoning]  # only the failure is asked again
+    reopened = VerdictCache("m", "t", tmp_path / "v.sqlite")
+    assert reopened.get(items(3)[0]) == Verdict(1, 2) and reopened.get(items(3)[1]) is None
