@@ -34,3 +34,40 @@ def two_prompts():
         RolloutPrompt(*_pair(0), policy_messages(library, "bottle")),
         RolloutPrompt(*_pair(40), policy_messages(library, "screw bag")),
     ]
+
+
+@pytest.fixture(scope="session")
+def trainer_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ``FADTQ_CACHE`` for every trainer test, with the look-alike benchmark built once here
+    (so concurrent ranks and runs never race to build it)."""
+    from fadtq.data.dataset import ensure_default_benchmark
+
+    cache = tmp_path_factory.mktemp("fadtq-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FADTQ_CACHE", str(cache))
+        ensure_default_benchmark(scale="tiny", seed=0)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def model_args(tiny_model_dir: Path) -> tuple[str, ...]:
+    """The trainer tests train the session's tiny model as it is (no cached default, no format
+    warm-up): they test the loop's mechanics, and the ``signal`` reward gives them a signal."""
+    return ("--model.path", str(tiny_model_dir))
+
+
+@pytest.fixture(scope="session")
+def train_env(trainer_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment of a ``fadtq/train.py`` subprocess: the shared cache, one thread, and the
+    test-only ``signal`` reward plugin on PYTHONPATH."""
+    import os
+
+    from trainer_testlib import REPO, write_signal_plugin
+
+    plugin = write_signal_plugin(tmp_path_factory.mktemp("signal-plugin"))
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    pythonpath = [str(plugin), str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    env.update({"FADTQ_CACHE": str(trainer_cache), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+                "PYTHONPATH": os.pathsep.join(pythonpath)})
+    return env

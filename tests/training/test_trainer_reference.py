@@ -1,0 +1,77 @@
+"""GPG builds no reference model and never calls one; GRPO builds one and uses it.
+
+In process: the Trainer is constructed (and run for one step) for each estimator while
+``fadtq.training.strategy.build_actor`` and ``completion_logprobs`` are counted. GPG: one actor
+built, ``trainer.reference is None``, every log-prob forward goes through the policy. GRPO: two
+actors built, and the reference's forward is called. ``metadata.json`` says the same.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch.distributed as dist
+
+from fadtq.training import cpu_compat
+
+
+@pytest.fixture
+def in_process(monkeypatch, trainer_cache):
+    """Single-process rendezvous env (restored afterwards), the session cache, and teardown of
+    the process group DeepSpeed sets up, as tests/training/test_deepspeed_actor_cpu.py does."""
+    for key, value in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                       "MASTER_PORT": str(cpu_compat.free_port()), "FADTQ_CACHE": str(trainer_cache)}.items():
+        monkeypatch.setenv(key, value)
+    cpu_compat.apply()
+    import deepspeed.comm.comm as ds_comm
+    import deepspeed.utils.groups as ds_groups
+
+    monkeypatch.setattr(ds_comm, "cdb", ds_comm.cdb)
+    monkeypatch.setattr(ds_groups, "_WORLD_GROUP", None)  # DeepSpeed caches a clone of the old world group
+    yield monkeypatch
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("estimator, actors, reference", [("gpg", 1, False), ("grpo", 2, True)])
+def test_reference_model_exists_only_when_the_estimator_needs_one(in_process, tiny_model_dir, tmp_path, estimator, actors,
+                                                                  reference):
+    import fadtq.training.logprobs as logprobs
+    import fadtq.training.strategy as strategy
+    from fadtq.run_config import load_run_config
+    from fadtq.training.trainer import Trainer
+
+    built, scored_models = [], []
+    real_build, real_logprobs = strategy.build_actor, logprobs.completion_logprobs
+
+    def counting_build(*args, **kwargs):
+        built.append(args[0])
+        return real_build(*args, **kwargs)
+
+    def counting_logprobs(model, *args, **kwargs):
+        scored_models.append(model)
+        return real_logprobs(model, *args, **kwargs)
+
+    in_process.setattr(strategy, "build_actor", counting_build)
+    in_process.setattr(logprobs, "completion_logprobs", counting_logprobs)
+    cfg = load_run_config(None, {"model.path": str(tiny_model_dir), "advantage.name": estimator, "train.max_steps": "1", "rollout.max_new_tokens": "8",
+                                 "output.dir": str(tmp_path), "output.name": estimator})
+    trainer = Trainer(cfg, tmp_path / estimator)
+
+    assert len(built) == actors
+    assert (trainer.reference is not None) is reference
+    meta = json.loads((tmp_path / estimator / "metadata.json").read_text())
+    assert meta["reference_model"] is reference
+    assert meta["loss"] == ("clipped_ratio" if reference else "policy_gradient")
+
+    trainer.fit()
+    assert scored_models, "no log-prob forward ran"
+    policy = trainer.policy_model
+    if reference:
+        ref_model = trainer.reference.model.module
+        assert ref_model is not policy
+        assert any(m is ref_model for m in scored_models), "GRPO never scored with its reference"
+    else:
+        assert all(m is policy for m in scored_models), "GPG scored with something other than its policy"
+    assert (tmp_path / estimator / "final").is_dir()
