@@ -1,0 +1,180 @@
+"""Shared pieces of the side-by-side benchmarks: one thread, clean subprocesses, medians, this trainer's side.
+
+Every variant runs in a subprocess of its own, so its peak RSS (``ru_maxrss``) is its own and
+not the high-water mark of whatever ran before it in the driver. Workers print one JSON line
+prefixed with :data:`RESULT_TAG`; everything else they print (logs, progress bars) is ignored.
+
+Not a test module: pytest only collects ``tests/`` (pyproject ``testpaths``).
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import json  # noqa: E402
+import platform  # noqa: E402
+import resource  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS = HERE / "results"
+SCRATCH = RESULTS / "tmp"
+RESULT_TAG = "BENCH_RESULT "
+if str(REPO) not in sys.path:  # a fresh clone whose venv has no editable install still imports fadtq
+    sys.path.insert(0, str(REPO))
+
+from fadtq.io import atomic_write_json  # noqa: E402,F401 - the benchmarks write their results with it
+
+
+def one_thread() -> None:
+    """Pin torch to one thread: on a shared 2-core machine two threads make step times swing 40x."""
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # only allowed before any parallel work; the intra-op setting is what counts
+        pass
+
+
+def peak_rss_mb() -> float:
+    """This process's resident-set high-water mark in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def emit(result: dict) -> None:
+    """The worker's answer to the driver: one tagged JSON line on stdout."""
+    print(RESULT_TAG + json.dumps(result), flush=True)
+
+
+def run_worker(cmd: list[str], timeout: float = 600, env: dict[str, str] | None = None) -> dict:
+    """Run a worker subprocess and return its tagged JSON result; a failure shows its output tail."""
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                "TOKENIZERS_PARALLELISM": "false", **(env or {})}
+    proc = subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_TAG)]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"worker failed (exit {proc.returncode}): {' '.join(cmd)}\n"
+                         f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return json.loads(lines[-1][len(RESULT_TAG):])
+
+
+def machine() -> dict:
+    return {"cpu_count": os.cpu_count(), "python": platform.python_version(), "threads": 1,
+            "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def cached_model(size: str, seed: int = 0) -> Path:
+    """The offline Qwen2.5-VL of ``size`` without warm-up, built into the project cache once."""
+    from fadtq.training.setup import default_model_dir
+
+    return default_model_dir(size, seed, 0, None)
+
+
+def ratio(a: float, b: float) -> float:
+    return round(a / b, 3) if b else float("nan")
+
+
+# ---------------------------------------------------------------------------------- this trainer's side
+
+def trainer_config(estimator: str, model_dir: Path, prompts: int, group: int, tokens: int, image_size: int,
+                   run_name: str):
+    """The run config both benchmarks time: one micro-batch holding the whole step."""
+    from fadtq.run_config import load_run_config
+
+    return load_run_config(None, {
+        "advantage.name": estimator, "model.path": str(model_dir), "rollout.prompts_per_step": str(prompts),
+        "rollout.group_size": str(group), "rollout.max_new_tokens": str(tokens),
+        "train.micro_batch_size": str(prompts * group), "data.image_size": str(image_size),
+        "train.max_steps": "1000", "output.dir": str(SCRATCH), "output.name": run_name,
+        "output.sample_every": "0",
+    })
+
+
+class ForwardTimer:
+    """Times ``completion_logprobs`` calls by kind, wrapping the module attribute the trainer imports.
+
+    ``Trainer.update`` imports ``completion_logprobs`` at call time, so replacing the attribute of
+    :mod:`fadtq.training.logprobs` reaches it without touching the trainer. A call on the
+    reference model is a reference forward; a no-grad call on the policy is the old-log-prob
+    forward; a call with gradients is the training forward (its backward is in ``time/update``).
+    """
+
+    def __init__(self, trainer) -> None:
+        import fadtq.training.logprobs as logprobs
+
+        self.seconds = {"reference": 0.0, "old_logprobs": 0.0, "train_forward": 0.0}
+        self._module = logprobs
+        self._inner = logprobs.completion_logprobs
+        self._reference = trainer.reference.model.module if trainer.reference is not None else None
+        logprobs.completion_logprobs = self._timed
+
+    def _timed(self, model, *args, **kwargs):
+        import torch
+
+        started = time.perf_counter()
+        out = self._inner(model, *args, **kwargs)
+        kind = ("reference" if self._reference is not None and model is self._reference
+                else "train_forward" if torch.is_grad_enabled() else "old_logprobs")
+        self.seconds[kind] += time.perf_counter() - started
+        return out
+
+    def take(self) -> dict[str, float]:
+        """The seconds since the last call, by kind, and reset."""
+        out, self.seconds = self.seconds, dict.fromkeys(self.seconds, 0.0)
+        return out
+
+
+def fixed_pairs(trainer, indices: list[int], prompts: int):
+    """Make step ``s`` use dataset rows ``indices[s*prompts:(s+1)*prompts]`` (the TRL side gets the same)."""
+    def step_pairs(step: int) -> list:
+        chosen = indices[(step * prompts) % len(indices):][:prompts]
+        return [trainer.dataset[i] for i in chosen]
+    trainer.step_pairs = step_pairs
+
+
+def time_trainer(estimator: str, model_dir: Path, *, prompts: int, group: int, tokens: int, image_size: int,
+                 steps: int, warmup: int, indices: list[int] | None = None, seed: int = 0) -> dict:
+    """Build the trainer in this process and time ``warmup + steps`` calls of ``train_step``."""
+    import torch
+
+    from fadtq.training import cpu_compat
+    from fadtq.training.trainer import Trainer
+
+    one_thread()
+    cpu_compat.apply()
+    cfg = trainer_config(estimator, model_dir, prompts, group, tokens, image_size, f"bench-{estimator}-{os.getpid()}")
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    built = time.perf_counter()
+    trainer = Trainer(cfg, SCRATCH / cfg.output.name)
+    build_seconds = time.perf_counter() - built
+    if indices is not None:
+        fixed_pairs(trainer, indices, prompts)
+    timer = ForwardTimer(trainer)
+    rows = []
+    for step in range(warmup + steps):
+        torch.manual_seed(seed * 1000 + step)  # the same rollouts' randomness for every variant
+        started = time.perf_counter()
+        metrics, _ = trainer.train_step(step)
+        total = time.perf_counter() - started
+        forwards = timer.take()
+        if step >= warmup:
+            rows.append({"step": total, "generate": metrics["time/generate"], "score": metrics["time/score"],
+                         "update": metrics["time/update"], **forwards, "tokens": metrics["length/tokens"]})
+    params = sum(p.numel() for p in trainer.policy_model.parameters())
+    shutil.rmtree(trainer.run_dir, ignore_errors=True)
+    return {"estimator": estimator, "has_reference": trainer.reference is not None, "params": params,
+            "build_seconds": build_seconds, "steps": rows, "peak_rss_mb": peak_rss_mb()}
