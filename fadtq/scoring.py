@@ -133,7 +133,7 @@ class Scorer:
                         stats.failed, stats.judged, "; ".join(stats.failure_examples))
         if stats.perfect_share is not None:
             logs["judge/perfect_share"] = stats.perfect_share
-            log.info("judge: %d judged, %d skipped, %d failed, perfect share %.3f, %s", stats.judged, stats.skipped,
+            log.debug("judge: %d judged, %d skipped, %d failed, perfect share %.3f, %s", stats.judged, stats.skipped,
                      stats.failed, stats.perfect_share, dict(sorted(stats.counts.items())))
         components = {name: values.get(name, [None] * len(rollouts)) for name in self.config.terms}
         return ScoredBatch(components, total, logs, stats)

@@ -5,7 +5,9 @@ Conciseness (0-3) starts at 3 and loses a point for each of:
   * a repetition rate (share of word trigrams seen before) above ``REPEAT_SOME``, and another
     above ``REPEAT_MUCH``;
   * filler phrases making up more than ``FILLER_SHARE`` of the words.
-An empty reasoning scores 0.
+A reasoning of fewer than ``TERSE_WORDS`` words scores at most 1: too terse to be clear (without
+this rule RL collapsed the reasoning to one word, which scored full conciseness). An empty
+reasoning scores 0.
 
 Relevance (0-3) earns a point for each of:
   * it speaks of both images (the reference and the test image);
@@ -32,6 +34,7 @@ REPEAT_SOME = 0.15
 REPEAT_MUCH = 0.4
 FILLER_SHARE = 0.05
 MIN_DIVERSITY = 0.45
+TERSE_WORDS = 5
 
 FILLERS = ("hmm", "um", "uh", "well", "basically", "actually", "let me think", "let me see", "i think",
            "you know", "okay so", "wait", "to be honest", "kind of", "sort of", "in other words")
@@ -78,7 +81,8 @@ def conciseness(reasoning: str) -> int:
     rate = repetition_rate(words)
     penalties += (rate > REPEAT_SOME) + (rate > REPEAT_MUCH)
     penalties += filler_share(reasoning, len(words)) > FILLER_SHARE
-    return max(0, 3 - penalties)
+    score = max(0, 3 - penalties)
+    return min(score, 1) if len(words) < TERSE_WORDS else score
 
 
 def implied_class(vocabulary: set[str]) -> str | None:

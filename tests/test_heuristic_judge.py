@@ -82,6 +82,9 @@ def test_stuffing_never_pays_at_any_length(repeat):
         (distinct_words(10) + " " + distinct_words(4), 2),
         # w0..w9 twice: 20 words, 18 trigrams, 10 distinct -> rate 1 - 10/18 = .444 > .4 -> -2 -> 1
         (distinct_words(10) + " " + distinct_words(10), 1),
+        # 4 words: fewer than TERSE_WORDS (5) -> at most 1; 5 words -> no cap
+        (distinct_words(4), 1),
+        (distinct_words(5), 3),
     ],
 )
 def test_conciseness_rules(text, expected):

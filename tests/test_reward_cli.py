@@ -7,11 +7,11 @@ The arithmetic for ``tests/fixtures/hand_rollouts.jsonl`` (eta = 0.5, heuristic 
         capped at 1/3; tq = .5 + .5/3 = 2/3; R = 8/3
   g1-c  wrong answer: judge not asked; R = r_format = 1
   g1-d  no tags: format 0, answer unparseable -> 0; R = 0
-  g2-a  text between blocks: format 0; answer 'B' = structural, right; reasoning 'x': conc 3/3,
-        rel 0 -> tq .5; R = 0 + 1 + .5
+  g2-a  text between blocks: format 0; answer 'B' = structural, right; reasoning 'x': 1 word, fewer
+        than 5 -> conc capped at 1/3; rel 0 -> tq = .5/3 = 1/6; R = 0 + 1 + 1/6
   g2-b  'reference test missing count pin' x4: 13 of 18 trigrams repeated -> conc 1/3; rel 3 capped
         at 1 (5 distinct / 20 words < .45) -> tq 1/3; R = 7/3
-GPG advantages: g1 R = [3, 8/3, 1, 0], mean 5/3, population std sqrt(1.5); g2 R = [1.5, 7/3] -> -1, +1.
+GPG advantages: g1 R = [3, 8/3, 1, 0], mean 5/3, population std sqrt(1.5); g2 R = [7/6, 7/3] -> -1, +1.
 """
 
 from __future__ import annotations

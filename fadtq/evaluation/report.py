@@ -102,7 +102,12 @@ def load_entries(dirs: list[Path]) -> list[Entry]:
 
 # ----------------------------------------------------------------------------- tables as data
 def pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.2f}"
+    """A share as a percentage with two decimals; -0.00 (the Balance Score of a single option is
+    -log(1 + eps) / log 3, a hair below zero) is shown as 0.00."""
+    if value is None:
+        return "–"
+    shown = round(100 * value, 2)
+    return f"{shown if shown != 0 else 0.0:.2f}"
 
 
 def pretty(category: str) -> str:
