@@ -18,9 +18,10 @@ def clamp01(value: float | None) -> float:
     return 0.0 if value is None else min(1.0, max(0.0, float(value)))
 
 
-def eta_mix(conciseness: float, relevance: float, eta: float) -> float:
-    """r_tq = eta * r_conc + (1 - eta) * r_rel."""
-    return eta * conciseness + (1.0 - eta) * relevance
+def weighted_sum(parts: list[tuple[float, float]]) -> float:
+    """sum(weight * value) over (value, weight) pairs: a ``mix`` term. With the weights
+    (eta, 1 - eta) on (r_conc, r_rel) it is the seed's r_tq = eta * r_conc + (1 - eta) * r_rel."""
+    return sum(value * weight for value, weight in parts)
 
 
 def normalise_score(score: int, top: int = 3) -> float:

@@ -67,8 +67,7 @@ class TrainConfig:
 
 @dataclass
 class DeepSpeedConfig:
-    zero_stage: int = 0
-    bf16: bool = False
+    zero_stage: int = 0  # mixed precision follows model.dtype (bfloat16 -> bf16 DeepSpeed config)
 
     def validate(self, key: str) -> None:
         _choice(key, "zero_stage", self.zero_stage, (0, 1, 2, 3))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from fadtq.api import Judge, RewardFunction, Verdict
 from fadtq.composition import PluginChoice, RewardConfig
 from fadtq.errors import FadtqError
-from fadtq.formulas import clamp01
+from fadtq.formulas import clamp01, weighted_sum
 from fadtq.judging import SCORE_RANGE, judge_item
 from fadtq.plugin_manager import Plugins
 from fadtq.prompts import PromptLibrary
@@ -161,7 +161,7 @@ class Scorer:
             return out
         for i in open_rows:
             parts = [(values[dep][i], self.config.mix_weight(w)) for dep, w in term.mix.items()]
-            out[i] = None if any(v is None for v, _ in parts) else sum(v * w for v, w in parts)
+            out[i] = None if any(v is None for v, _ in parts) else weighted_sum(parts)
         return out
 
     def _total(self, values: dict[str, list[float | None]], i: int) -> float:

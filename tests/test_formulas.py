@@ -11,7 +11,7 @@ from fadtq import formulas
 from fadtq.formulas import (
     EPS,
     clamp01,
-    eta_mix,
+    weighted_sum,
     gpg_alpha,
     group_centre,
     group_index,
@@ -37,7 +37,7 @@ def test_eps_is_the_seeds():
 
 
 # --------------------------------------------------------------------------------------------
-# clamp01, eta_mix, normalise_score
+# clamp01, weighted_sum (the seed's eta mix), normalise_score
 # --------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(
@@ -64,6 +64,11 @@ def test_clamp01(value, expected):
 )
 def test_eta_mix(conc, rel, eta, expected):
     assert eta_mix(conc, rel, eta) == pytest.approx(expected)
+
+
+def eta_mix(conc: float, rel: float, eta: float) -> float:
+    """The seed's r_tq through the library's mix: weights (eta, 1 - eta) on (r_conc, r_rel)."""
+    return weighted_sum([(conc, eta), (rel, 1.0 - eta)])
 
 
 @pytest.mark.parametrize(

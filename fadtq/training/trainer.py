@@ -82,13 +82,13 @@ class Trainer:
             self.reference = self.strategy.prepare(build_actor(self.model_path, param_dtype,
                                                                cfg.model.attn_implementation))
         from fadtq.training.processor import load_processor
-        from fadtq.training.rollout import ROLLOUT_ENGINES, SamplingParams
+        from fadtq.training.rollout import ROLLOUT_ENGINES, RolloutEngine, SamplingParams
 
         self.processor = load_processor(self.model_path)
         if cfg.rollout.engine not in ROLLOUT_ENGINES:
             raise FadtqError(f"rollout.engine: unknown engine {cfg.rollout.engine!r}; known: "
                              f"{', '.join(sorted(ROLLOUT_ENGINES))}")
-        self.engine = ROLLOUT_ENGINES[cfg.rollout.engine](self.policy_model, self.processor)
+        self.engine: RolloutEngine = ROLLOUT_ENGINES[cfg.rollout.engine](self.policy_model, self.processor)
         self.sampling = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
                                        max_new_tokens=cfg.rollout.max_new_tokens)
         self.run_dir = run_dir
