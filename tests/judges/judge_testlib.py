@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 import urllib.request
 
 from fadtq.api import JudgeItem
@@ -63,24 +61,3 @@ def server_metric(base_url: str, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in lines
                if line.startswith(name + "{") or line.startswith(name + " "))
 
-
-class MetricPoller:
-    """Samples a server gauge in a thread while a batch runs and keeps its maximum."""
-
-    def __init__(self, base_url: str, name: str, every_s: float = 0.02) -> None:
-        self.maximum = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(base_url, name, every_s), daemon=True)
-
-    def _run(self, base_url: str, name: str, every_s: float) -> None:
-        while not self._stop.is_set():
-            self.maximum = max(self.maximum, server_metric(base_url, name))
-            time.sleep(every_s)
-
-    def __enter__(self) -> "MetricPoller":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
