@@ -6,7 +6,6 @@ one policy-gradient backward and optimizer step: the loss is finite and the weig
 
 from __future__ import annotations
 
-import time
 
 import pytest
 import torch
@@ -41,7 +40,6 @@ def test_one_rollout_and_update_through_deepspeed(strategy, tiny_model_dir, two_
 
     from fadtq.training.strategy import build_actor
 
-    started = time.monotonic()
     actor = build_actor(str(tiny_model_dir), "fp32", "sdpa")
     cfg = {"optim": "adam", "adam": ADAM, "lr_scheduler": "constant", "scheduler_steps": 1, "max_norm": 1.0}
     actor, optimizer, scheduler = strategy.prepare((actor, cfg))
@@ -70,4 +68,3 @@ def test_one_rollout_and_update_through_deepspeed(strategy, tiny_model_dir, two_
     assert "lm_head.weight" in moved and any(name.startswith("model.visual") for name in moved)
     assert all(torch.isfinite(p).all() for p in after.values())
     assert strategy.get_grad_norm(actor) > 0
-    assert time.monotonic() - started < 60
