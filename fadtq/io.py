@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +60,28 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
             if not isinstance(row, dict):
                 raise FadtqError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
             yield number, row
+
+
+def drop_partial_last_line(path: Path) -> None:
+    """Cut what a killed writer left after the last newline of an append-only JSONL file."""
+    data = path.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    if len(complete) != len(data):
+        path.write_bytes(complete)
+
+
+def create_dir_once(final: Path, make: Callable[[Path], Path]) -> None:
+    """Build ``final`` through ``make(tmp) -> folder`` in a sibling temporary folder, then rename
+    it into place, so ``final`` appears whole. When another process finished first, its result
+    is kept and ours discarded."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        made = make(tmp)
+        try:
+            os.rename(made, final)
+        except OSError:
+            if not final.is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

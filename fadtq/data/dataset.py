@@ -8,15 +8,13 @@ next to it. Both appear atomically, so an interrupted first run leaves nothing h
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from fadtq.data.loco import load_rgb
 from fadtq.data.pair3c import build_pair3c, read_manifest, write_benchmark
 from fadtq.errors import FadtqError
+from fadtq.io import create_dir_once
 from fadtq.paths import cache_dir
 from fadtq.prompts import PromptLibrary, policy_messages, policy_question
 
@@ -98,7 +96,7 @@ def ensure_default_tree(scale: str = "tiny", seed: int = 0) -> Path:
 
     root = cache_dir() / f"synth-{scale}-seed{seed}"
     if not root.is_dir():
-        _create_once(root, lambda tmp: synthesize(tmp / "tree", seed=seed, scale=scale))
+        create_dir_once(root, lambda tmp: synthesize(tmp / "tree", seed=seed, scale=scale))
     return root
 
 
@@ -109,23 +107,5 @@ def ensure_default_benchmark(scale: str = "tiny", seed: int = 0) -> Path:
     if not (bench / "stats.json").is_file():
         per_class = TINY_TRAIN_PER_CLASS if scale == "tiny" else 40
         built = build_pair3c(root, seed=seed, train_per_class=per_class)
-        _create_once(bench, lambda tmp: write_benchmark(built, tmp / "tree"))
+        create_dir_once(bench, lambda tmp: write_benchmark(built, tmp / "tree"))
     return bench
-
-
-def _create_once(final: Path, make) -> None:
-    """Build ``final`` through ``make(tmp) -> path`` in a sibling temp dir, then rename into place.
-
-    When another process finished first, its result is kept and ours discarded.
-    """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
-        made = make(tmp)
-        try:
-            os.rename(made, final)
-        except OSError:
-            if not final.is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 from fadtq.answer import extract_answer, format_ok, parse_class, think_text
 from fadtq.errors import FadtqError
 from fadtq.evaluation.metrics import compute_metrics
-from fadtq.io import atomic_write_json, read_jsonl
+from fadtq.io import atomic_write_json, drop_partial_last_line, read_jsonl
 
 PREDICTIONS = "predictions.jsonl"
 METRICS = "metrics.json"
@@ -62,10 +62,7 @@ def load_resumable(path: Path) -> list[dict]:
     """Rows already in ``path``; a partial last line (no newline yet) is removed from the file."""
     if not path.is_file():
         return []
-    data = path.read_bytes()
-    complete = data[: data.rfind(b"\n") + 1]
-    if len(complete) != len(data):
-        path.write_bytes(complete)
+    drop_partial_last_line(path)
     return [row for _, row in read_jsonl(path)]
 
 

@@ -29,12 +29,13 @@ import os
 import socket
 import sys
 import types
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from einops import rearrange
+
+from fadtq.paths import cache_dir
 
 _MARK = "_fadtq_cpu_compat"
 _SHM_COMM_OP = "deepspeed_shm_comm"
@@ -170,13 +171,6 @@ def _skip_shm_comm_build() -> list[str]:
         return []
     compatible[_SHM_COMM_OP] = False
     return [f"deepspeed {_SHM_COMM_OP} op not built (inference-only)"]
-
-
-def cache_dir() -> Path:
-    """The project's cache folder: ``$FADTQ_CACHE`` or ``<repo>/.cache/fadtq``."""
-    if os.environ.get("FADTQ_CACHE"):
-        return Path(os.environ["FADTQ_CACHE"])
-    return Path(__file__).resolve().parents[2] / ".cache" / "fadtq"
 
 
 def free_port() -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -14,6 +13,7 @@ import torch
 from fadtq.api import AdvantageEstimator
 from fadtq.commands.reward import parse_name_list
 from fadtq.errors import FadtqError
+from fadtq.io import create_dir_once
 from fadtq.judging import JUDGE_TEMPLATES
 from fadtq.paths import cache_dir
 from fadtq.plugin_manager import Plugins
@@ -126,17 +126,12 @@ def default_model_dir(size: str, seed: int, warmup_steps: int, dataset) -> Path:
 
     base = cache_dir() / "models" / f"qwen2.5-vl-{size}-seed{seed}"
     if not (base / "config.json").is_file():
-        tmp = base.with_name(f".{base.name}.{time.time_ns()}")
-        make_tiny_model(tmp, size=size, seed=seed)
-        try:
-            tmp.rename(base)
-        except OSError:  # another process finished first
-            shutil.rmtree(tmp, ignore_errors=True)
+        create_dir_once(base, lambda tmp: make_tiny_model(tmp / "model", size=size, seed=seed))
     if warmup_steps <= 0:
         return base
     warm = base.with_name(f"{base.name}-warmup{warmup_steps}")
     if not (warm / "config.json").is_file():
-        warmup(base, warm, dataset, steps=warmup_steps, seed=seed)
+        create_dir_once(warm, lambda tmp: warmup(base, tmp / "model", dataset, steps=warmup_steps, seed=seed))
     return warm
 
 

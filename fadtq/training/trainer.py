@@ -23,7 +23,7 @@ import torch
 import yaml
 
 from fadtq.errors import FadtqError
-from fadtq.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_jsonl
+from fadtq.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, drop_partial_last_line, read_jsonl
 from fadtq.plugin_manager import default_plugins
 from fadtq.prompts import PromptLibrary
 from fadtq.rollout import Rollout
@@ -194,10 +194,10 @@ class Trainer:
         temperature, suppress = self.cfg.rollout.temperature, self.engine.suppressed_token_ids
         size = self.cfg.train.micro_batch_size
         chunks = [list(range(i, i + size)) for i in range(0, len(advantages), size)]
+        batches = [scoring.select(rows) for rows in chunks]
         frozen = []
         with torch.no_grad():  # the rollout policy's and the reference's log-probs, before any update
-            for rows in chunks:
-                batch = scoring.select(rows)
+            for batch in batches:
                 old = completion_logprobs(self.policy_model, batch, temperature, suppress).logprobs \
                     if self.loss.needs_old_logprobs else None
                 ref = completion_logprobs(self.reference.model.module, batch, temperature, suppress).logprobs \
@@ -205,8 +205,7 @@ class Trainer:
                 frozen.append((old, ref))
         totals: dict[str, float] = {}
         entropy_sum, tokens, grad_norm = 0.0, 0.0, None
-        for rows, (old, ref) in zip(chunks, frozen):
-            batch = scoring.select(rows)
+        for rows, batch, (old, ref) in zip(chunks, batches, frozen):
             stats = completion_logprobs(self.policy_model, batch, temperature, suppress, with_entropy=True)
             inputs = LossInputs(stats.logprobs, advantages[rows], batch.action_mask, old, ref)
             loss, parts = self.loss.fn(inputs, clip_eps=self.cfg.train.clip_eps, kl_coef=self.cfg.train.kl_coef)
@@ -242,24 +241,8 @@ def _grad_norm(model: torch.nn.Module) -> float | None:
 def keep_rows_before(path: Path, step: int) -> None:
     """Drop a log's rows from ``step`` on (and a torn last line): they are about to be redone."""
     if path.is_file():
-        rows = []
-        try:
-            rows = [row for _, row in read_jsonl(path) if row.get("step", 0) < step]
-        except FadtqError:  # a line torn by a kill: keep the rows before it
-            rows = [row for row in _intact_rows(path) if row.get("step", 0) < step]
-        atomic_write_jsonl(path, rows)
-
-
-def _intact_rows(path: Path) -> list[dict]:
-    import json
-
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-    return rows
+        drop_partial_last_line(path)
+        atomic_write_jsonl(path, [row for _, row in read_jsonl(path) if row.get("step", 0) < step])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
