@@ -5,6 +5,8 @@ a change of model or prompt never reuses an old verdict. Only successful verdict
 failure (server down, unreadable reply) is retried the next time the item comes up instead of
 being remembered. Entries live in memory and, with a ``cache_path``, in a SQLite file that later
 runs (and several judges) reuse; SQLite's own locking keeps concurrent writers consistent.
+The in-memory layer keeps the ``memory_entries`` most recently used verdicts, so a run of many
+thousands of steps does not grow without bound; the SQLite file keeps everything.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import json
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -23,6 +26,7 @@ from fadtq.judge_options import JudgeOptions
 from fadtq.judging import JUDGE_TEMPLATES
 from fadtq.prompts import PromptLibrary
 
+DEFAULT_MEMORY_ENTRIES = 200_000  # about 60 MB of keys and verdicts
 _SCHEMA = "CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, conciseness INTEGER, relevance INTEGER)"
 
 
@@ -34,9 +38,11 @@ def templates_hash(library: PromptLibrary) -> str:
 class VerdictCache:
     """Successful verdicts by (model, templates, item); ``hits`` and ``misses`` count lookups."""
 
-    def __init__(self, model: str, template_hash: str, path: str | Path | None = None) -> None:
+    def __init__(self, model: str, template_hash: str, path: str | Path | None = None, *,
+                 memory_entries: int = DEFAULT_MEMORY_ENTRIES) -> None:
         self._prefix = json.dumps([model, template_hash])
-        self._memory: dict[str, Verdict] = {}
+        self._memory: OrderedDict[str, Verdict] = OrderedDict()
+        self._memory_entries = memory_entries
         self._lock = threading.Lock()
         self._db = self._open(Path(path)) if path else None
         self.hits = 0
@@ -65,8 +71,15 @@ class VerdictCache:
                 self.misses += 1
                 return None
             self.hits += 1
-            self._memory[key] = verdict
+            self._remember(key, verdict)
             return verdict
+
+    def _remember(self, key: str, verdict: Verdict) -> None:
+        """Insert or refresh ``key`` as most recently used, dropping the least recently used beyond the bound."""
+        self._memory[key] = verdict
+        self._memory.move_to_end(key)
+        while len(self._memory) > self._memory_entries:
+            self._memory.popitem(last=False)
 
     def _from_disk(self, key: str) -> Verdict | None:
         if self._db is None:
@@ -79,7 +92,7 @@ class VerdictCache:
         rows = [(self.key(item), v.conciseness, v.relevance) for item, v in pairs if v.ok]
         with self._lock:
             for key, conc, rel in rows:
-                self._memory[key] = Verdict(conc, rel)
+                self._remember(key, Verdict(conc, rel))
             if self._db is not None and rows:
                 self._db.executemany("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?)", rows)
                 self._db.commit()
@@ -110,6 +123,7 @@ def cache_from_options(options: JudgeOptions, model: str, prompts: PromptLibrary
     """The cache a model judge's ``cache`` (default true) and ``cache_path`` options ask for."""
     enabled = options.boolean("cache", True)
     path = options.string("cache_path", None)
+    memory_entries = options.integer("cache_memory_entries", DEFAULT_MEMORY_ENTRIES, 1)
     if path and not enabled:
         raise FadtqError("judge.options.cache_path: given while judge.options.cache is false")
-    return VerdictCache(model, templates_hash(prompts), path) if enabled else None
+    return VerdictCache(model, templates_hash(prompts), path, memory_entries=memory_entries) if enabled else None

@@ -10,6 +10,7 @@ Options (``judge.options``)::
     device: cpu
     cache: true               # verdict cache (fadtq.judge_cache), in memory
     cache_path: null          # and in this SQLite file
+    cache_memory_entries: 200000  # most recently used verdicts kept in memory
 
 Same templates (``judge_messages``, Qwen3 thinking off through ``enable_thinking=False``), same
 parser (``parse_verdict``) and same failure policy as the ``openai`` judge. With

@@ -14,6 +14,7 @@ Options (``judge.options``)::
     api_key_env: null                       # name of an environment variable holding a bearer token
     cache: true                             # verdict cache (fadtq.judge_cache), in memory
     cache_path: null                        # and in this SQLite file
+    cache_memory_entries: 200000            # most recently used verdicts kept in memory
 
 Every request is temperature 0 with Qwen3's thinking switched off
 (``chat_template_kwargs: {enable_thinking: false}``); a ``<think>`` block that still comes back is
@@ -26,13 +27,15 @@ accumulate in ``judge.counts`` and are logged after every batch.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import aiohttp
 
@@ -45,6 +48,7 @@ from fadtq.prompts import PromptLibrary
 
 log = logging.getLogger("fadtq.judge.openai")
 RETRY_STATUS = frozenset({408, 429})
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,7 @@ class OpenAIJudge:
 
         def judge_new(todo: list[JudgeItem]) -> list[Verdict]:
             sent.append(len(todo))
-            return asyncio.run(self._judge_all(todo))
+            return run_to_completion(self._judge_all(todo))
 
         verdicts = judge_through_cache(self.cache, items, judge_new)
         hits = (self.cache.hits if self.cache else 0) - hits_before
@@ -174,6 +178,17 @@ class OpenAIJudge:
         except ValueError as exc:
             raise Fatal("bad_response", f"{base_url}: response is not JSON ({exc})") from None
         return _content(payload, base_url)
+
+
+def run_to_completion(coroutine: Coroutine[object, object, T]) -> T:
+    """``asyncio.run``, also from code that already runs an event loop (a notebook, an async
+    trainer): there the coroutine gets its own loop in a worker thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="openai-judge") as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def _status_error(status: int, text: str, headers) -> Exception:

@@ -40,6 +40,7 @@ CURVES = {
     "reward/relevance": "relevance reward", "accuracy": "accuracy", "format_rate": "format rate",
     "length/tokens": "completion length (tokens)", "length/think_words": "reasoning length (words)",
 }
+SHARE_CURVES = ("accuracy", "format_rate")  # drawn on a fixed 0-1 axis
 
 
 @dataclass
@@ -271,15 +272,23 @@ def _ticks(low: float, high: float) -> list[float]:
 
 
 def _fmt(value: float) -> str:
-    return f"{value:.3g}"
+    """Three significant digits, but whole numbers (steps) in full: 2310, not 2.31e+03."""
+    return f"{value:.0f}" if abs(value) >= 1000 and float(value).is_integer() else f"{value:.3g}"
 
 
-def curve_svg(title: str, series: list[tuple[str, str, list[tuple[float, float]]]]) -> str:
-    """A line chart as inline SVG: ``series`` is (name, colour, [(step, value), ...]) per run."""
+def curve_svg(title: str, series: list[tuple[str, str, list[tuple[float, float]]]],
+              y_range: tuple[float, float] | None = None) -> str:
+    """A line chart as inline SVG: ``series`` is (name, colour, [(step, value), ...]) per run.
+
+    ``y_range`` fixes the value axis (accuracies: (0, 1)), so that a flat curve looks flat
+    instead of being stretched over the whole chart; values outside it widen it.
+    """
     width, height, left, right, top, bottom = 360, 210, 48, 12, 26, 36
     points = [p for _, _, pts in series for p in pts]
     x_low, x_high = min(p[0] for p in points), max(p[0] for p in points)
     y_low, y_high = min(p[1] for p in points), max(p[1] for p in points)
+    if y_range is not None:
+        y_low, y_high = min(y_low, y_range[0]), max(y_high, y_range[1])
     if x_high == x_low:
         x_high = x_low + 1
     if y_high == y_low:
@@ -302,7 +311,7 @@ def curve_svg(title: str, series: list[tuple[str, str, list[tuple[float, float]]
         lines.append(f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="1.6">'
                      f"<title>{esc(name)}</title></polyline>{dots}")
     x_axis = (f'<text x="{left}" y="{height - bottom + 16}" text-anchor="middle">{_fmt(x_low)}</text>'
-              f'<text x="{width - right}" y="{height - bottom + 16}" text-anchor="middle">{_fmt(x_high)}</text>'
+              f'<text x="{width - right}" y="{height - bottom + 16}" text-anchor="end">{_fmt(x_high)}</text>'
               f'<text x="{(left + width - right) / 2}" y="{height - 4}" text-anchor="middle">step</text>')
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
             f'role="img" aria-label="{esc(title)}"><text x="{width / 2}" y="16" text-anchor="middle" class="title">'
@@ -324,7 +333,8 @@ def curves_html(runs: list[Entry]) -> str:
         series = [(e.name, colours[e.name], [(float(row.get("step", i)), float(row[key]))
                                                for i, row in enumerate(e.steps)
                                                if isinstance(row.get(key), (int, float))]) for e in runs]
-        charts.append(curve_svg(CURVES.get(key, key), [s for s in series if s[2]]))
+        charts.append(curve_svg(CURVES.get(key, key), [s for s in series if s[2]],
+                                (0, 1) if key in SHARE_CURVES else None))
     return f'<div class="legend">{legend}</div><div class="charts">{"".join(charts)}</div>'
 
 

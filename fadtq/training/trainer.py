@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import random
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -247,6 +249,11 @@ def keep_rows_before(path: Path, step: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # A run started in the background of a script (`cmd &`, nohup, some schedulers) inherits an
+    # ignored SIGINT, and Python then never raises KeyboardInterrupt: Ctrl-C or `kill -INT` would be
+    # lost. Stopping cleanly at the latest complete checkpoint must work however the run was started.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     trainer = None
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv)

@@ -11,7 +11,7 @@ import pytest
 from fadtq.cli import main as cli_main
 from fadtq.errors import FadtqError
 from fadtq.evaluation import write_report
-from fadtq.evaluation.report import CURVES, curve_keys, load_entry, ranks
+from fadtq.evaluation.report import CURVES, curve_keys, curve_svg, load_entry, ranks
 
 
 def test_ranks_mark_best_and_second_with_ties_and_gaps():
@@ -79,3 +79,13 @@ def test_report_errors_name_the_folder_or_flag(model_eval, tmp_path):
         write_report([tmp_path], tmp_path / "x.html")
     with pytest.raises(FadtqError, match="--baseline nope: no such entry; known: tiny-base"):
         write_report([model_eval, model_eval], tmp_path / "x.html", baseline="nope")
+
+
+def test_curve_axes_show_whole_steps_and_a_fixed_share_range():
+    flat = [("gpg", "#000", [(0.0, 0.333), (1000.0, 0.333), (2310.0, 0.333)])]
+    svg = curve_svg("test accuracy", flat, y_range=(0, 1))
+    labels = re.findall(r">([^<>]+)</text>", svg)
+    assert "2310" in labels and not any("e+" in label for label in labels)
+    assert labels[1:6] == ["0", "0.25", "0.5", "0.75", "1"]  # y ticks span 0-1, not 0.333 +- 0.5
+    outside = curve_svg("share", [("a", "#000", [(0.0, -0.5), (1.0, 0.5)])], y_range=(0, 1))
+    assert re.findall(r">([^<>]+)</text>", outside)[1] == "-0.5"  # values outside the range widen it

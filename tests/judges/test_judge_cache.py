@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from judge_testlib import items
 
 from fadtq.api import Verdict
+from fadtq.errors import FadtqError
 from fadtq.judge_cache import VerdictCache, judge_through_cache, templates_hash
 from fadtq.judging import JUDGE_TEMPLATES
 from fadtq.prompts import PromptLibrary, packaged_prompts_dir
@@ -44,3 +47,23 @@ def test_failures_are_not_cached_and_duplicates_are_sent_once(tmp_path):
     assert [i.reasoning for i in sent[1]] == [items(3)[1].reasoning]  # only the failure is asked again
     reopened = VerdictCache("m", "t", tmp_path / "v.sqlite")
     assert reopened.get(items(3)[0]) == Verdict(1, 2) and reopened.get(items(3)[1]) is None
+
+
+def test_memory_keeps_the_most_recently_used_entries_and_sqlite_keeps_all(tmp_path):
+    first, second, third = items(3)
+    for path in (None, tmp_path / "v.sqlite"):
+        cache = VerdictCache("m", "t", path, memory_entries=2)
+        cache.put_many([(first, Verdict(0, 0)), (second, Verdict(1, 1))])
+        assert cache.get(first) == Verdict(0, 0)  # first becomes the most recently used
+        cache.put_many([(third, Verdict(2, 2))])
+        assert len(cache) == 2 and cache.get(first) == Verdict(0, 0)
+        # second, the least recently used, left memory; only the SQLite file still has it
+        assert cache.get(second) == (Verdict(1, 1) if path else None)
+
+
+def test_memory_bound_is_validated_as_a_judge_option():
+    from fadtq.judge_cache import cache_from_options
+    from fadtq.judge_options import JudgeOptions
+
+    with pytest.raises(FadtqError, match=r"judge\.options\.cache_memory_entries: expected an integer >= 1"):
+        cache_from_options(JudgeOptions({"cache_memory_entries": 0}, "openai"), "m", PromptLibrary())

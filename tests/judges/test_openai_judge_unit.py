@@ -145,3 +145,15 @@ def test_model_is_required():
 
     with pytest.raises(FadtqError, match=r"^judge.options.model: required"):
         default_plugins().judges.get("openai").build({"base_urls": ["http://127.0.0.1:9/v1"]}, PromptLibrary())
+
+
+def test_judging_from_inside_a_running_event_loop_works():
+    """A notebook or an async trainer already runs a loop, where ``asyncio.run`` alone would raise."""
+    import asyncio
+
+    async def from_a_notebook_cell():
+        return openai_judge([server.url], **FAST).judge(items(2))
+
+    with FakeOpenAI([GOOD]) as server:
+        verdicts = asyncio.run(from_a_notebook_cell())
+    assert verdicts == [Verdict(2, 1), Verdict(2, 1)] and len(server.bodies) == 2
