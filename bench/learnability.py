@@ -4,8 +4,11 @@ Both methods train with ``configs/learnability.yaml`` (GRPO with ``--advantage.n
 wall-clock budget each, in parallel, one thread each; every saved checkpoint is then evaluated
 greedily on a fixed stratified subset of the look-alike test split. Writes
 ``bench/results/learnability.json`` and ``docs/learnability.png`` (test accuracy and reward curves).
+``--task control`` runs the same on the control task of ``bench/control_task.py`` (labels any
+model can see) and writes ``learnability_control.json`` and ``docs/learnability_control.png``.
 
-    .venv/bin/python bench/learnability.py --minutes 30 --eval-pairs 150
+    .venv/bin/python bench/learnability.py --minutes 25 --eval-pairs 150
+    .venv/bin/python bench/learnability.py --task control --minutes 10
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = {"gpg": "#1f77b4", "grpo": "#d62728"}
+TRAIN_WINDOW = 25  # training curves are saved and drawn as means over this many steps
 
 
-def train(method: str, out: Path, minutes: float) -> subprocess.Popen:
+def train(method: str, out: Path, benchmark: Path | None) -> subprocess.Popen:
     command = [sys.executable, str(REPO / "fadtq" / "train.py"), "--config", "learnability", "--rewards",
                "format,accuracy,tq", "--advantage.name", method, "--output.dir", str(out), "--output.name", method]
+    if benchmark is not None:
+        command += ["--data.benchmark", str(benchmark)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     log = (out / f"{method}.log").open("w")
     return subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -56,46 +62,75 @@ def evaluate_checkpoints(run: Path, benchmark: Path, pairs: int) -> list[tuple[i
     return points
 
 
+def collect(run: Path, eval_pairs: int) -> dict:
+    """Test accuracy of the start and of every checkpoint, and the per-step training curves, of one run."""
+    from fadtq.evaluation import evaluate_model
+
+    metadata = json.loads((run / "metadata.json").read_text())
+    benchmark = Path(metadata["benchmark"])
+    base = evaluate_model(metadata["model_path"], benchmark, run / "eval-start", batch_size=16, max_new_tokens=32,
+                          limit=eval_pairs, name="start")
+    steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return {
+        "test_accuracy": [(0, base["accuracy"])] + evaluate_checkpoints(run, benchmark, eval_pairs),
+        "train_reward": windowed_means([(row["step"], row["reward/total"]) for row in steps]),
+        "train_accuracy": windowed_means([(row["step"], row["accuracy"]) for row in steps]),
+        "steps": len(steps),
+    }
+
+
+def control_benchmark(out: Path) -> Path:
+    from control_task import brightness_benchmark
+
+    from fadtq.data.dataset import ensure_default_benchmark
+
+    return brightness_benchmark(ensure_default_benchmark(scale="paper"), out / "control-benchmark")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0, help="training budget per method (wall clock)")
     parser.add_argument("--eval-pairs", type=int, default=150)
-    parser.add_argument("--out", type=Path, default=REPO / "runs" / "learnability")
+    parser.add_argument("--task", choices=("lookalike", "control"), default="lookalike",
+                        help="the look-alike's labels, or the control task of bench/control_task.py")
+    parser.add_argument("--out", type=Path, help="run folder (default: runs/learnability[-control])")
+    parser.add_argument("--replot", action="store_true", help="only redraw the figure from the saved results")
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    processes = {method: train(method, args.out, args.minutes) for method in METHODS}
-    stop_after(processes, args.minutes)
+    suffix = "" if args.task == "lookalike" else "_control"
+    if args.replot:
+        saved = json.loads((REPO / "bench" / "results" / f"learnability{suffix}.json").read_text())
+        plot(saved["results"], REPO / "docs" / f"learnability{suffix}.png")
+        return 0
+    out = args.out or REPO / "runs" / f"learnability{suffix.replace('_', '-')}"
+    out.mkdir(parents=True, exist_ok=True)
+    benchmark = control_benchmark(out) if args.task == "control" else None
+    stop_after({method: train(method, out, benchmark) for method in METHODS}, args.minutes)
     results = {}
     for method in METHODS:
-        run = args.out / method
-        benchmark = Path(json.loads((run / "metadata.json").read_text())["benchmark"])
-        start = json.loads((run / "metadata.json").read_text())["model_path"]
-        from fadtq.evaluation import evaluate_model
-
-        base = evaluate_model(start, benchmark, run / "eval-start", batch_size=16, max_new_tokens=32,
-                              limit=args.eval_pairs, name="start")
-        steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-        results[method] = {
-            "test_accuracy": [(0, base["accuracy"])] + evaluate_checkpoints(run, benchmark, args.eval_pairs),
-            "train_reward": [(row["step"], row["reward/total"]) for row in steps],
-            "train_accuracy": [(row["step"], row["accuracy"]) for row in steps],
-            "steps": len(steps),
-        }
-        print(f"{method}: {len(steps)} steps; test accuracy {results[method]['test_accuracy']}")
+        results[method] = collect(out / method, args.eval_pairs)
+        print(f"{method}: {results[method]['steps']} steps; test accuracy {results[method]['test_accuracy']}")
     from fadtq.io import atomic_write_json
 
-    atomic_write_json(REPO / "bench" / "results" / "learnability.json",
-                      {"minutes_per_method": args.minutes, "eval_pairs": args.eval_pairs, "results": results})
-    plot(results, REPO / "docs" / "learnability.png")
+    atomic_write_json(REPO / "bench" / "results" / f"learnability{suffix}.json",
+                      {"task": args.task, "minutes_per_method": args.minutes, "eval_pairs": args.eval_pairs,
+                       "train_window": TRAIN_WINDOW, "results": results})
+    plot(results, REPO / "docs" / f"learnability{suffix}.png")
     return 0
+
+
+def windowed_means(points: list, window: int = TRAIN_WINDOW) -> list[tuple[float, float]]:
+    """A per-step training curve averaged over consecutive windows of ``window`` steps (at their last step)."""
+    return [(points[i + len(chunk) - 1][0], sum(v for _, v in chunk) / len(chunk))
+            for i in range(0, len(points), window) if (chunk := points[i:i + window])]
 
 
 def plot(results: dict, png: Path) -> None:
     from fadtq.evaluation.report import curve_svg, screenshot
 
-    charts = [curve_svg(title, [(m, METHODS[m], [tuple(p) for p in results[m][key]]) for m in results])
-              for title, key in (("test accuracy (greedy)", "test_accuracy"), ("train reward R", "train_reward"),
-                                 ("train accuracy (sampled)", "train_accuracy"))]
+    charts = [curve_svg(title, [(m, METHODS[m], [tuple(p) for p in results[m][key]]) for m in results], y_range)
+              for title, key, y_range in (("test accuracy (greedy)", "test_accuracy", (0, 1)),
+                                          ("train reward R (mean of 25 steps)", "train_reward", None),
+                                          ("train accuracy, sampled (mean of 25 steps)", "train_accuracy", (0, 1)))]
     legend = " ".join(f'<span style="color:{c}">&#9632; {m}</span>' for m, c in METHODS.items())
     html = (f"<html><body style='font-family:sans-serif'><p>{legend}</p>"
             f"<style>svg .grid{{stroke:#eee}}svg .frame{{fill:none;stroke:#999}}</style>{''.join(charts)}</body></html>")

@@ -83,7 +83,7 @@ def main() -> int:
     print(f"{len(x_train)} training pairs: best test accuracy {best:.3f} (majority class {majority:.3f})")
     from fadtq.io import atomic_write_json
 
-    out = REPO / "bench" / "results" / f"lookalike_ceiling_{len(x_train)}.json"
+    out = REPO / "bench" / "results" / f"lookalike_ceiling_{len(x_train)}_{args.size}px.json"
     atomic_write_json(out, {"training_pairs": len(x_train), "size": args.size, "epochs": args.epochs,
                             "best_test_accuracy": best, "majority_class": majority})
     return 0

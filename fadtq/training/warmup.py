@@ -34,7 +34,7 @@ def synthetic_response(rng: random.Random) -> str:
     return f"<think>{think}</think><answer>{rng.choice(CLASS_NAMES)}</answer>"
 
 
-def _batch(processor, pairs, responses) -> dict[str, torch.Tensor]:
+def supervised_batch(processor, pairs, responses) -> dict[str, torch.Tensor]:
     """Inputs with labels on the response tokens only (prompt and padding are -100)."""
     prompts = [processor.apply_chat_template(p.messages, add_generation_prompt=True, tokenize=False) for p in pairs]
     end = processor.tokenizer.eos_token
@@ -67,7 +67,7 @@ def warmup(model_path: str | Path, out: str | Path, dataset, steps: int = 150, b
     bar = tqdm(range(steps), desc="format warm-up", disable=not progress)
     for _ in bar:
         pairs = [dataset[rng.randrange(len(dataset))] for _ in range(batch_size)]
-        loss = model(**_batch(processor, pairs, [synthetic_response(rng) for _ in pairs])).loss
+        loss = model(**supervised_batch(processor, pairs, [synthetic_response(rng) for _ in pairs])).loss
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
