@@ -127,13 +127,15 @@ def windowed_means(points: list, window: int = TRAIN_WINDOW) -> list[tuple[float
 def plot(results: dict, png: Path) -> None:
     from fadtq.evaluation.report import curve_svg, screenshot
 
+    window = f"mean of {TRAIN_WINDOW} steps"
+    panels = (("test accuracy (greedy)", "test_accuracy", (0, 1)),
+              (f"train reward R ({window})", "train_reward", None),
+              (f"train accuracy, sampled ({window})", "train_accuracy", (0, 1)))
     charts = [curve_svg(title, [(m, METHODS[m], [tuple(p) for p in results[m][key]]) for m in results], y_range)
-              for title, key, y_range in (("test accuracy (greedy)", "test_accuracy", (0, 1)),
-                                          ("train reward R (mean of 25 steps)", "train_reward", None),
-                                          ("train accuracy, sampled (mean of 25 steps)", "train_accuracy", (0, 1)))]
+              for title, key, y_range in panels]
     legend = " ".join(f'<span style="color:{c}">&#9632; {m}</span>' for m, c in METHODS.items())
-    html = (f"<html><body style='font-family:sans-serif'><p>{legend}</p>"
-            f"<style>svg .grid{{stroke:#eee}}svg .frame{{fill:none;stroke:#999}}</style>{''.join(charts)}</body></html>")
+    style = "<style>svg .grid{stroke:#eee}svg .frame{fill:none;stroke:#999}</style>"
+    html = f"<html><body style='font-family:sans-serif'><p>{legend}</p>{style}{''.join(charts)}</body></html>"
     with tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / "learnability.html"
         page.write_text(html)
