@@ -6,9 +6,13 @@ greedily on a fixed stratified subset of the look-alike test split. Writes
 ``bench/results/learnability.json`` and ``docs/learnability.png`` (test accuracy and reward curves).
 ``--task control`` runs the same on the control task of ``bench/control_task.py`` (labels any
 model can see) and writes ``learnability_control.json`` and ``docs/learnability_control.png``.
+``--name`` renames the run folder and both outputs; any other ``--section.key value`` is passed
+on to ``fadtq/train.py`` as a config override for both methods.
 
     .venv/bin/python bench/learnability.py --minutes 25 --eval-pairs 150
-    .venv/bin/python bench/learnability.py --task control --minutes 10
+    .venv/bin/python bench/learnability.py --task control --minutes 25
+    .venv/bin/python bench/learnability.py --task control --minutes 17 --name learnability_control_t05 \
+        --rollout.temperature 0.5
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ METHODS = {"gpg": "#1f77b4", "grpo": "#d62728"}
 TRAIN_WINDOW = 25  # training curves are saved and drawn as means over this many steps
 
 
-def train(method: str, out: Path, benchmark: Path | None) -> subprocess.Popen:
+def train(method: str, out: Path, benchmark: Path | None, overrides: list[str]) -> subprocess.Popen:
     command = [sys.executable, str(REPO / "fadtq" / "train.py"), "--config", "learnability", "--rewards",
-               "format,accuracy,tq", "--advantage.name", method, "--output.dir", str(out), "--output.name", method]
+               "format,accuracy,tq", "--advantage.name", method, "--output.dir", str(out), "--output.name", method,
+               *overrides]
     if benchmark is not None:
         command += ["--data.benchmark", str(benchmark)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -93,28 +98,29 @@ def main() -> int:
     parser.add_argument("--eval-pairs", type=int, default=150)
     parser.add_argument("--task", choices=("lookalike", "control"), default="lookalike",
                         help="the look-alike's labels, or the control task of bench/control_task.py")
-    parser.add_argument("--out", type=Path, help="run folder (default: runs/learnability[-control])")
+    parser.add_argument("--name", help="names the run folder runs/<name>, bench/results/<name>.json and "
+                                           "docs/<name>.png (default: learnability, or learnability_control)")
     parser.add_argument("--replot", action="store_true", help="only redraw the figure from the saved results")
-    args = parser.parse_args()
-    suffix = "" if args.task == "lookalike" else "_control"
+    args, overrides = parser.parse_known_args()  # the rest, e.g. --rollout.temperature 0.5, goes to train.py
+    name = args.name or ("learnability" if args.task == "lookalike" else "learnability_control")
+    results_file, figure = REPO / "bench" / "results" / f"{name}.json", REPO / "docs" / f"{name}.png"
     if args.replot:
-        saved = json.loads((REPO / "bench" / "results" / f"learnability{suffix}.json").read_text())
-        plot(saved["results"], REPO / "docs" / f"learnability{suffix}.png")
+        plot(json.loads(results_file.read_text())["results"], figure)
         return 0
-    out = args.out or REPO / "runs" / f"learnability{suffix.replace('_', '-')}"
+    out = REPO / "runs" / name
     out.mkdir(parents=True, exist_ok=True)
     benchmark = control_benchmark(out) if args.task == "control" else None
-    stop_after({method: train(method, out, benchmark) for method in METHODS}, args.minutes)
+    stop_after({method: train(method, out, benchmark, overrides) for method in METHODS}, args.minutes)
     results = {}
     for method in METHODS:
         results[method] = collect(out / method, args.eval_pairs)
         print(f"{method}: {results[method]['steps']} steps; test accuracy {results[method]['test_accuracy']}")
     from fadtq.io import atomic_write_json
 
-    atomic_write_json(REPO / "bench" / "results" / f"learnability{suffix}.json",
-                      {"task": args.task, "minutes_per_method": args.minutes, "eval_pairs": args.eval_pairs,
-                       "train_window": TRAIN_WINDOW, "results": results})
-    plot(results, REPO / "docs" / f"learnability{suffix}.png")
+    atomic_write_json(results_file, {"task": args.task, "minutes_per_method": args.minutes,
+                                     "eval_pairs": args.eval_pairs, "overrides": overrides,
+                                     "train_window": TRAIN_WINDOW, "results": results})
+    plot(results, figure)
     return 0
 
 
