@@ -11,6 +11,7 @@ the anomaly labels is limited by the task, not by the trainer.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,6 @@ def brightness(loco_root: Path, rows: list[dict]) -> list[float]:
 
 def brightness_benchmark(benchmark: Path, out: Path) -> Path:
     """Write the relabelled copy of ``benchmark`` (train.jsonl, test.jsonl, stats.json) to ``out``."""
-    import json
-
     stats = json.loads((benchmark / "stats.json").read_text(encoding="utf-8"))
     loco_root = Path(stats["loco_root"])
     train, test = (read_manifest(benchmark / f"{split}.jsonl", loco_root) for split in ("train", "test"))
@@ -42,3 +41,10 @@ def brightness_benchmark(benchmark: Path, out: Path) -> Path:
     control_stats = {"loco_root": stats["loco_root"], "control": "brightness tercile of the test image per category",
                      "source": str(benchmark)}
     return write_benchmark(Benchmark([relabel(r) for r in train], [relabel(r) for r in test], control_stats), out)
+
+
+def control_benchmark(out: Path) -> Path:
+    """The control over the paper-scale look-alike benchmark (generated on first use), written to ``out``."""
+    from fadtq.data.dataset import ensure_default_benchmark
+
+    return brightness_benchmark(ensure_default_benchmark(scale="paper"), out)

@@ -84,14 +84,6 @@ def collect(run: Path, eval_pairs: int) -> dict:
     }
 
 
-def control_benchmark(out: Path) -> Path:
-    from control_task import brightness_benchmark
-
-    from fadtq.data.dataset import ensure_default_benchmark
-
-    return brightness_benchmark(ensure_default_benchmark(scale="paper"), out / "control-benchmark")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0, help="training budget per method (wall clock)")
@@ -109,7 +101,11 @@ def main() -> int:
         return 0
     out = REPO / "runs" / name
     out.mkdir(parents=True, exist_ok=True)
-    benchmark = control_benchmark(out) if args.task == "control" else None
+    benchmark = None
+    if args.task == "control":
+        from control_task import control_benchmark
+
+        benchmark = control_benchmark(out / "control-benchmark")
     stop_after({method: train(method, out, benchmark, overrides) for method in METHODS}, args.minutes)
     results = {}
     for method in METHODS:

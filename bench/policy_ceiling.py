@@ -61,12 +61,13 @@ def main() -> int:
     from fadtq.training.setup import default_model_dir
     from fadtq.training.warmup import supervised_batch
 
-    benchmark = ensure_default_benchmark(scale="paper")
     work = Path(tempfile.mkdtemp(prefix="policy-ceiling-"))
     if args.task == "control":
-        from control_task import brightness_benchmark
+        from control_task import control_benchmark
 
-        benchmark = brightness_benchmark(benchmark, work / "control-benchmark")
+        benchmark = control_benchmark(work / "control-benchmark")
+    else:
+        benchmark = ensure_default_benchmark(scale="paper")
     dataset = PairDataset(benchmark / "train.jsonl", max_side=args.image_size)
     start = default_model_dir(args.size, 0, 150, dataset)
     processor = load_processor(start)
