@@ -21,6 +21,9 @@ from fadtq.prompts import PromptLibrary, policy_messages, policy_question
 DEFAULT_MAX_SIDE = 448
 # The tiny tree has 10 images per test class; 6 per class for training leaves 4 per class to test.
 TINY_TRAIN_PER_CLASS = 6
+# Training pairs per class and category of each look-alike scale (the rest of the test folders is tested):
+# tiny 6 of 10, cpu 40 of 60 (300 test pairs), paper 40 as the paper does.
+TRAIN_PER_CLASS = {"tiny": TINY_TRAIN_PER_CLASS, "cpu": 40, "paper": 40}
 
 
 @dataclass
@@ -90,22 +93,25 @@ def _root_from_stats(manifest: Path) -> Path:
         raise FadtqError(f"{stats_path}: cannot read 'loco_root'; pass --loco-root explicitly") from None
 
 
-def ensure_default_tree(scale: str = "tiny", seed: int = 0) -> Path:
+def _tree_name(scale: str, seed: int, difficulty: str) -> str:
+    return f"synth-{scale}-seed{seed}" + ("" if difficulty == "standard" else f"-{difficulty}")
+
+
+def ensure_default_tree(scale: str = "tiny", seed: int = 0, difficulty: str = "standard") -> Path:
     """The cached look-alike LOCO root, generated on first use."""
     from fadtq.data.synth import synthesize
 
-    root = cache_dir() / f"synth-{scale}-seed{seed}"
+    root = cache_dir() / _tree_name(scale, seed, difficulty)
     if not root.is_dir():
-        create_dir_once(root, lambda tmp: synthesize(tmp / "tree", seed=seed, scale=scale))
+        create_dir_once(root, lambda tmp: synthesize(tmp / "tree", seed=seed, scale=scale, difficulty=difficulty))
     return root
 
 
-def ensure_default_benchmark(scale: str = "tiny", seed: int = 0) -> Path:
+def ensure_default_benchmark(scale: str = "tiny", seed: int = 0, difficulty: str = "standard") -> Path:
     """The cached benchmark folder (train.jsonl, test.jsonl, stats.json) over the default tree."""
-    root = ensure_default_tree(scale, seed)
-    bench = cache_dir() / f"synth-{scale}-seed{seed}-pair3c"
+    root = ensure_default_tree(scale, seed, difficulty)
+    bench = cache_dir() / f"{_tree_name(scale, seed, difficulty)}-pair3c"
     if not (bench / "stats.json").is_file():
-        per_class = TINY_TRAIN_PER_CLASS if scale == "tiny" else 40
-        built = build_pair3c(root, seed=seed, train_per_class=per_class)
+        built = build_pair3c(root, seed=seed, train_per_class=TRAIN_PER_CLASS[scale])
         create_dir_once(bench, lambda tmp: write_benchmark(built, tmp / "tree"))
     return bench

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -24,7 +25,7 @@ from fadtq.data.synth_damage import OPS
 from fadtq.data.synth_draw import Canvas, apply_lighting
 from fadtq.errors import FadtqError
 
-SCALES = ("tiny", "paper")
+SCALES = ("tiny", "cpu", "paper")
 DEFAULT_SIZE = 128
 # (split, class folder, label): the five image folders of a category, in seed order.
 FOLDERS = (
@@ -100,12 +101,69 @@ SPECS = {
     )
 }
 TINY_COUNTS = (8, 4, 10, 10, 10)
+# The CPU default: 60 test images per class, so 40 per class train and 20 per class (300 pairs) test.
+CPU_COUNTS = (40, 10, 60, 60, 60)
+
+
+@dataclass(frozen=True)
+class Difficulty:
+    """How hard the look-alike is to see. ``standard`` mirrors the real dataset's variety. ``easy``
+    keeps the three classes and their meaning but draws fewer, larger cues, for policies small
+    enough to train on a CPU: only the anomalies an object-level look can tell (parts missing or
+    extra, a bottle empty, local damage), damage drawn ``damage_scale`` times larger, and less
+    clutter (``sparse`` scenes: fewer cereal specks, six large pushpins instead of fifteen). Damage
+    that would erase a whole small part (a broken pin or screw-bag part, at that scale) is left out:
+    it would look exactly like the logical "missing part"."""
+
+    name: str
+    logical: dict[str, tuple[str, ...]] | None  # per category, the logical defects drawn; None: all
+    structural: dict[str, tuple[str, ...]] | None  # likewise for structural defects
+    damage_scale: float = 1.0
+    sparse: bool = False
+
+    def kinds(self, category: str, label: str) -> tuple[str, ...]:
+        spec = SPECS[category]
+        if label == "logical":
+            return self.logical[category] if self.logical else spec.logical
+        if label == "structural":
+            return self.structural[category] if self.structural else tuple(spec.structural)
+        return ()
+
+
+DIFFICULTIES = {
+    "standard": Difficulty("standard", None, None),
+    "easy": Difficulty(
+        "easy",
+        logical={
+            "breakfast_box": ("missing_toppings", "missing_cereals", "wrong_fruit_count"),
+            "juice_bottle": ("missing_center_label", "missing_bottom_label", "empty_bottle"),
+            "pushpins": ("additional_pushpin", "missing_pushpin"),
+            "screw_bag": ("additional_part", "missing_part"),
+            "splicing_connectors": ("missing_connector", "missing_cable", "extra_cable"),
+        },
+        structural={
+            "breakfast_box": ("fruit_damaged", "contamination"),
+            "juice_bottle": ("damaged_label", "juice_color", "contamination"),
+            "pushpins": ("color", "contamination"),
+            "screw_bag": ("color", "contamination"),
+            "splicing_connectors": ("broken_cable", "color", "contamination"),
+        },
+        damage_scale=2.2,
+        sparse=True,
+    ),
+}
+
+
+def difficulty_named(name: str) -> Difficulty:
+    if name not in DIFFICULTIES:
+        raise FadtqError(f"--difficulty {name}: expected one of {', '.join(DIFFICULTIES)}")
+    return DIFFICULTIES[name]
 
 
 def folder_counts(category: str, scale: str) -> tuple[int, ...]:
     if scale not in SCALES:
         raise FadtqError(f"--scale {scale}: expected one of {', '.join(SCALES)}")
-    return SPECS[category].paper_counts if scale == "paper" else TINY_COUNTS
+    return {"paper": SPECS[category].paper_counts, "cpu": CPU_COUNTS}.get(scale, TINY_COUNTS)
 
 
 def output_size(category: str, size: int) -> tuple[int, int]:
@@ -118,36 +176,44 @@ def image_rng(seed: int, category: str, folder: int, index: int) -> np.random.Ge
     return np.random.default_rng([seed, CATEGORIES.index(category), folder, index])
 
 
-def render(
-    category: str, label: str, rng: np.random.Generator, size: int
-) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
-    """One image (H x W x 3 uint8) and its ``(defect name, boolean mask)`` list (empty when good)."""
+class Scene(NamedTuple):
+    """One rendered image (H x W x 3 uint8), its ``(defect name, boolean mask)`` list (empty when
+    good) and the scene's facts (``Canvas.facts``: counts and presence of parts)."""
+
+    image: np.ndarray
+    defects: list[tuple[str, np.ndarray]]
+    facts: dict[str, object]
+
+
+def render(category: str, label: str, rng: np.random.Generator, size: int,
+           difficulty: Difficulty = DIFFICULTIES["standard"]) -> Scene:
     spec = SPECS[category]
     width, height = output_size(category, size)
     canvas = Canvas(width, height, spec.background)
-    kinds = spec.logical if label == "logical" else tuple(spec.structural) if label == "structural" else ()
+    kinds = difficulty.kinds(category, label)
     defect = kinds[int(rng.integers(len(kinds)))] if kinds else None
     op = spec.structural.get(defect) if label == "structural" else None
-    anchors = spec.scene(rng, canvas, None if op else defect)
+    anchors = spec.scene(rng, canvas, None if op else defect, difficulty.sparse)
     image, masks = canvas.finish()
     if op:
         places = [a for group, items in anchors.items() if op[1] in (ANY, group) for a in items]
         x, y, r = places[int(rng.integers(len(places)))]
+        r *= difficulty.damage_scale
         masks = {defect: OPS[op[0]](rng, image, x * height, y * height, r * height)}
     image = apply_lighting(rng, image)
     if defect is None:
-        return image, []
+        return Scene(image, [], canvas.facts)
     mask = masks.get(defect, np.zeros(image.shape[:2], dtype=bool))
     if not mask.any():  # a region too small for a tiny --size still gets one pixel
         x, y, _ = next(a for items in anchors.values() for a in items)
         mask[min(height - 1, int(y * height)), min(width - 1, int(x * height))] = True
-    return image, [(defect, mask)]
+    return Scene(image, [(defect, mask)], canvas.facts)
 
 
-def _job(root: Path, seed: int, size: int, job: tuple[str, int, int]) -> None:
+def _job(root: Path, seed: int, size: int, difficulty: Difficulty, job: tuple[str, int, int]) -> None:
     category, folder, index = job
     split, class_folder, label = FOLDERS[folder]
-    image, masks = render(category, label, image_rng(seed, category, folder, index), size)
+    image, masks, _ = render(category, label, image_rng(seed, category, folder, index), size, difficulty)
     name = f"{index:03d}"
     Image.fromarray(image, "RGB").save(root / category / split / class_folder / f"{name}.png")
     values = SPECS[category].pixel_values()
@@ -158,7 +224,7 @@ def _job(root: Path, seed: int, size: int, job: tuple[str, int, int]) -> None:
         Image.fromarray(grey, "L").save(mask_dir / f"{number:03d}.png")
 
 
-def _write_category_files(root: Path, category: str, scale: str) -> None:
+def _write_category_files(root: Path, category: str, scale: str, difficulty: Difficulty) -> None:
     spec = SPECS[category]
     for split, class_folder, _ in FOLDERS:
         (root / category / split / class_folder).mkdir(parents=True, exist_ok=True)
@@ -169,7 +235,8 @@ def _write_category_files(root: Path, category: str, scale: str) -> None:
     ]
     (root / category / "defects_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     (root / category / "readme.txt").write_text(
-        f"Procedural look-alike of MVTec LOCO AD '{category}' ({scale} scale), generated by `fadtq synth`.\n"
+        f"Procedural look-alike of MVTec LOCO AD '{category}' ({scale} scale, {difficulty.name} difficulty), "
+        "generated by `fadtq synth`.\n"
         "No image of the real dataset was used.\n",
         encoding="utf-8",
     )
@@ -184,8 +251,8 @@ def jobs(scale: str, categories: tuple[str, ...] = CATEGORIES) -> list[tuple[str
     ]
 
 
-def _run_jobs(root: Path, seed: int, size: int, todo: list, workers: int) -> Iterator[None]:
-    work = functools.partial(_job, root, seed, size)
+def _run_jobs(root: Path, seed: int, size: int, difficulty: Difficulty, todo: list, workers: int) -> Iterator[None]:
+    work = functools.partial(_job, root, seed, size, difficulty)
     if workers <= 1:
         yield from map(work, todo)
         return
@@ -194,9 +261,10 @@ def _run_jobs(root: Path, seed: int, size: int, todo: list, workers: int) -> Ite
 
 
 def synthesize(out: str | Path, seed: int = 0, scale: str = "tiny", size: int = DEFAULT_SIZE, *,
-               workers: int = 2, progress: bool = False) -> Path:
+               difficulty: str = "standard", workers: int = 2, progress: bool = False) -> Path:
     """Write the look-alike tree to ``out``; it appears whole (built in a sibling temp dir, then renamed)."""
     out = Path(out)
+    level = difficulty_named(difficulty)
     if size < 16:
         raise FadtqError(f"--size {size}: expected at least 16 pixels")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -206,8 +274,8 @@ def synthesize(out: str | Path, seed: int = 0, scale: str = "tiny", size: int = 
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         for category in CATEGORIES:
-            _write_category_files(staging, category, scale)
-        results = _run_jobs(staging, seed, size, todo, workers)
+            _write_category_files(staging, category, scale, level)
+        results = _run_jobs(staging, seed, size, level, todo, workers)
         if progress:
             from tqdm import tqdm
 

@@ -26,6 +26,9 @@ class Canvas:
         self.image = Image.new("RGB", (width * SUPERSAMPLE, height * SUPERSAMPLE), background)
         self.draw = ImageDraw.Draw(self.image)
         self.masks: dict[str, ImageDraw.ImageDraw] = {}
+        # What the scene put in the image, for an object-level description (``fadtq pretrain``):
+        # counts and presence of parts, e.g. {"pins": 6} or {"juice": "cherry", "labels": 2}.
+        self.facts: dict[str, object] = {}
         self._mask_images: dict[str, Image.Image] = {}
 
     def _mask(self, name: str) -> ImageDraw.ImageDraw:

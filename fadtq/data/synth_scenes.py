@@ -1,8 +1,10 @@
 """The five look-alike scenes. Each draws a normal scene or one with a given defect.
 
-A scene function takes ``(rng, canvas, defect)``: ``defect`` is ``None`` for a normal image, a
-logical defect name (one rule broken, every object intact) or one of the structural defects that
-the scene draws itself. It marks the defect's region on the canvas and returns anchors, the
+A scene function takes ``(rng, canvas, defect, sparse)``: ``defect`` is ``None`` for a normal
+image, a logical defect name (one rule broken, every object intact) or one of the structural
+defects that the scene draws itself; ``sparse`` (the ``easy`` difficulty) asks for less clutter
+and larger items where the scene has many small ones. It marks the defect's region on the canvas,
+records what it drew in ``canvas.facts`` (counts and presence of parts) and returns anchors, the
 places (``group -> [(x, y, r)]``) where generic local damage may be applied afterwards.
 """
 
@@ -19,7 +21,7 @@ Anchors = dict[str, list[tuple[float, float, float]]]
 
 # ---------------------------------------------------------------- breakfast_box
 
-def breakfast_box(rng: np.random.Generator, c: Canvas, defect: str | None) -> Anchors:
+def breakfast_box(rng: np.random.Generator, c: Canvas, defect: str | None, sparse: bool = False) -> Anchors:
     x0, x1, y0, y1 = 0.07 + rng.uniform(-0.02, 0.02), 1.18 + rng.uniform(-0.02, 0.02), 0.08, 0.92
     c.rect(x0, y0, x1, y1, jitter(rng, (226, 214, 192), 8))
     divider = (x0 + x1) / 2 - 0.04 + rng.uniform(-0.01, 0.01)
@@ -30,7 +32,7 @@ def breakfast_box(rng: np.random.Generator, c: Canvas, defect: str | None) -> An
         left, right = (right[0], right[0] + (left[1] - left[0])), (left[0], left[0] + (right[1] - right[0]))
     anchors: Anchors = {"box_edge": [(x0, rng.uniform(0.2, 0.8), 0.06), (x1, rng.uniform(0.2, 0.8), 0.06)]}
     anchors["fruit"] = _fruits(rng, c, left, y0, y1, defect)
-    anchors["cereal"], anchors["toppings"] = _cereal_and_toppings(rng, c, right, y0, y1, defect)
+    anchors["cereal"], anchors["toppings"] = _cereal_and_toppings(rng, c, right, y0, y1, defect, sparse)
     return anchors
 
 
@@ -42,6 +44,7 @@ def _fruits(rng: np.random.Generator, c: Canvas, span: tuple[float, float], y0: 
     mid = (span[0] + span[1]) / 2
     slots = [(mid - 0.07, y0 + 0.2), (mid + 0.08, y0 + 0.42), (mid - 0.06, y0 + 0.63), (mid + 0.07, y0 + 0.73)]
     order = rng.permutation(len(slots))[: len(kinds)]
+    c.facts["fruits"] = len(kinds)
     anchors = []
     for kind, slot in zip(kinds, order, strict=False):
         x, y = slots[slot][0] + rng.uniform(-0.02, 0.02), slots[slot][1] + rng.uniform(-0.02, 0.02)
@@ -56,7 +59,7 @@ def _fruits(rng: np.random.Generator, c: Canvas, span: tuple[float, float], y0: 
 
 
 def _cereal_and_toppings(rng: np.random.Generator, c: Canvas, span: tuple[float, float], y0: float, y1: float,
-                         defect: str | None) -> tuple[list, list]:
+                         defect: str | None, sparse: bool) -> tuple[list, list]:
     split = y0 + 0.36 + rng.uniform(-0.02, 0.02)
     cereal_top = split - (0.18 if defect == "overflow" else 0.0) + (0.16 if defect == "underflow" else 0.0)
     if defect in ("overflow", "underflow"):
@@ -65,7 +68,7 @@ def _cereal_and_toppings(rng: np.random.Generator, c: Canvas, span: tuple[float,
         c.rect(span[0], split, span[1], y1 - 0.02, None, mark=defect, draw=False)
     else:
         c.rect(span[0], cereal_top, span[1], y1 - 0.02, jitter(rng, (164, 112, 60), 10))
-        for _ in range(40):
+        for _ in range(10 if sparse else 40):
             x, y = rng.uniform(span[0] + 0.02, span[1] - 0.02), rng.uniform(cereal_top + 0.02, y1 - 0.04)
             c.ellipse(x, y, 0.02, 0.013, jitter(rng, (130, 86, 44), 20), angle=rng.uniform(0, math.pi))
     bananas, almonds = 7 + int(rng.integers(-1, 2)), 5 + int(rng.integers(-1, 2))
@@ -73,6 +76,8 @@ def _cereal_and_toppings(rng: np.random.Generator, c: Canvas, span: tuple[float,
         bananas, almonds = (bananas + almonds, 0) if rng.random() < 0.5 else (0, bananas + almonds)
     if defect in ("wrong_ratio", "missing_toppings"):
         c.rect(span[0], y0 + 0.02, span[1], split, None, mark=defect, draw=False)
+    c.facts["cereals"] = defect != "missing_cereals"
+    c.facts["toppings"] = defect != "missing_toppings"
     if defect == "missing_toppings":
         return [((span[0] + span[1]) / 2, (split + y1) / 2, 0.1)], [((span[0] + span[1]) / 2, (y0 + split) / 2, 0.08)]
     for index in range(bananas + almonds):
@@ -91,7 +96,7 @@ def _cereal_and_toppings(rng: np.random.Generator, c: Canvas, span: tuple[float,
 JUICES = {"cherry": (150, 22, 34), "orange": (226, 168, 34), "banana": (226, 220, 198)}
 
 
-def juice_bottle(rng: np.random.Generator, c: Canvas, defect: str | None) -> Anchors:
+def juice_bottle(rng: np.random.Generator, c: Canvas, defect: str | None, sparse: bool = False) -> Anchors:
     cx, bottom, half = 0.25 + rng.uniform(-0.025, 0.025), 0.93, 0.11 + rng.uniform(-0.004, 0.004)
     neck_top, shoulder = 0.14, 0.32
     outline = [(cx - 0.035, neck_top), (cx + 0.035, neck_top), (cx + half, shoulder), (cx + half, bottom),
@@ -107,6 +112,8 @@ def juice_bottle(rng: np.random.Generator, c: Canvas, defect: str | None) -> Anc
         c.polygon(outline, None, mark=defect, draw=False)
     if defect != "empty_bottle":
         c.polygon(_clip_to_level(outline, top), jitter(rng, JUICES[fruit], 10))
+    c.facts["juice"] = "none" if defect == "empty_bottle" else fruit
+    c.facts["labels"] = 2 - (defect in ("missing_center_label", "missing_bottom_label"))
     center, lower = (0.44, 0.62), (0.72, 0.82)
     shift = rng.uniform(-0.01, 0.01)
     center, lower = (center[0] + shift, center[1] + shift), (lower[0] + shift, lower[1] + shift)
@@ -182,8 +189,9 @@ def _text(rng: np.random.Generator, c: Canvas, cx: float, lower: tuple[float, fl
 
 # ---------------------------------------------------------------- pushpins
 
-def pushpins(rng: np.random.Generator, c: Canvas, defect: str | None) -> Anchors:
-    rows, cols = 3, 5
+def pushpins(rng: np.random.Generator, c: Canvas, defect: str | None, sparse: bool = False) -> Anchors:
+    rows, cols = (2, 3) if sparse else (3, 5)
+    size = 1.8 if sparse else 1.0
     x0, y0 = 0.1 + rng.uniform(-0.02, 0.02), 0.08 + rng.uniform(-0.02, 0.02)
     x1, y1 = x0 + 1.5, y0 + 0.84
     c.rect(x0, y0, x1, y1, jitter(rng, (70, 76, 88), 6))
@@ -209,30 +217,34 @@ def pushpins(rng: np.random.Generator, c: Canvas, defect: str | None) -> Anchors
     anchors = []
     for number, cell in enumerate(pins + extras):
         extra = number >= len(pins)
-        offset = (0.06, 0.0) if extra else (0.0, 0.0)
+        offset = (0.06 * size, 0.0) if extra else (0.0, 0.0)
         x = cells[cell][0] + rng.uniform(-cw * 0.18, cw * 0.18) + offset[0]
         y = cells[cell][1] + rng.uniform(-ch * 0.18, ch * 0.18)
         mark = defect if extra or number == bent else None
-        anchors.append(_pin(rng, c, x, y, mark, bent=number == bent))
+        anchors.append(_pin(rng, c, x, y, mark, bent=number == bent, size=size))
+    c.facts["pins"] = len(pins) + len(extras)
     return {"pin": anchors, "box": [(x0 + cw * 0.5, y0 + ch * 0.2, 0.05)]}
 
 
-def _pin(rng: np.random.Generator, c: Canvas, x: float, y: float, mark: str | None, bent: bool) -> tuple:
+def _pin(rng: np.random.Generator, c: Canvas, x: float, y: float, mark: str | None, bent: bool,
+         size: float = 1.0) -> tuple:
+    """A pushpin at (x, y); ``size`` scales it (larger pins in the sparse layout)."""
     angle = rng.uniform(0, 2 * math.pi)
-    tip = (x + 0.075 * math.cos(angle), y + 0.075 * math.sin(angle))
+    tip = (x + 0.075 * size * math.cos(angle), y + 0.075 * size * math.sin(angle))
     needle = [(x, y), tip]
     if bent:
-        knee = (x + 0.045 * math.cos(angle), y + 0.045 * math.sin(angle))
-        needle = [(x, y), knee, (knee[0] + 0.035 * math.cos(angle + 1.3), knee[1] + 0.035 * math.sin(angle + 1.3))]
-    c.line(needle, jitter(rng, (196, 196, 200), 6), 0.012, mark=mark)
-    c.circle(x, y, 0.045, jitter(rng, (232, 198, 40), 10), mark=mark)
-    c.circle(x - 0.012, y - 0.012, 0.014, jitter(rng, (250, 232, 120), 8))
-    return (x, y, 0.045)
+        knee = (x + 0.045 * size * math.cos(angle), y + 0.045 * size * math.sin(angle))
+        bend = 0.035 * size
+        needle = [(x, y), knee, (knee[0] + bend * math.cos(angle + 1.3), knee[1] + bend * math.sin(angle + 1.3))]
+    c.line(needle, jitter(rng, (196, 196, 200), 6), 0.012 * size, mark=mark)
+    c.circle(x, y, 0.045 * size, jitter(rng, (232, 198, 40), 10), mark=mark)
+    c.circle(x - 0.012 * size, y - 0.012 * size, 0.014 * size, jitter(rng, (250, 232, 120), 8))
+    return (x, y, 0.045 * size)
 
 
 # ---------------------------------------------------------------- screw_bag
 
-def screw_bag(rng: np.random.Generator, c: Canvas, defect: str | None) -> Anchors:
+def screw_bag(rng: np.random.Generator, c: Canvas, defect: str | None, sparse: bool = False) -> Anchors:
     x0, y0 = 0.12 + rng.uniform(-0.03, 0.03), 0.1 + rng.uniform(-0.02, 0.02)
     x1, y1 = x0 + 1.2, y0 + 0.8
     bag = jitter(rng, (214, 218, 222), 6)
@@ -256,6 +268,7 @@ def screw_bag(rng: np.random.Generator, c: Canvas, defect: str | None) -> Anchor
     if defect == "additional_part":
         small.append(small[int(rng.integers(len(small)))])
         slots.append(spare)
+    c.facts["parts"], c.facts["screws"] = len(small), len(screws)
     for number, (kind, (x, y)) in enumerate(zip(small, slots, strict=False)):
         mark = defect if defect == "additional_part" and number == len(small) - 1 else None
         anchors["part"].append(_small_part(rng, c, kind, x, y, bag, mark))
@@ -292,7 +305,7 @@ def _screw(rng: np.random.Generator, c: Canvas, x: float, y: float, length: floa
 CABLE_COLORS = {2: (226, 196, 36), 3: (40, 90, 190), 5: (190, 36, 36)}
 
 
-def splicing_connectors(rng: np.random.Generator, c: Canvas, defect: str | None) -> Anchors:
+def splicing_connectors(rng: np.random.Generator, c: Canvas, defect: str | None, sparse: bool = False) -> Anchors:
     clamps = [2, 3, 5][int(rng.integers(3))]
     other = [n for n in CABLE_COLORS if n != clamps][int(rng.integers(2))]
     gap = 0.35 if defect == "cable_too_short" else rng.uniform(0.85, 1.0)
@@ -321,6 +334,8 @@ def splicing_connectors(rng: np.random.Generator, c: Canvas, defect: str | None)
     path = _cable_path(rng, ends[0], ends[1])
     c.line(path, jitter(rng, color, 10), 0.045, mark=cable_mark, draw=defect != "missing_cable")
     anchors["cable"] = [path[len(path) // 2] + (0.04,)]
+    c.facts["connectors"] = 2 - (missing >= 0)
+    c.facts["cables"] = {"missing_cable": 0, "extra_cable": 2}.get(defect or "", 1)
     if defect == "extra_cable":
         start = (ends[0][0] + rng.uniform(0.05, 0.2), ends[0][1] + 0.25)
         c.line(_cable_path(rng, start, (start[0] + 0.5, start[1] - 0.05)), jitter(rng, color, 10), 0.045, mark=defect)

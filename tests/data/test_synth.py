@@ -8,7 +8,8 @@ from PIL import Image
 from fadtq.cli import main
 from fadtq.data.loco import CATEGORIES
 from fadtq.data.synth import FOLDERS, SPECS, TINY_COUNTS, folder_counts, jobs, output_size, synthesize
-from fadtq.data.synth_check import logical_separability, threshold_accuracy
+from fadtq.data.loco import LABEL_FOLDERS
+from fadtq.data.synth_check import logical_separability, ridge_accuracy, statistics_accuracy, threshold_accuracy
 from fadtq.errors import FadtqError
 
 # field-facts.md: train good, validation good, test good / structural / logical.
@@ -108,3 +109,46 @@ def test_cli_writes_tree_and_grid(tmp_path, capsys):
     assert code == 0 and (tmp_path / "tree" / "pushpins" / "defects_config.json").is_file()
     assert Image.open(grid).size[0] > 5 * 100
     assert "wrote 210 images" in capsys.readouterr().out
+
+
+def test_easy_difficulty_draws_only_its_defects_larger_and_sparser(tmp_path):
+    from fadtq.data.synth import DIFFICULTIES, render
+
+    easy, standard = DIFFICULTIES["easy"], DIFFICULTIES["standard"]
+    tree = synthesize(tmp_path / "easy", seed=0, scale="tiny", size=64, difficulty="easy", workers=1)
+    for category in CATEGORIES:
+        names = {e["pixel_value"]: e["defect_name"] for e in
+                 json.loads((tree / category / "defects_config.json").read_text())}
+        for label in ("structural", "logical"):
+            drawn = {names[int(v)] for mask in (tree / category / "ground_truth" / LABEL_FOLDERS[label]).rglob("*.png")
+                     for v in set(np.unique(np.asarray(Image.open(mask)))) - {0}}
+            assert drawn and drawn <= set(easy.kinds(category, label))
+    # Sparse pushpins: six compartments, one pin each; damage covers more of the image than in standard.
+    assert render("pushpins", "good", np.random.default_rng(0), 128, easy).facts["pins"] == 6
+    assert render("pushpins", "good", np.random.default_rng(0), 128, standard).facts["pins"] == 15
+
+    def damaged_share(level):
+        shares = [render("juice_bottle", "structural", np.random.default_rng(i), 128, level).defects[0][1].mean()
+                  for i in range(30)]
+        return float(np.median(shares))
+
+    assert damaged_share(easy) > 2 * damaged_share(standard)
+    with pytest.raises(FadtqError, match="--difficulty hard"):
+        synthesize(tmp_path / "hard", difficulty="hard")
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_image_statistics_stay_far_below_the_ceiling(category):
+    """Mean colour, histograms and edge density of the test image and of its difference to the
+    reference, fed to a ridge classifier: held-out 3-way accuracy stays far below the 90% that the
+    pretrained policy reaches (bench/policy_ceiling.py); chance is 33%."""
+    assert statistics_accuracy(category, "easy", count=100) < 0.66
+
+
+def test_statistics_classifier_finds_a_separable_signal():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    x = rng.normal(0, 1, (300, 10))
+    assert ridge_accuracy(x[:150], y[:150], x[150:], y[150:]) < 0.45
+    x[:, 4] += 5 * y
+    assert ridge_accuracy(x[:150], y[:150], x[150:], y[150:]) > 0.9
