@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("fadtq.commands.synth", "write a procedural look-alike of MVTec LOCO AD"),
     "build-benchmark": ("fadtq.commands.build_benchmark", "build MVTec-LOCO-AD-Pair3C manifests from a LOCO root"),
     "make-tiny-model": ("fadtq.commands.make_tiny_model", "build a small Qwen2.5-VL offline (tokenizer included)"),
+    "pretrain": ("fadtq.commands.pretrain", "give an offline Qwen2.5-VL eyes: describe fresh look-alike images"),
     "warmup": ("fadtq.commands.warmup", "teach a from-scratch model the answer format (random answers)"),
     "eval": ("fadtq.commands.eval", "accuracy, Balance Score and more for a model or a predictions file"),
     "report": ("fadtq.commands.report", "HTML and Markdown report (the seed's tables, curves, examples) over evals and runs"),

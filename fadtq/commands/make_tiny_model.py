@@ -10,9 +10,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder to write the model, tokenizer and processor to")
     parser.add_argument(
         "--size",
-        choices=("tiny", "small"),
+        choices=("tiny", "base", "small"),
         default="tiny",
-        help="tiny: about 0.2M parameters (tests); small: about 20M (benchmarks)",
+        help="tiny: about 0.2M parameters (tests); base: about 2M (the CPU default, after fadtq pretrain); "
+             "small: about 20M (benchmarks)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
 

@@ -90,9 +90,28 @@ class ModelSize:
 SIZES: dict[str, ModelSize] = {
     # about 0.2M parameters, 16 LLM tokens per 112x112 image: for tests.
     "tiny": ModelSize(512, 64, 2, 4, 2, 128, (2, 3, 3), 2, 32, 2, 64, 56 * 56, 112 * 112),
+    # about 2M parameters, 16 LLM tokens per 112x112 image, head_dim 32: the CPU default's policy
+    # after `fadtq pretrain` (large enough to see the look-alike's parts, small enough for 2 cores).
+    "base": ModelSize(768, 128, 3, 4, 2, 384, (4, 6, 6), 4, 128, 4, 256, 56 * 56, 112 * 112),
     # about 20M parameters, up to 64 LLM tokens per image: for benchmarks.
     "small": ModelSize(1024, 512, 6, 8, 4, 1376, (8, 12, 12), 4, 256, 4, 512, 56 * 56, 224 * 224),
 }
+
+
+def _description_corpus() -> list[str]:
+    """Reasoning in the words of ``fadtq pretrain``'s image descriptions, so they tokenize short."""
+    from fadtq.data.describe import REGIONS, objects_phrase
+
+    facts = {
+        "breakfast_box": [{"fruits": n, "toppings": t, "cereals": c} for n in (2, 3, 4) for t in (0, 1) for c in (0, 1)],
+        "juice_bottle": [{"juice": j, "labels": n} for j in ("cherry", "orange", "banana", "none") for n in (1, 2)],
+        "pushpins": [{"pins": n} for n in range(4, 18)],
+        "screw_bag": [{"parts": n, "screws": 2} for n in (3, 4, 5)],
+        "splicing_connectors": [{"connectors": n, "cables": k} for n in (1, 2) for k in (0, 1, 2)],
+    }
+    damages = ["no damage"] + [f"damage at the {region}" for row in REGIONS for region in row]
+    return [f"reference: {objects_phrase(c, f)}, no damage. test: {objects_phrase(c, f)}, {d}."
+            for c, options in facts.items() for f in options for d in damages]
 
 
 def tokenizer_corpus() -> list[str]:
@@ -102,7 +121,7 @@ def tokenizer_corpus() -> list[str]:
     texts += list(CLASS_NAMES) + list(CLASS_MEANINGS.values()) + list(_REASONING)
     texts += [f"<think>{line}</think><answer>{name}</answer>" for line in _REASONING for name in CLASS_NAMES]
     texts += ["Reference image (normal):", "Test image:", "system", "user", "assistant", "You are a helpful assistant."]
-    return texts
+    return texts + _description_corpus()
 
 
 def build_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:

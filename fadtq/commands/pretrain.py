@@ -1,0 +1,45 @@
+"""``fadtq pretrain``: give an offline Qwen2.5-VL eyes for the look-alike (see fadtq/training/pretrain.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from fadtq.training.pretrain import PretrainRecipe
+
+DEFAULTS = PretrainRecipe()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="new folder for the pretrained model")
+    parser.add_argument("--model", help="model folder to start from (default: a fresh `base` Qwen2.5-VL, "
+                                         "built with --seed)")
+    parser.add_argument("--steps", type=int, default=DEFAULTS.steps)
+    parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
+    parser.add_argument("--lr", type=float, default=DEFAULTS.lr)
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of the weights, images and answers")
+    parser.add_argument("--difficulty", choices=("standard", "easy"), default=DEFAULTS.difficulty)
+    parser.add_argument("--image-size", type=int, default=DEFAULTS.image_size)
+
+
+def run(args: argparse.Namespace) -> int:
+    from fadtq.errors import FadtqError
+    from fadtq.training.pretrain import build_pretrained
+
+    out = Path(args.out)
+    if out.exists():
+        raise FadtqError(f"--out {out}: already exists; choose a new folder")
+    for flag, value in (("--steps", args.steps), ("--batch-size", args.batch_size), ("--image-size", args.image_size)):
+        if value < 1:
+            raise FadtqError(f"{flag} {value}: expected a positive integer")
+    if not args.lr > 0:
+        raise FadtqError(f"--lr {args.lr}: expected a positive number")
+    if args.model and not (Path(args.model) / "config.json").is_file():
+        raise FadtqError(f"--model {args.model}: no config.json there (not a Hugging Face model folder)")
+    recipe = PretrainRecipe(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                            difficulty=args.difficulty, image_size=args.image_size)
+    check = build_pretrained(out, recipe, base_model=Path(args.model) if args.model else None)
+    print(json.dumps(check, indent=2))
+    print(f"pretrained model: {out}")
+    return 0

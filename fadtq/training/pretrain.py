@@ -1,0 +1,216 @@
+"""Pretraining that gives a small offline Qwen2.5-VL eyes for the look-alike's world.
+
+The paper's policy, Qwen2.5-VL-3B, comes to RL already able to see parts, counts and damage; RL
+teaches it to decide. A model built offline sees nothing, and RL from a random vision tower barely
+moves in the CPU budget. This supervised pass stands in for broad pretraining. On freshly
+generated look-alike pairs, never an image of a benchmark, the policy's own question is answered
+with reasoning that describes each image on its own (``fadtq.data.describe``) and an answer drawn
+at random. So the policy learns to look and to write the format while its accuracy stays at
+chance: the answer is independent of the images, and the targets never compare the two images,
+never say whether one is normal and never use an answer word. What RL gains afterwards, RL learned.
+
+Seeds: a benchmark image draws from ``[seed, category index, folder, index]`` with a category index
+below ``len(CATEGORIES)``; a pretraining image from ``[seed, len(CATEGORIES) + category index,
+role, index]``, a range no benchmark uses, whatever the benchmark's seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from fadtq.data.describe import describe
+from fadtq.data.loco import CATEGORIES
+from fadtq.data.synth import DEFAULT_SIZE, difficulty_named, render
+from fadtq.errors import FadtqError
+from fadtq.io import create_dir_once
+from fadtq.prompts import CLASS_NAMES, PromptLibrary, policy_messages
+
+REFERENCE_ROLE = len(CLASS_NAMES)  # roles 0-2: a test image of that class; 3: the reference
+VALIDATION_OFFSET = 10**9  # example indices of the held-out check, never trained on
+FIRST_LOSSES = 3  # recorded with a shipped checkpoint; tests/training/test_pretrain.py reproduces them
+RECIPE_FILE = "recipe.json"  # beside a shipped checkpoint: recipe, command, check, weights' sha256
+
+
+@dataclass(frozen=True)
+class PretrainRecipe:
+    """Everything that determines the pretrained model: the same recipe gives the same bytes."""
+
+    size: str = "base"  # the make-tiny-model preset the weights start from (seeded by ``seed``)
+    steps: int = 3000
+    batch_size: int = 16
+    lr: float = 1e-3
+    seed: int = 0
+    difficulty: str = "easy"
+    image_size: int = 112  # longest side, as the trainer's data.image_size
+
+    def folder_name(self) -> str:
+        return f"qwen2.5-vl-{self.size}-seed{self.seed}-pretrain{self.steps}-{self.difficulty}-{self.image_size}px"
+
+
+@dataclass
+class PretrainExample:
+    category: str
+    ref_image: Image.Image
+    test_image: Image.Image
+    messages: list[dict]
+    think: str
+    response: str
+
+
+def pretrain_rng(seed: int, category: str, role: int, index: int) -> np.random.Generator:
+    return np.random.default_rng([seed, len(CATEGORIES) + CATEGORIES.index(category), role, index])
+
+
+def _image(scene_image: np.ndarray, image_size: int) -> Image.Image:
+    """As the benchmark's images reach the policy: rendered, then shrunk to ``image_size``."""
+    image = Image.fromarray(scene_image, "RGB")
+    image.thumbnail((image_size, image_size))
+    return image
+
+
+def make_example(recipe: PretrainRecipe, index: int, prompts: PromptLibrary) -> PretrainExample:
+    """Example ``index``: a fresh normal reference, a fresh test image of a random class, and the
+    target response (both images described, answer drawn at random)."""
+    choice = random.Random(f"pretrain:{recipe.seed}:{index}")
+    category = choice.choice(CATEGORIES)
+    label = choice.randrange(len(CLASS_NAMES))
+    difficulty = difficulty_named(recipe.difficulty)
+    ref = render(category, "good", pretrain_rng(recipe.seed, category, REFERENCE_ROLE, index), DEFAULT_SIZE,
+                 difficulty)
+    test = render(category, CLASS_NAMES[label], pretrain_rng(recipe.seed, category, label, index), DEFAULT_SIZE,
+                  difficulty)
+    think = f"reference: {describe(category, ref)}. test: {describe(category, test)}."
+    answer = choice.choice(CLASS_NAMES)
+    return PretrainExample(category, _image(ref.image, recipe.image_size), _image(test.image, recipe.image_size),
+                           policy_messages(prompts, category), think, f"<think>{think}</think><answer>{answer}</answer>")
+
+
+def examples(recipe: PretrainRecipe, start: int, count: int, prompts: PromptLibrary) -> Iterator[PretrainExample]:
+    return (make_example(recipe, index, prompts) for index in range(start, start + count))
+
+
+def load_start(model_path: str | Path):
+    """The model (float32, training mode) and processor that pretraining starts from."""
+    from transformers import AutoModelForImageTextToText
+
+    from fadtq.training.processor import load_processor
+
+    model = AutoModelForImageTextToText.from_pretrained(str(model_path), dtype=torch.float32)
+    return model.train(), load_processor(model_path)
+
+
+def training_losses(model, processor, recipe: PretrainRecipe, prompts: PromptLibrary) -> Iterator[float]:
+    """Run the recipe's steps on ``model``, yielding each step's loss; stop consuming to stop early
+    (the first steps of a recipe are the same whatever follows, so they can be checked alone)."""
+    from fadtq.training.warmup import supervised_batch
+
+    torch.manual_seed(recipe.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, recipe.steps))
+    for step in range(recipe.steps):
+        batch = list(examples(recipe, step * recipe.batch_size, recipe.batch_size, prompts))
+        loss = model(**supervised_batch(processor, batch, [e.response for e in batch])).loss
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        yield loss.item()
+
+
+def pretrain(model_path: str | Path, out: str | Path, recipe: PretrainRecipe, *, progress: bool = True,
+             check_examples: int = 60) -> dict:
+    """Train ``model_path`` by ``recipe`` and save it to ``out`` (appears whole); returns the first
+    losses and the held-out check (how often greedy decoding describes a fresh test image exactly)."""
+    from tqdm import tqdm
+
+    prompts = PromptLibrary()
+    model, processor = load_start(model_path)
+    bar = tqdm(training_losses(model, processor, recipe, prompts), total=recipe.steps, desc="pretrain",
+               disable=not progress)
+    losses = []
+    for loss in bar:
+        losses.append(loss)
+        bar.set_postfix(loss=f"{loss:.3f}")
+    model.eval()
+    check = description_check(model, processor, recipe, check_examples, prompts)
+    create_dir_once(Path(out), lambda tmp: _save(model, processor, tmp / "model"))
+    return {"first_losses": losses[:FIRST_LOSSES], "last_loss": losses[-1], **check}
+
+
+def lr_factor(step: int, steps: int) -> float:
+    """Linear warm-up over the first 5% of the steps, then a cosine decay to 10% of the peak."""
+    warm = max(1, steps // 20)
+    if step < warm:
+        return (step + 1) / warm
+    progress = (step - warm) / max(1, steps - warm)
+    return 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _save(model, processor, folder: Path) -> Path:
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def weights_sha256(folder: Path) -> str:
+    return hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+
+
+def verify_shipped(folder: Path) -> Path:
+    """A shipped checkpoint whose weights hash to the one in its ``recipe.json``."""
+    try:
+        expected = json.loads((folder / RECIPE_FILE).read_text(encoding="utf-8"))["sha256"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise FadtqError(f"{folder / RECIPE_FILE}: cannot read the checkpoint's sha256 ({exc})") from None
+    if weights_sha256(folder) != expected:
+        raise FadtqError(f"{folder / 'model.safetensors'}: sha256 differs from {RECIPE_FILE}; the checkpoint was "
+                         "changed: restore it (git checkout) or rebuild it with the command in its recipe.json")
+    return folder
+
+
+@torch.no_grad()
+def description_check(model, processor, recipe: PretrainRecipe, count: int, prompts: PromptLibrary) -> dict:
+    """Greedy reasoning on ``count`` held-out fresh pairs: the share whose description of the test
+    image (and of the whole reasoning) matches the scene's own facts exactly."""
+    from fadtq.answer import think_text
+    from fadtq.training.rollout import HFRolloutEngine, RolloutPrompt, SamplingParams
+
+    engine = HFRolloutEngine(model, processor)
+    params = SamplingParams(max_new_tokens=64, greedy=True)
+    held_out = list(examples(recipe, VALIDATION_OFFSET, count, prompts))
+    test_right = think_right = 0
+    for start in range(0, count, 16):
+        chunk = held_out[start:start + 16]
+        result = engine.generate([RolloutPrompt(e.ref_image, e.test_image, e.messages) for e in chunk], 1, params)
+        for example, group in zip(chunk, result.groups):
+            think = think_text(group[0].text) or ""
+            think_right += think.strip() == example.think
+            test_right += think.split("test:")[-1].strip() == example.think.split("test:")[-1].strip()
+    return {"examples": count, "test_description_exact": test_right / count, "reasoning_exact": think_right / count}
+
+
+def build_pretrained(out: Path, recipe: PretrainRecipe, base_model: Path | None = None,
+                     progress: bool = True) -> dict:
+    """Pretrain ``base_model`` (default: a fresh ``recipe.size`` model seeded by ``recipe.seed``)
+    into ``out``; returns the held-out check and the seconds taken."""
+    import tempfile
+
+    from fadtq.training.tiny_model import make_tiny_model
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="fadtq-pretrain-") as scratch:
+        start = base_model or make_tiny_model(Path(scratch) / "base", size=recipe.size, seed=recipe.seed)
+        check = pretrain(start, out, recipe, progress=progress)
+    return {**check, "seconds": round(time.perf_counter() - started, 1)}
