@@ -12,6 +12,11 @@ from fadtq.rollout import Rollout
 from fadtq.scoring import ScoredBatch
 
 
+def accuracy(rollouts: list[Rollout]) -> float:
+    """The share of rollouts whose answer names their label."""
+    return float(np.mean([extract_answer(r.completion) == r.label for r in rollouts]))
+
+
 def step_metrics(scored: ScoredBatch, rollouts: list[Rollout], lengths: list[int]) -> dict[str, float]:
     """Each reward component's mean over the rollouts where it was computed, plus rates and counts."""
     metrics: dict[str, float] = {"reward/total": float(np.mean(scored.total))}
@@ -19,7 +24,7 @@ def step_metrics(scored: ScoredBatch, rollouts: list[Rollout], lengths: list[int
         present = [v for v in values if v is not None]
         if present:
             metrics[f"reward/{name}"] = float(np.mean(present))
-    metrics["accuracy"] = float(np.mean([extract_answer(r.completion) == r.label for r in rollouts]))
+    metrics["accuracy"] = accuracy(rollouts)
     metrics["format_rate"] = float(np.mean([format_ok(r.completion) for r in rollouts]))
     metrics["length/tokens"] = float(np.mean(lengths))
     metrics["length/think_words"] = float(np.mean([len((think_text(r.completion) or "").split()) for r in rollouts]))

@@ -71,6 +71,7 @@ class RolloutResult:
 
 class RolloutEngine(Protocol):
     suppressed_token_ids: tuple[int, ...]
+    pad_token_id: int
 
     def generate(self, prompts: Sequence[RolloutPrompt], n_samples: int, params: SamplingParams) -> RolloutResult:
         """Sample ``n_samples`` completions for each prompt."""

@@ -17,8 +17,9 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -30,14 +31,29 @@ from fadtq.plugin_manager import default_plugins
 from fadtq.prompts import PromptLibrary
 from fadtq.rollout import Rollout
 from fadtq.run_config import RunConfig
-from fadtq.scoring import build_scorer
+from fadtq.scoring import ScoredBatch, build_scorer
 from fadtq.training import checkpoint, cpu_compat
+from fadtq.training.dynamic_sampling import choose_groups, concat_scoring, count, informative_groups, select_scored
 from fadtq.training.losses import LossInputs, get_loss
-from fadtq.training.metrics import MetricsLog, step_metrics
+from fadtq.training.metrics import MetricsLog, accuracy, step_metrics
 from fadtq.training.setup import (StepPlan, check_model_path, default_model_dir, load_train_config, make_run_dir,
-                                  parse_args, plan_steps, resolve_benchmark, run_metadata)
+                                  parse_args, plan_steps, pretrained_model_dir, resolve_benchmark, run_metadata)
+
+if TYPE_CHECKING:
+    from fadtq.training.rollout import RolloutResult
 
 log = logging.getLogger("fadtq.train")
+
+
+@dataclass
+class Draw:
+    """One round of generation and scoring within a step (several with dynamic sampling)."""
+
+    result: RolloutResult
+    rollouts: list[Rollout]
+    scored: ScoredBatch
+    generate_seconds: float
+    score_seconds: float
 
 
 class Trainer:
@@ -66,10 +82,9 @@ class Trainer:
         self.plan: StepPlan = plan_steps(cfg, len(self.dataset), world)
         if self.model_path is None:  # rank 0 builds the cached default model, the others wait for it
             if self.rank == 0:
-                default_model_dir(cfg.model.size, cfg.train.seed, cfg.model.warmup_steps, self.dataset)
+                self.default_model()
             checkpoint.barrier()
-            self.model_path = str(default_model_dir(cfg.model.size, cfg.train.seed, cfg.model.warmup_steps,
-                                                    self.dataset))
+            self.model_path = str(self.default_model())
         optim_cfg = {
             "optim": "adam",
             "adam": {"lr": cfg.train.lr, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": cfg.train.weight_decay},
@@ -100,6 +115,13 @@ class Trainer:
             atomic_write_json(run_dir / "metadata.json",
                               run_metadata(cfg, self.prompts, self.plugins, self.estimator, self.model_path,
                                            benchmark, self.plan))
+
+    def default_model(self) -> Path:
+        """The offline policy of ``model.path: null``: pretrained, or format-warmed, or as built."""
+        model = self.cfg.model
+        if model.pretrain_steps:
+            return pretrained_model_dir(self.cfg)
+        return default_model_dir(model.size, self.cfg.train.seed, model.warmup_steps, self.dataset)
 
     @property
     def policy_model(self) -> torch.nn.Module:
@@ -159,29 +181,68 @@ class Trainer:
                                           self.rank, self.cfg.output.keep_checkpoints)
 
     # ------------------------------------------------------------------ one step
-    def train_step(self, step: int) -> tuple[dict[str, float], list[dict]]:
+    def refill_pairs(self, step: int, draw: int) -> list:
+        """Extra prompts for dynamic sampling: a seeded draw per (step, draw, rank), so a resumed
+        run draws the same ones."""
+        order = random.Random(f"{self.cfg.train.seed}:refill:{step}:{draw}:{self.rank}")
+        return [self.dataset[i] for i in order.sample(range(len(self.dataset)), self.plan.prompts_per_rank)]
+
+    def draw(self, step: int, number: int, pairs: list) -> Draw:
+        """Generate a group per prompt and score it."""
         from fadtq.training.rollout import RolloutPrompt
 
-        pairs = self.step_pairs(step)
         started = time.perf_counter()
         result = self.engine.generate([RolloutPrompt(p.ref_image, p.test_image, p.messages) for p in pairs],
                                       self.cfg.rollout.group_size, self.sampling)
         generated = time.perf_counter()
+        tag = f"{step}" if number == 0 else f"{step}+{number}"
         rollouts = [
-            Rollout(id=f"{step}:{pair.id}:{k}", group=f"{step}:{pair.id}", prompt=pair.prompt,
+            Rollout(id=f"{tag}:{pair.id}:{k}", group=f"{tag}:{pair.id}", prompt=pair.prompt,
                     completion=c.text, label=pair.label, category=pair.category)
             for pair, group in zip(pairs, result.groups) for k, c in enumerate(group)
         ]
         scored = self.scorer.score(rollouts)
+        return Draw(result, rollouts, scored, generated - started, time.perf_counter() - generated)
+
+    def sample_batch(self, step: int) -> tuple[list[Draw], list[tuple[int, int]]]:
+        """The step's draws and the ``(draw, group)`` pairs it trains on: every group of the one
+        draw, or with dynamic sampling the informative groups of up to ``1 + max_draws`` draws."""
+        rollout = self.cfg.rollout
+        draws = [self.draw(step, 0, self.step_pairs(step))]
+        if not rollout.dynamic_sampling:
+            return draws, [(0, g) for g in range(len(draws[0].result.groups))]
+        wanted = self.plan.prompts_per_rank
+        flags = [informative_groups(draws[0].scored.total, rollout.group_size)]
+        for number in range(1, rollout.max_draws + 1):
+            short = wanted - sum(sum(f) for f in flags)
+            if self.strategy.all_reduce(float(short), op="max") <= 0:  # every rank draws equally often
+                break
+            draws.append(self.draw(step, number, self.refill_pairs(step, number)))
+            flags.append(informative_groups(draws[-1].scored.total, rollout.group_size))
+        return draws, sorted(choose_groups(flags, wanted))
+
+    def train_step(self, step: int) -> tuple[dict[str, float], list[dict]]:
+        draws, chosen = self.sample_batch(step)
+        size = self.cfg.rollout.group_size
+        rows = [(d, g * size + k) for d, g in chosen for k in range(size)]
+        rollouts = [draws[d].rollouts[r] for d, r in rows]
+        scored = select_scored([d.scored for d in draws], rows)
+        scoring = concat_scoring([draws[d].result.scoring.select([r for dd, r in rows if dd == d])
+                                  for d in sorted({d for d, _ in rows})], self.engine.pad_token_id)
         advantages = self.estimator(np.asarray(scored.total), [r.group for r in rollouts], **self.cfg.advantage.options)
         scored_at = time.perf_counter()
         device = next(self.policy_model.parameters()).device
-        update = self.update(result.scoring, torch.as_tensor(advantages, dtype=torch.float32, device=device))
-        lengths = [len(c.completion_ids) for group in result.groups for c in group]
+        update = self.update(scoring, torch.as_tensor(advantages, dtype=torch.float32, device=device))
+        lengths = [len(draws[d].result.groups[r // size][r % size].completion_ids) for d, r in rows]
         local = step_metrics(scored, rollouts, lengths)
         local.update(update)
-        local.update({"time/generate": generated - started, "time/score": scored_at - generated,
+        local.update({"time/generate": sum(d.generate_seconds for d in draws),
+                      "time/score": sum(d.score_seconds for d in draws),
                       "time/update": time.perf_counter() - scored_at})
+        if self.cfg.rollout.dynamic_sampling:
+            flags = [informative_groups(d.scored.total, size) for d in draws]
+            local.update(count(flags, chosen).metrics())
+            local["sampling/first_draw_accuracy"] = accuracy(draws[0].rollouts)
         samples = []
         if self.rank == 0 and self.cfg.output.sample_every and step % self.cfg.output.sample_every == 0:
             samples = [{"id": r.id, "label": r.label, "prompt": r.prompt, "completion": r.completion,

@@ -52,8 +52,11 @@ def trainer_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def model_args(tiny_model_dir: Path) -> tuple[str, ...]:
     """The trainer tests train the session's tiny model as it is (no cached default, no format
-    warm-up): they test the loop's mechanics, and the ``signal`` reward gives them a signal."""
-    return ("--model.path", str(tiny_model_dir))
+    warm-up) with the small settings of ``loop.yaml``: they test the loop's mechanics, and the
+    ``signal`` reward gives them a signal."""
+    from trainer_testlib import LOOP_CONFIG
+
+    return ("--config", str(LOOP_CONFIG), "--model.path", str(tiny_model_dir))
 
 
 @pytest.fixture(scope="session")

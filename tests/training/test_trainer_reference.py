@@ -55,7 +55,9 @@ def test_reference_model_exists_only_when_the_estimator_needs_one(in_process, ti
 
     in_process.setattr(strategy, "build_actor", counting_build)
     in_process.setattr(logprobs, "completion_logprobs", counting_logprobs)
-    cfg = load_run_config(None, {"model.path": str(tiny_model_dir), "advantage.name": estimator, "train.max_steps": "1", "rollout.max_new_tokens": "8",
+    from trainer_testlib import LOOP_CONFIG
+
+    cfg = load_run_config(LOOP_CONFIG, {"model.path": str(tiny_model_dir), "advantage.name": estimator, "train.max_steps": "1", "rollout.max_new_tokens": "8",
                                  "output.dir": str(tmp_path), "output.name": estimator})
     trainer = Trainer(cfg, tmp_path / estimator)
 

@@ -23,6 +23,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN = REPO / "fadtq" / "train.py"
+LOOP_CONFIG = REPO / "tests" / "training" / "loop.yaml"  # the tests' small run (pinned, not the CPU default)
 SIGNAL_REWARD = "signal"
 
 # The keys issue 4 asks for in every metrics row (reward components are checked separately).

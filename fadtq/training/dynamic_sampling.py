@@ -1,0 +1,92 @@
+"""Dynamic sampling (DAPO's, and the GPG paper's resampling): train on groups whose rewards differ.
+
+A group whose rollouts all earn the same reward gets zero advantage from every group estimator: it
+costs a forward and a backward, teaches nothing and dilutes the step's batch. With
+``rollout.dynamic_sampling`` on, the trainer keeps the informative groups of each draw and draws
+more prompts until the step has ``prompts_per_step`` of them, at most ``rollout.max_draws`` extra
+draws. A step still short after that is topped up with the dropped groups, in draw order (zero
+advantage, so the batch keeps its shape and the update its micro-batches). Draws, dropped groups
+and top-ups are counted in the step's metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from fadtq.scoring import JudgeStats, ScoredBatch
+from fadtq.training.logprobs import ScoringInputs
+
+
+def informative_groups(totals: Sequence[float], group_size: int, tol: float = 1e-9) -> list[bool]:
+    """For each consecutive group of ``group_size`` rewards: do they differ (max - min > ``tol``)?"""
+    rewards = np.asarray(totals, dtype=float).reshape(-1, group_size)
+    return [bool(spread > tol) for spread in np.ptp(rewards, axis=1)]
+
+
+def choose_groups(flags: Sequence[Sequence[bool]], wanted: int) -> list[tuple[int, int]]:
+    """``(draw, group)`` of the step's batch: informative groups in draw order up to ``wanted``,
+    then, if too few, the uninformative ones in draw order."""
+    order = [(d, g) for d, draw in enumerate(flags) for g in range(len(draw))]
+    chosen = [(d, g) for d, g in order if flags[d][g]][:wanted]
+    chosen += [(d, g) for d, g in order if not flags[d][g]][: wanted - len(chosen)]
+    return chosen
+
+
+@dataclass
+class SamplingCounts:
+    draws: int
+    dropped_groups: int  # uninformative groups seen in all draws
+    topped_up_groups: int  # uninformative groups trained on because the draws ran out
+
+    def metrics(self) -> dict[str, float]:
+        return {f"sampling/{key}": float(value) for key, value in vars(self).items()}
+
+
+def count(flags: Sequence[Sequence[bool]], chosen: Sequence[tuple[int, int]]) -> SamplingCounts:
+    dropped = sum(not f for draw in flags for f in draw)
+    return SamplingCounts(len(flags), dropped, sum(not flags[d][g] for d, g in chosen))
+
+
+def select_scored(batches: Sequence[ScoredBatch], rows: Sequence[tuple[int, int]]) -> ScoredBatch:
+    """The ``(batch, row)`` rows of several scored batches as one; the judge counts are those of all
+    batches (every one of those calls was made)."""
+    names = batches[0].components
+    judge = JudgeStats(failure_examples=[e for b in batches for e in b.judge.failure_examples])
+    for batch in batches:
+        for key in ("judged", "skipped", "failed", "calls", "perfect", "seconds"):
+            setattr(judge, key, getattr(judge, key) + getattr(batch.judge, key))
+        judge.counts.update(batch.judge.counts)
+    return ScoredBatch(
+        components={name: [batches[b].components[name][r] for b, r in rows] for name in names},
+        total=[batches[b].total[r] for b, r in rows],
+        logs=batches[0].logs,
+        judge=judge,
+    )
+
+
+def concat_scoring(parts: Sequence[ScoringInputs], pad_token_id: int) -> ScoringInputs:
+    """Stack scoring inputs of different draws: prompts left-padded and completions right-padded
+    to the longest, so every row keeps the layout ``[padding, prompt | completion, padding]``."""
+    if len(parts) == 1:
+        return parts[0]
+    prompt_len = max(p.sequences.shape[1] - p.action_mask.shape[1] for p in parts)
+    completion_len = max(p.action_mask.shape[1] for p in parts)
+
+    def pad(tensor: torch.Tensor, completion: int, value: int) -> torch.Tensor:
+        prompt = tensor.shape[1] - completion
+        return torch.nn.functional.pad(tensor, (prompt_len - prompt, completion_len - completion), value=value)
+
+    return ScoringInputs(
+        sequences=torch.cat([pad(p.sequences, p.action_mask.shape[1], pad_token_id) for p in parts]),
+        attention_mask=torch.cat([pad(p.attention_mask, p.action_mask.shape[1], 0) for p in parts]),
+        action_mask=torch.cat([torch.nn.functional.pad(p.action_mask, (0, completion_len - p.action_mask.shape[1]))
+                               for p in parts]),
+        mm_token_type_ids=torch.cat([pad(p.mm_token_type_ids, p.action_mask.shape[1], 0) for p in parts]),
+        pixel_values=torch.cat([p.pixel_values for p in parts]),
+        image_grid_thw=torch.cat([p.image_grid_thw for p in parts]),
+        images_per_row=torch.cat([p.images_per_row for p in parts]),
+    )

@@ -1,0 +1,81 @@
+"""Dynamic sampling: uninformative groups are dropped, more prompts drawn (capped), the draws
+counted; stacked scoring inputs of several draws score exactly as the draws alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from trainer_testlib import SIGNAL_REWARD, ok, python_cmd, rows, run
+
+from fadtq.scoring import JudgeStats, ScoredBatch
+from fadtq.training.dynamic_sampling import (choose_groups, concat_scoring, count, informative_groups,
+                                             select_scored)
+
+
+def test_informative_groups_are_those_whose_rewards_differ():
+    totals = [1.0, 1.0, 1.0, 0.0, 2.0, 2.5, 0.3, 0.3 + 1e-12]
+    assert informative_groups(totals, 2) == [False, True, True, False]
+    assert informative_groups(totals, 4) == [True, True]
+
+
+def test_choose_groups_fills_with_informative_first_then_tops_up_in_draw_order():
+    flags = [[False, True, False], [True, False, True]]
+    assert choose_groups(flags, 3) == [(0, 1), (1, 0), (1, 2)]
+    assert choose_groups(flags, 2) == [(0, 1), (1, 0)]
+    assert choose_groups([[False, True], [False, False]], 2) == [(0, 1), (0, 0)]
+    counts = count([[False, True], [False, False]], [(0, 1), (0, 0)])
+    assert (counts.draws, counts.dropped_groups, counts.topped_up_groups) == (2, 3, 1)
+    assert counts.metrics() == {"sampling/draws": 2.0, "sampling/dropped_groups": 3.0,
+                                "sampling/topped_up_groups": 1.0}
+
+
+def test_select_scored_takes_rows_of_every_batch_and_sums_judge_counts():
+    a = ScoredBatch({"accuracy": [0.0, 1.0]}, [0.0, 1.0], {}, JudgeStats(judged=1, skipped=1, calls=1))
+    b = ScoredBatch({"accuracy": [1.0, None]}, [2.0, 0.5], {}, JudgeStats(judged=2, failed=1, calls=1))
+    merged = select_scored([a, b], [(0, 1), (1, 0), (1, 1)])
+    assert merged.total == [1.0, 2.0, 0.5] and merged.components["accuracy"] == [1.0, 1.0, None]
+    assert (merged.judge.judged, merged.judge.skipped, merged.judge.failed, merged.judge.calls) == (3, 1, 1, 2)
+    assert a.judge.judged == 1  # the inputs are left as they were
+
+
+def test_stacked_draws_score_as_the_draws_alone(tiny_model_dir, two_prompts):
+    """Two draws with different prompt and completion lengths, stacked (left-padded prompts,
+    right-padded completions): every row's log-probs equal those of its own draw's forward."""
+    from transformers import AutoModelForImageTextToText
+
+    from fadtq.training.logprobs import completion_logprobs
+    from fadtq.training.processor import load_processor
+    from fadtq.training.rollout import HFRolloutEngine, SamplingParams
+
+    torch.manual_seed(0)
+    model = AutoModelForImageTextToText.from_pretrained(str(tiny_model_dir), dtype=torch.float32).eval()
+    engine = HFRolloutEngine(model, load_processor(tiny_model_dir))
+    first = engine.generate(two_prompts[:1], 2, SamplingParams(max_new_tokens=6)).scoring
+    second = engine.generate(two_prompts, 1, SamplingParams(max_new_tokens=12)).scoring
+    stacked = concat_scoring([first, second], engine.pad_token_id)
+    assert stacked.action_mask.shape[1] == max(first.action_mask.shape[1], second.action_mask.shape[1])
+    suppress = engine.suppressed_token_ids
+    with torch.no_grad():
+        alone = [completion_logprobs(model, part, 1.0, suppress).logprobs for part in (first, second)]
+        together = completion_logprobs(model, stacked, 1.0, suppress).logprobs
+    for offset, part in ((0, alone[0]), (2, alone[1])):
+        width = part.shape[1]
+        assert torch.allclose(together[offset:offset + len(part), :width], part, atol=1e-5)
+        assert not together[offset:offset + len(part), width:].any()
+
+
+@pytest.mark.parametrize("rewards, draws, topped_up", [
+    ("format,accuracy", 3, 4),  # the untrained tiny model earns 0 everywhere: nothing is informative
+    (f"format,accuracy,{SIGNAL_REWARD}", 1, 0),  # signal differs within every group: one draw
+])
+def test_trainer_draws_until_full_and_counts(train_env, model_args, tmp_path, rewards, draws, topped_up):
+    out: Path = tmp_path
+    ok(run(python_cmd(*model_args, "--rewards", rewards, "--train.max_steps", "2", "--rollout.max_new_tokens", "8",
+                      "--rollout.dynamic_sampling", "true", "--rollout.max_draws", "2",
+                      "--output.dir", out, "--output.name", "run"), train_env))
+    for row in rows(out / "run" / "metrics.jsonl"):
+        assert row["sampling/draws"] == draws and row["sampling/topped_up_groups"] == topped_up
+        assert row["sampling/dropped_groups"] == (4 * draws if topped_up else 0)
+        assert 0.0 <= row["sampling/first_draw_accuracy"] <= 1.0
