@@ -13,8 +13,9 @@ Relevance (0-3) earns a point for each of:
   * it speaks of both images (the reference and the test image);
   * it names what differs or matches: a comparison word together with an object or attribute;
   * the class its evidence implies (cue words for good, structural, logical; each distinct cue
-    counts once) is the class of the final answer. Evidence implying another class caps the
-    score at 1.
+    counts once; a cue right after "no", "not", "without" or "never" is negated and does not
+    count: "no damage" is no evidence of damage) is the class of the final answer. Evidence
+    implying another class caps the score at 1.
 Keyword stuffing does not pay: with ten or more words and fewer than ``MIN_DIVERSITY`` distinct
 words per word, relevance is capped at 1 (and the repetition rules cut conciseness).
 """
@@ -55,6 +56,7 @@ CLASS_CUES = {
     "logical": {"missing", "extra", "count", "swapped", "misplaced", "mismatch", "additional", "wrong",
                 "too", "fewer", "absent", "instead", "pairing", "order"},
 }
+NEGATORS = {"no", "not", "without", "never"}
 _WORD = re.compile(r"[a-z0-9']+")
 
 
@@ -98,7 +100,8 @@ def relevance(reasoning: str, answer: str) -> int:
     vocabulary = set(words)
     score = int(bool(vocabulary & REFERENCE_WORDS) and bool(vocabulary & TEST_WORDS))
     score += int(bool(vocabulary & COMPARISON_WORDS) and bool(vocabulary & OBJECT_WORDS))
-    implied, answered = implied_class(vocabulary), parse_class(answer)
+    asserted = {w for i, w in enumerate(words) if i == 0 or words[i - 1] not in NEGATORS}
+    implied, answered = implied_class(asserted), parse_class(answer)
     score += int(implied is not None and implied == answered)
     if implied is not None and answered is not None and implied != answered:
         score = min(score, 1)

@@ -3,7 +3,8 @@
 Rules (plugins/judge_heuristic.py docstring): conciseness starts at 3 and loses one point each for
 > 60 words, > 120 words, trigram repetition rate > .15, > .4, filler share > .05; empty -> 0.
 Relevance earns one point each for: mentions both images; a comparison word plus an object word;
-implied class == answered class. A contradicting implied class caps relevance at 1, and so does
+implied class == answered class (a cue right after no, not, without or never does not count).
+A contradicting implied class caps relevance at 1, and so does
 low diversity (>= 10 words with distinct/total < .45).
 """
 
@@ -154,3 +155,12 @@ def test_factory_rejects_options():
         factory.build({"temperature": 0.0}, PromptLibrary())
     assert str(info.value).startswith("judge.options:")
     assert "temperature" in str(info.value)
+
+
+def test_a_negated_cue_is_no_evidence():
+    # "no damage": no structural cue; both images named -> 1; "damage at" asserts it -> +1 for structural
+    negated = "reference: 6 pins, no damage. test: 5 pins, no damage."
+    assert h.relevance(negated, "good") == 1 and h.relevance(negated, "structural") == 1
+    asserted = "reference: 6 pins, no damage. test: 6 pins, damage at the top left."
+    assert h.relevance(asserted, "structural") == 2
+    assert h.relevance(asserted, "logical") == 1
