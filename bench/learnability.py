@@ -1,18 +1,24 @@
-"""Does the trainer learn? GPG and GRPO from the format-warmed tiny model, side by side.
+"""Does RL learn? The paper's Tables 3 and 4 in miniature, on the CPU default's look-alike.
 
-Both methods train with ``configs/learnability.yaml`` (GRPO with ``--advantage.name grpo``) for a
-wall-clock budget each, in parallel, one thread each; every saved checkpoint is then evaluated
-greedily on a fixed stratified subset of the look-alike test split. Writes
-``bench/results/learnability.json`` and ``docs/learnability.png`` (test accuracy and reward curves).
-``--task control`` runs the same on the control task of ``bench/control_task.py`` (labels any
-model can see) and writes ``learnability_control.json`` and ``docs/learnability_control.png``.
-``--name`` renames the run folder and both outputs; any other ``--section.key value`` is passed
-on to ``fadtq/train.py`` as a config override for both methods.
+Every run starts from the pretrained ``base`` policy of the CPU default (fadtq/training/pretrain.py:
+it describes what it sees; its answers are at chance) and trains with ``configs/learnability.yaml``
+for the same wall-clock budget, one thread each, two runs side by side on the 2 cores. Then each
+saved checkpoint is evaluated greedily on the whole look-alike test split (300 stratified pairs;
+never trained or tuned on). The runs:
 
-    .venv/bin/python bench/learnability.py --minutes 25 --eval-pairs 150
-    .venv/bin/python bench/learnability.py --task control --minutes 25
-    .venv/bin/python bench/learnability.py --task control --minutes 17 --name learnability_control_t05 \
-        --rollout.temperature 0.5
+- ``fadtq``: GPG with ``format,accuracy,tq`` (FAD-TQ), seeds 0 and 1;
+- ``grpo``: GRPO with ``format,accuracy`` (the paper's baseline), seeds 0 and 1;
+- ``gpg``: GPG with ``format,accuracy`` (plain GPG);
+- ``no_conciseness`` / ``no_relevance``: FAD-TQ with only the relevance / only the conciseness score.
+
+Results go to ``bench/results/learnability.json`` (merged run by run, so rounds can be run apart)
+and ``docs/learnability.png``.
+
+    .venv/bin/python bench/learnability.py --runs fadtq-s0,grpo-s0 --minutes 20
+    .venv/bin/python bench/learnability.py --runs fadtq-s1,grpo-s1 --minutes 20
+    .venv/bin/python bench/learnability.py --runs gpg-s0,no_conciseness-s0 --minutes 20
+    .venv/bin/python bench/learnability.py --runs no_relevance-s0 --minutes 20
+    .venv/bin/python bench/learnability.py --replot
 """
 
 from __future__ import annotations
@@ -23,24 +29,36 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-METHODS = {"gpg": "#1f77b4", "grpo": "#d62728"}
+RESULTS = REPO / "bench" / "results" / "learnability.json"
+FIGURE = REPO / "docs" / "learnability.png"
+# method -> (estimator, rewards)
+METHODS = {
+    "fadtq": ("gpg", "format,accuracy,tq"),
+    "grpo": ("grpo", "format,accuracy"),
+    "gpg": ("gpg", "format,accuracy"),
+    "no_conciseness": ("gpg", "format,accuracy,relevance"),
+    "no_relevance": ("gpg", "format,accuracy,conciseness"),
+}
 TRAIN_WINDOW = 25  # training curves are saved and drawn as means over this many steps
 
 
-def train(method: str, out: Path, benchmark: Path | None, overrides: list[str]) -> subprocess.Popen:
-    command = [sys.executable, str(REPO / "fadtq" / "train.py"), "--config", "learnability", "--rewards",
-               "format,accuracy,tq", "--advantage.name", method, "--output.dir", str(out), "--output.name", method,
-               *overrides]
-    if benchmark is not None:
-        command += ["--data.benchmark", str(benchmark)]
+def command(run: str, out: Path, overrides: list[str]) -> list[str]:
+    method, seed = run.rsplit("-s", 1)
+    estimator, rewards = METHODS[method]
+    return [sys.executable, str(REPO / "fadtq" / "train.py"), "--config", "learnability", "--rewards", rewards,
+            "--advantage.name", estimator, "--train.seed", seed, "--output.dir", str(out), "--output.name", run,
+            *overrides]
+
+
+def start(run: str, out: Path, overrides: list[str]) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    log = (out / f"{method}.log").open("w")
-    return subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log = (out / f"{run}.log").open("w")
+    return subprocess.Popen(command(run, out, overrides), env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
 
 
 def stop_after(processes: dict[str, subprocess.Popen], minutes: float) -> None:
@@ -55,68 +73,77 @@ def stop_after(processes: dict[str, subprocess.Popen], minutes: float) -> None:
         process.wait()
 
 
-def evaluate_checkpoints(run: Path, benchmark: Path, pairs: int) -> list[tuple[int, float]]:
+def evaluate(run_dir: Path, out: Path) -> subprocess.Popen:
+    """Evaluate the start and every checkpoint of a run in a subprocess (one thread)."""
+    script = f"import sys; sys.path.insert(0, {str(REPO / 'bench')!r}); import learnability as l; " \
+             f"l.write_points({str(run_dir)!r})"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-c", script], env=env, cwd=REPO, start_new_session=True,
+                            stdout=(out / f"{run_dir.name}.eval.log").open("w"), stderr=subprocess.STDOUT)
+
+
+def write_points(run_dir: str) -> None:
+    """Greedy test metrics of the start and of every checkpoint, into ``RUN/points.json``."""
     from fadtq.evaluation import evaluate_model
+    from fadtq.io import atomic_write_json
 
-    points = []
-    for checkpoint in sorted((run / "checkpoints").glob("step-??????")):
-        step = int(checkpoint.name.split("-")[1])
-        metrics = evaluate_model(checkpoint / "policy", benchmark, run / f"eval-{checkpoint.name}", batch_size=16,
-                                 max_new_tokens=32, limit=pairs, name=f"{run.name}@{step}")
-        points.append((step, metrics["accuracy"]))
-    return points
-
-
-def collect(run: Path, eval_pairs: int) -> dict:
-    """Test accuracy of the start and of every checkpoint, and the per-step training curves, of one run."""
-    from fadtq.evaluation import evaluate_model
-
+    run = Path(run_dir)
     metadata = json.loads((run / "metadata.json").read_text())
     benchmark = Path(metadata["benchmark"])
-    base = evaluate_model(metadata["model_path"], benchmark, run / "eval-start", batch_size=16, max_new_tokens=32,
-                          limit=eval_pairs, name="start")
-    steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    models = [(0, metadata["model_path"])] + [(int(c.name.split("-")[1]), c / "policy")
+                                               for c in sorted((run / "checkpoints").glob("step-??????"))]
+    points = []
+    for step, model in models:
+        m = evaluate_model(model, benchmark, run / f"eval-{step:06d}", batch_size=16, max_new_tokens=64,
+                           name=f"{run.name}@{step}")
+        points.append({"step": step, "accuracy": m["accuracy"], "balance_score": m["balance_score"],
+                       "reasoning_words": m.get("reasoning_words_mean"), "pairs": m["n"]})
+    atomic_write_json(run / "points.json", points)
+
+
+def collect(run_dir: Path, minutes: float) -> dict:
+    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    points = json.loads((run_dir / "points.json").read_text())
     return {
-        "test_accuracy": [(0, base["accuracy"])] + evaluate_checkpoints(run, benchmark, eval_pairs),
-        "train_reward": windowed_means([(row["step"], row["reward/total"]) for row in steps]),
-        "train_accuracy": windowed_means([(row["step"], row["accuracy"]) for row in steps]),
+        "command": " ".join(command(run_dir.name, run_dir.parent, [])[1:]),
+        "minutes": minutes,
         "steps": len(steps),
+        "test": points,
+        "final": points[-1],
+        "train_reward": windowed_means([(row["step"], row["reward/total"]) for row in steps]),
+        "train_accuracy": windowed_means([(row["step"], row.get("sampling/first_draw_accuracy", row["accuracy"]))
+                                          for row in steps]),
+        "seconds_per_step": windowed_means([(row["step"], sum(row[k] for k in ("time/generate", "time/score",
+                                                                                 "time/update"))) for row in steps]),
     }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=30.0, help="training budget per method (wall clock)")
-    parser.add_argument("--eval-pairs", type=int, default=150)
-    parser.add_argument("--task", choices=("lookalike", "control"), default="lookalike",
-                        help="the look-alike's labels, or the control task of bench/control_task.py")
-    parser.add_argument("--name", help="names the run folder runs/<name>, bench/results/<name>.json and "
-                                           "docs/<name>.png (default: learnability, or learnability_control)")
+    parser.add_argument("--runs", default="fadtq-s0,grpo-s0", help="comma-separated METHOD-sSEED, at most two")
+    parser.add_argument("--minutes", type=float, default=20.0, help="training budget per run (wall clock)")
     parser.add_argument("--replot", action="store_true", help="only redraw the figure from the saved results")
     args, overrides = parser.parse_known_args()  # the rest, e.g. --rollout.temperature 0.5, goes to train.py
-    name = args.name or ("learnability" if args.task == "lookalike" else "learnability_control")
-    results_file, figure = REPO / "bench" / "results" / f"{name}.json", REPO / "docs" / f"{name}.png"
-    if args.replot:
-        plot(json.loads(results_file.read_text())["results"], figure)
-        return 0
-    out = REPO / "runs" / name
-    out.mkdir(parents=True, exist_ok=True)
-    benchmark = None
-    if args.task == "control":
-        from control_task import control_benchmark
+    saved = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    results = saved.get("results", {}) if saved.get("protocol") == "pretrained-v1" else {}
+    if not args.replot:
+        runs = args.runs.split(",")
+        if len(runs) > 2 or any(r.rsplit("-s", 1)[0] not in METHODS for r in runs):
+            parser.error(f"--runs: at most two of {', '.join(METHODS)} with a seed, e.g. fadtq-s0,grpo-s0")
+        out = REPO / "runs" / "learnability"
+        out.mkdir(parents=True, exist_ok=True)
+        stop_after({run: start(run, out, overrides) for run in runs}, args.minutes)
+        for process in [evaluate(out / run, out) for run in runs]:
+            process.wait()
+        from fadtq.io import atomic_write_json
 
-        benchmark = control_benchmark(out / "control-benchmark")
-    stop_after({method: train(method, out, benchmark, overrides) for method in METHODS}, args.minutes)
-    results = {}
-    for method in METHODS:
-        results[method] = collect(out / method, args.eval_pairs)
-        print(f"{method}: {results[method]['steps']} steps; test accuracy {results[method]['test_accuracy']}")
-    from fadtq.io import atomic_write_json
-
-    atomic_write_json(results_file, {"task": args.task, "minutes_per_method": args.minutes,
-                                     "eval_pairs": args.eval_pairs, "overrides": overrides,
-                                     "train_window": TRAIN_WINDOW, "results": results})
-    plot(results, figure)
+        for run in runs:
+            results[run] = collect(out / run, args.minutes) | {"overrides": overrides}
+            print(f"{run}: {results[run]['steps']} steps; test accuracy "
+                  f"{[round(p['accuracy'], 3) for p in results[run]['test']]}")
+        atomic_write_json(RESULTS, {"protocol": "pretrained-v1", "train_window": TRAIN_WINDOW, "results": results})
+    plot(results, FIGURE)
+    print(table(results))
     return 0
 
 
@@ -126,22 +153,41 @@ def windowed_means(points: list, window: int = TRAIN_WINDOW) -> list[tuple[float
             for i in range(0, len(points), window) if (chunk := points[i:i + window])]
 
 
-def plot(results: dict, png: Path) -> None:
-    from fadtq.evaluation.report import curve_svg, screenshot
+def table(results: dict) -> str:
+    """Final greedy test accuracy, Balance Score and reasoning length per run (Markdown)."""
+    lines = ["| run | steps | test accuracy | Balance Score | reasoning (words) |", "|---|---|---|---|---|"]
+    for run, r in sorted(results.items()):
+        f = r["final"]
+        words = "" if f["reasoning_words"] is None else f"{f['reasoning_words']:.1f}"
+        lines.append(f"| {run} | {r['steps']} | {100 * f['accuracy']:.1f}% | {100 * f['balance_score']:.1f} | {words} |")
+    return "\n".join(lines)
 
-    window = f"mean of {TRAIN_WINDOW} steps"
-    panels = (("test accuracy (greedy)", "test_accuracy", (0, 1)),
-              (f"train reward R ({window})", "train_reward", None),
-              (f"train accuracy, sampled ({window})", "train_accuracy", (0, 1)))
-    charts = [curve_svg(title, [(m, METHODS[m], [tuple(p) for p in results[m][key]]) for m in results], y_range)
-              for title, key, y_range in panels]
-    legend = " ".join(f'<span style="color:{c}">&#9632; {m}</span>' for m, c in METHODS.items())
-    style = "<style>svg .grid{stroke:#eee}svg .frame{fill:none;stroke:#999}</style>"
-    html = f"<html><body style='font-family:sans-serif'><p>{legend}</p>{style}{''.join(charts)}</body></html>"
-    with tempfile.TemporaryDirectory() as tmp:
-        page = Path(tmp) / "learnability.html"
-        page.write_text(html)
-        screenshot(page, png, width=1120, height=260)
+
+def plot(results: dict, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    panels = (("greedy test accuracy (300 pairs)", lambda r: [(p["step"], p["accuracy"]) for p in r["test"]]),
+              (f"train reward R (mean of {TRAIN_WINDOW} steps)", lambda r: r["train_reward"]),
+              (f"sampled train accuracy (mean of {TRAIN_WINDOW} steps)", lambda r: r["train_accuracy"]))
+    for axis, (title, series) in zip(axes, panels):
+        for run, r in sorted(results.items()):
+            xs, ys = zip(*series(r)) if series(r) else ((), ())
+            axis.plot(xs, ys, label=run, marker="o" if "test" in title else None, markersize=3)
+        axis.set_title(title)
+        axis.set_xlabel("step")
+        if "accuracy" in title:
+            axis.set_ylim(0, 1)
+        axis.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("RL from the pretrained base policy, same wall clock per run (bench/learnability.py)")
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """The main job on its embedded default (``make demo``).
 
 1. ``deepspeed fadtq/train.py --rewards format,accuracy,tq`` with the real launcher: the procedural
-   look-alike benchmark, a tiny Qwen2.5-VL built offline with the format warm-up, the heuristic
+   look-alike benchmark (easy difficulty, CPU scale), the pretrained offline Qwen2.5-VL shipped in
+   ``pretrained/`` (it describes what it sees; its answers are still at chance), the heuristic
    judge, GPG.
-2. The starting policy and the trained one evaluated on the look-alike test split.
-3. One HTML report comparing them (with the run's training curves); its path is printed.
+2. The starting policy and the trained one evaluated on the same 150 stratified test pairs.
+3. One HTML report comparing them (with the run's training curves); its path, the accuracy gain
+   and the report's Tables 2 and 3 are printed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+START = "start (pretrained, before RL)"
+EVAL_PAIRS = 150  # the first 150 of the test split in stratified order: 10 per (category, class)
+EVAL_BATCH = 16
+EVAL_TOKENS = 64
 
 
 def train(run_dir: Path) -> None:
@@ -29,7 +35,8 @@ def train(run_dir: Path) -> None:
 
 
 def main() -> int:
-    from fadtq.evaluation import evaluate_model, write_report
+    from fadtq.evaluation import evaluate_model
+    from fadtq.evaluation.report import build_report
 
     run_dir = REPO / "runs" / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
@@ -38,15 +45,16 @@ def main() -> int:
         return exc.returncode
     metadata = json.loads((run_dir / "metadata.json").read_text())
     benchmark = Path(metadata["benchmark"])
-    start = evaluate_model(metadata["model_path"], benchmark, run_dir / "eval-start", batch_size=16,
-                           max_new_tokens=64, name="start (format warm-up only)")
-    trained = evaluate_model(run_dir / "final", benchmark, run_dir / "eval", batch_size=16, max_new_tokens=64,
-                             name=run_dir.name)
-    report = write_report([run_dir / "eval-start", run_dir], run_dir / "report.html",
-                          baseline="start (format warm-up only)")
-    print(f"test accuracy: {start['accuracy']:.3f} at the start -> "
-          f"{trained['accuracy']:.3f} after training")
-    print(f"report: {report}")
+    start = evaluate_model(metadata["model_path"], benchmark, run_dir / "eval-start", batch_size=EVAL_BATCH,
+                           max_new_tokens=EVAL_TOKENS, limit=EVAL_PAIRS, name=START)
+    trained = evaluate_model(run_dir / "final", benchmark, run_dir / "eval", batch_size=EVAL_BATCH,
+                             max_new_tokens=EVAL_TOKENS, limit=EVAL_PAIRS, name=run_dir.name)
+    report = build_report([run_dir / "eval-start", run_dir], run_dir / "report.html", baseline=START)
+    print(report.markdown)
+    gain = 100 * (trained["accuracy"] - start["accuracy"])
+    print(f"test accuracy on {trained['n']} stratified test pairs: {100 * start['accuracy']:.1f}% at the start "
+          f"-> {100 * trained['accuracy']:.1f}% after training ({gain:+.1f} points)")
+    print(f"report: {report.html_path}")
     return 0
 
 

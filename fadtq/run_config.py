@@ -16,23 +16,39 @@ from fadtq.errors import FadtqError
 @dataclass
 class ModelConfig:
     path: str | None = None  # a Hugging Face folder or hub id; None: a model built offline (make-tiny-model)
-    size: str = "tiny"  # for path None: tiny | small
+    size: str = "tiny"  # for path None: tiny | base | small
     warmup_steps: int = 150  # for path None: format warm-up steps (fadtq/training/warmup.py); 0 for none
+    # For path None: steps of `fadtq pretrain` (fadtq/training/pretrain.py) on fresh look-alike images
+    # of data.synth_difficulty; 0 for none. The shipped checkpoint in pretrained/ is used when its
+    # recipe matches, else the model is pretrained into the cache on first use.
+    pretrain_steps: int = 0
+    pretrain_seed: int = 0
     dtype: str = "float32"  # float32 | bfloat16
     attn_implementation: str = "sdpa"  # flash_attention_2 on GPUs
 
     def validate(self, key: str) -> None:
-        _choice(key, "size", self.size, ("tiny", "small"))
+        _choice(key, "size", self.size, ("tiny", "base", "small"))
         _choice(key, "dtype", self.dtype, ("float32", "bfloat16"))
+        if self.pretrain_steps < 0 or self.warmup_steps < 0:
+            raise FadtqError(f"{key}: pretrain_steps and warmup_steps must be >= 0")
+        if self.pretrain_steps and self.warmup_steps:
+            raise FadtqError(f"{key}.warmup_steps: set 0 with pretrain_steps (pretraining already teaches the format)")
 
 
 @dataclass
 class DataConfig:
     benchmark: str | None = None  # a folder with train.jsonl/test.jsonl; None: the look-alike in the cache
     loco_root: str | None = None  # images root for the manifests (default: beside the benchmark)
-    synth_scale: str = "tiny"
+    synth_scale: str = "tiny"  # tiny | cpu | paper: images per folder of the look-alike
+    synth_difficulty: str = "standard"  # standard | easy (fadtq/data/synth.py Difficulty)
     seed: int = 0
     image_size: int = 112  # longest side the images are resized to, once
+
+    def validate(self, key: str) -> None:
+        from fadtq.data.synth import DIFFICULTIES, SCALES
+
+        _choice(key, "synth_scale", self.synth_scale, SCALES)
+        _choice(key, "synth_difficulty", self.synth_difficulty, tuple(DIFFICULTIES))
 
 
 @dataclass
@@ -43,8 +59,14 @@ class RolloutConfig:
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 48
+    # Dynamic sampling (fadtq/training/dynamic_sampling.py): drop groups whose rewards are all
+    # equal and draw more prompts, at most max_draws extra draws per step.
+    dynamic_sampling: bool = False
+    max_draws: int = 3
 
     def validate(self, key: str) -> None:
+        if self.max_draws < 0:
+            raise FadtqError(f"{key}.max_draws: expected an integer >= 0, got {self.max_draws}")
         for name in ("prompts_per_step", "group_size", "max_new_tokens"):
             if getattr(self, name) < 1:
                 raise FadtqError(f"{key}.{name}: expected a positive integer, got {getattr(self, name)}")

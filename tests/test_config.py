@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -218,3 +219,15 @@ def test_unknown_preset_lists_presets():
     message = str(info.value)
     assert message.startswith("--config cpu_defualt: no such file or preset")
     assert f"presets: {', '.join(presets)}" in message
+
+
+@pytest.mark.parametrize("overrides, key", [
+    ({"data.synth_difficulty": "hard"}, "data.synth_difficulty"),
+    ({"data.synth_scale": "huge"}, "data.synth_scale"),
+    ({"model.warmup_steps": "10"}, "model.warmup_steps"),  # the default pretrains: a warm-up on top is refused
+    ({"model.pretrain_steps": "-1"}, "model"),
+    ({"rollout.max_draws": "-1"}, "rollout.max_draws"),
+])
+def test_pretraining_difficulty_and_sampling_keys_are_validated(overrides, key):
+    with pytest.raises(FadtqError, match=re.escape(f"{key}")):
+        load_run_config(None, overrides)

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from fadtq.data.synth import DIFFICULTIES
 from fadtq.training.pretrain import PretrainRecipe
 
 DEFAULTS = PretrainRecipe()
@@ -19,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     parser.add_argument("--lr", type=float, default=DEFAULTS.lr)
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of the weights, images and answers")
-    parser.add_argument("--difficulty", choices=("standard", "easy"), default=DEFAULTS.difficulty)
+    parser.add_argument("--difficulty", choices=tuple(DIFFICULTIES), default=DEFAULTS.difficulty)
     parser.add_argument("--image-size", type=int, default=DEFAULTS.image_size)
 
 

@@ -8,12 +8,14 @@ import time
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from fadtq.data.synth import DIFFICULTIES, SCALES
+
     parser.add_argument("--out", required=True, help="new folder for the LOCO-style tree")
     parser.add_argument("--seed", type=int, default=0, help="same seed and size give identical bytes (default 0)")
-    parser.add_argument("--scale", choices=("tiny", "cpu", "paper"), default="tiny",
+    parser.add_argument("--scale", choices=SCALES, default="tiny",
                         help="tiny: a handful per folder; cpu: 60 per test class (the CPU default); "
                              "paper: the published per-split counts")
-    parser.add_argument("--difficulty", choices=("standard", "easy"), default="standard",
+    parser.add_argument("--difficulty", choices=tuple(DIFFICULTIES), default="standard",
                         help="standard: the dataset's variety; easy: fewer, larger cues for CPU-sized policies")
     parser.add_argument("--size", type=int, default=128, help="pixels on the long side (default 128)")
     parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")

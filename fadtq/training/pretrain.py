@@ -34,7 +34,7 @@ from fadtq.data.loco import CATEGORIES
 from fadtq.data.synth import DEFAULT_SIZE, difficulty_named, render
 from fadtq.errors import FadtqError
 from fadtq.io import create_dir_once
-from fadtq.prompts import CLASS_NAMES, PromptLibrary, policy_messages
+from fadtq.prompts import CLASS_NAMES, PromptLibrary, policy_messages, pretty_category
 
 REFERENCE_ROLE = len(CLASS_NAMES)  # roles 0-2: a test image of that class; 3: the reference
 VALIDATION_OFFSET = 10**9  # example indices of the held-out check, never trained on
@@ -49,6 +49,7 @@ class PretrainRecipe:
     size: str = "base"  # the make-tiny-model preset the weights start from (seeded by ``seed``)
     steps: int = 3000
     batch_size: int = 16
+    single_share: float = 0.75  # share of single-image description examples; the rest are pairs
     lr: float = 1e-3
     seed: int = 0
     difficulty: str = "easy"
@@ -60,9 +61,11 @@ class PretrainRecipe:
 
 @dataclass
 class PretrainExample:
+    """A single image with its description, or a (reference, test) pair with the policy's question
+    answered by both descriptions and a random answer. ``think`` is the target reasoning of a pair."""
+
     category: str
-    ref_image: Image.Image
-    test_image: Image.Image
+    images: list[Image.Image]
     messages: list[dict]
     think: str
     response: str
@@ -79,25 +82,39 @@ def _image(scene_image: np.ndarray, image_size: int) -> Image.Image:
     return image
 
 
-def make_example(recipe: PretrainRecipe, index: int, prompts: PromptLibrary) -> PretrainExample:
-    """Example ``index``: a fresh normal reference, a fresh test image of a random class, and the
-    target response (both images described, answer drawn at random)."""
+def make_example(recipe: PretrainRecipe, index: int, prompts: PromptLibrary, pair: bool | None = None
+                 ) -> PretrainExample:
+    """Example ``index``: a fresh test image of a random class, described alone (a share
+    ``single_share`` of the examples) or after a fresh normal reference in the policy's question,
+    with both images described and an answer drawn at random. ``pair`` forces the kind."""
     choice = random.Random(f"pretrain:{recipe.seed}:{index}")
     category = choice.choice(CATEGORIES)
     label = choice.randrange(len(CLASS_NAMES))
+    single = choice.random() < recipe.single_share if pair is None else not pair
     difficulty = difficulty_named(recipe.difficulty)
-    ref = render(category, "good", pretrain_rng(recipe.seed, category, REFERENCE_ROLE, index), DEFAULT_SIZE,
-                 difficulty)
     test = render(category, CLASS_NAMES[label], pretrain_rng(recipe.seed, category, label, index), DEFAULT_SIZE,
                   difficulty)
+    if single:
+        return PretrainExample(category, [_image(test.image, recipe.image_size)], single_image_messages(category),
+                               describe(category, test), f"{describe(category, test)}.")
+    ref = render(category, "good", pretrain_rng(recipe.seed, category, REFERENCE_ROLE, index), DEFAULT_SIZE,
+                 difficulty)
     think = f"reference: {describe(category, ref)}. test: {describe(category, test)}."
     answer = choice.choice(CLASS_NAMES)
-    return PretrainExample(category, _image(ref.image, recipe.image_size), _image(test.image, recipe.image_size),
+    return PretrainExample(category, [_image(ref.image, recipe.image_size), _image(test.image, recipe.image_size)],
                            policy_messages(prompts, category), think, f"<think>{think}</think><answer>{answer}</answer>")
 
 
-def examples(recipe: PretrainRecipe, start: int, count: int, prompts: PromptLibrary) -> Iterator[PretrainExample]:
-    return (make_example(recipe, index, prompts) for index in range(start, start + count))
+def single_image_messages(category: str) -> list[dict]:
+    return [{"role": "user", "content": [
+        {"type": "image"},
+        {"type": "text", "text": f"Describe this {pretty_category(category)}: its parts, how many, and any damage."},
+    ]}]
+
+
+def examples(recipe: PretrainRecipe, start: int, count: int, prompts: PromptLibrary,
+             pair: bool | None = None) -> Iterator[PretrainExample]:
+    return (make_example(recipe, index, prompts, pair) for index in range(start, start + count))
 
 
 def load_start(model_path: str | Path):
@@ -189,11 +206,11 @@ def description_check(model, processor, recipe: PretrainRecipe, count: int, prom
 
     engine = HFRolloutEngine(model, processor)
     params = SamplingParams(max_new_tokens=64, greedy=True)
-    held_out = list(examples(recipe, VALIDATION_OFFSET, count, prompts))
+    held_out = list(examples(recipe, VALIDATION_OFFSET, count, prompts, pair=True))
     test_right = think_right = 0
     for start in range(0, count, 16):
         chunk = held_out[start:start + 16]
-        result = engine.generate([RolloutPrompt(e.ref_image, e.test_image, e.messages) for e in chunk], 1, params)
+        result = engine.generate([RolloutPrompt(*e.images, e.messages) for e in chunk], 1, params)
         for example, group in zip(chunk, result.groups):
             think = think_text(group[0].text) or ""
             think_right += think.strip() == example.think

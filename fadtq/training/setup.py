@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -19,6 +20,10 @@ from fadtq.paths import cache_dir
 from fadtq.plugin_manager import Plugins
 from fadtq.prompts import POLICY_TEMPLATE, PromptLibrary
 from fadtq.run_config import RunConfig, load_run_config
+
+log = logging.getLogger("fadtq.train")
+# Checkpoints the project's own `fadtq pretrain` made, each with its recipe and hash (pretrained/README.md).
+SHIPPED_MODELS = Path(__file__).resolve().parents[2] / "pretrained"
 
 
 @dataclass
@@ -135,11 +140,29 @@ def default_model_dir(size: str, seed: int, warmup_steps: int, dataset) -> Path:
     return warm
 
 
+def pretrained_model_dir(cfg: RunConfig) -> Path:
+    """The policy of ``fadtq pretrain`` for the config's recipe: the checkpoint shipped in
+    ``pretrained/`` when its recipe matches (its hash checked), else pretrained into the cache once."""
+    from fadtq.training.pretrain import PretrainRecipe, build_pretrained, verify_shipped
+
+    recipe = PretrainRecipe(size=cfg.model.size, steps=cfg.model.pretrain_steps, seed=cfg.model.pretrain_seed,
+                            difficulty=cfg.data.synth_difficulty, image_size=cfg.data.image_size)
+    shipped = SHIPPED_MODELS / recipe.folder_name()
+    if (shipped / "config.json").is_file():
+        return verify_shipped(shipped)
+    cached = cache_dir() / "models" / recipe.folder_name()
+    if not (cached / "config.json").is_file():
+        log.info("pretraining %s into the cache (no shipped checkpoint has this recipe)", recipe.folder_name())
+        build_pretrained(cached, recipe)
+    return cached
+
+
 def resolve_benchmark(cfg: RunConfig) -> Path:
     from fadtq.data.dataset import ensure_default_benchmark
 
     if not cfg.data.benchmark:
-        return ensure_default_benchmark(scale=cfg.data.synth_scale, seed=cfg.data.seed)
+        return ensure_default_benchmark(scale=cfg.data.synth_scale, seed=cfg.data.seed,
+                                        difficulty=cfg.data.synth_difficulty)
     path = Path(cfg.data.benchmark)
     if not (path / "train.jsonl").is_file():
         raise FadtqError(f"data.benchmark {path}: no train.jsonl there (build one with fadtq build-benchmark)")

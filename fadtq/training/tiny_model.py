@@ -110,8 +110,9 @@ def _description_corpus() -> list[str]:
         "splicing_connectors": [{"connectors": n, "cables": k} for n in (1, 2) for k in (0, 1, 2)],
     }
     damages = ["no damage"] + [f"damage at the {region}" for row in REGIONS for region in row]
-    return [f"reference: {objects_phrase(c, f)}, no damage. test: {objects_phrase(c, f)}, {d}."
-            for c, options in facts.items() for f in options for d in damages]
+    asks = [f"Describe this {c.replace('_', ' ')}: its parts, how many, and any damage." for c in facts]
+    return asks + [f"reference: {objects_phrase(c, f)}, no damage. test: {objects_phrase(c, f)}, {d}."
+                   for c, options in facts.items() for f in options for d in damages]
 
 
 def tokenizer_corpus() -> list[str]:

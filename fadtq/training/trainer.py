@@ -33,7 +33,8 @@ from fadtq.rollout import Rollout
 from fadtq.run_config import RunConfig
 from fadtq.scoring import ScoredBatch, build_scorer
 from fadtq.training import checkpoint, cpu_compat
-from fadtq.training.dynamic_sampling import choose_groups, concat_scoring, count, informative_groups, select_scored
+from fadtq.training.dynamic_sampling import (SUMMED_OVER_RANKS, choose_groups, concat_scoring, count,
+                                            informative_groups, select_scored)
 from fadtq.training.losses import LossInputs, get_loss
 from fadtq.training.metrics import MetricsLog, accuracy, step_metrics
 from fadtq.training.setup import (StepPlan, check_model_path, default_model_dir, load_train_config, make_run_dir,
@@ -289,8 +290,8 @@ class Trainer:
         return totals
 
     def reduce(self, local: dict[str, float]) -> dict[str, float]:
-        """Means over ranks, except counts (``judge/*``), which are summed."""
-        counts = {k: v for k, v in local.items() if k.startswith("judge/")}
+        """Means over ranks, except counts (``judge/*``, dropped and topped-up groups), which are summed."""
+        counts = {k: v for k, v in local.items() if k.startswith("judge/") or k in SUMMED_OVER_RANKS}
         means = {k: v for k, v in local.items() if k not in counts}
         return {**self.strategy.all_reduce(means, op="mean"), **self.strategy.all_reduce(counts, op="sum")}
 

@@ -35,11 +35,12 @@ def synthetic_response(rng: random.Random) -> str:
 
 
 def supervised_batch(processor, pairs, responses) -> dict[str, torch.Tensor]:
-    """Inputs with labels on the response tokens only (prompt and padding are -100)."""
+    """Inputs with labels on the response tokens only (prompt and padding are -100). Each item of
+    ``pairs`` has ``messages`` and either ``images`` (a list) or ``ref_image`` and ``test_image``."""
     prompts = [processor.apply_chat_template(p.messages, add_generation_prompt=True, tokenize=False) for p in pairs]
     end = processor.tokenizer.eos_token
     texts = [prompt + response + end for prompt, response in zip(prompts, responses)]
-    images = [[p.ref_image, p.test_image] for p in pairs]
+    images = [list(getattr(p, "images", None) or (p.ref_image, p.test_image)) for p in pairs]
     inputs = dict(processor(text=texts, images=images, padding=True, padding_side="right", return_tensors="pt"))
     prompt_ids = processor(text=prompts, images=images, padding=True, padding_side="right", return_tensors="pt")
     prompt_lengths = prompt_ids["attention_mask"].sum(dim=1)

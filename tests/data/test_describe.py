@@ -29,9 +29,20 @@ def sample():
     return list(examples(RECIPE, 0, 240, PromptLibrary()))
 
 
+def target_text(example) -> str:
+    """What the model is taught to write about the images: a pair's reasoning, a single image's description."""
+    return think_text(example.response) if len(example.images) == 2 else example.response
+
+
+def test_both_kinds_of_example_are_drawn(sample):
+    singles = sum(len(e.images) == 1 for e in sample)
+    assert 0.6 < singles / len(sample) < 0.9 and all(len(e.images) in (1, 2) for e in sample)
+    assert all(e.response == f"{e.think}." and "<answer>" not in e.response for e in sample if len(e.images) == 1)
+
+
 def test_targets_hold_no_answer_word_and_no_option_letter(sample):
     for example in sample:
-        think = think_text(example.response)
+        think = target_text(example)
         assert parse_class(think) is None, think
         assert not any(pattern.search(think.lower()) for pattern in CLASS_PATTERNS.values()), think
         assert not re.search(rf"\b({'|'.join(OPTION_LETTERS)})\b", think), think
@@ -39,11 +50,11 @@ def test_targets_hold_no_answer_word_and_no_option_letter(sample):
 
 def test_targets_describe_each_image_alone_and_never_compare(sample):
     for example in sample:
-        think = think_text(example.response)
+        think = target_text(example)
         assert not COMPARISONS.search(think), think
-        # Two independent single-image descriptions, nothing else.
-        match = re.fullmatch(r"reference: ([^.]+)\. test: ([^.]+)\.", think)
-        assert match, think
+        # Two independent single-image descriptions, or one; nothing else.
+        pattern = r"reference: ([^.]+)\. test: ([^.]+)\." if len(example.images) == 2 else r"[^.]+\."
+        assert re.fullmatch(pattern, think), think
 
 
 def test_answers_are_drawn_at_random_not_from_the_label():
@@ -51,7 +62,7 @@ def test_answers_are_drawn_at_random_not_from_the_label():
     prompts, recipe = PromptLibrary(), PretrainRecipe(seed=3)
     hits, answers = 0, Counter()
     for index in range(300):
-        example = make_example(recipe, index, prompts)
+        example = make_example(recipe, index, prompts, pair=True)
         label = _label_of(recipe, index)
         answer = extract_answer(example.response)
         answers[answer] += 1

@@ -1,0 +1,58 @@
+"""Build, or rebuild and verify, the pretrained policy shipped in ``pretrained/``.
+
+The CPU default starts RL from a ``base`` Qwen2.5-VL that ``fadtq pretrain`` taught to describe
+look-alike images (fadtq/training/pretrain.py). Pretraining takes about 20 minutes on one thread,
+so the repository ships the result with its recipe, the command that made it, its held-out
+description check and the sha256 of its weights (``pretrained/<name>/recipe.json``).
+
+    .venv/bin/python bench/pretrained_policy.py            # rebuild in a temp folder, compare the sha256
+    .venv/bin/python bench/pretrained_policy.py --write    # (re)write the shipped checkpoint
+
+One thread throughout: the same recipe on the same kind of machine gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from benchlib import REPO, atomic_write_json, one_thread
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="write pretrained/<name>/ instead of verifying it")
+    args = parser.parse_args()
+    one_thread()
+    from fadtq.run_config import load_run_config
+    from fadtq.training.pretrain import RECIPE_FILE, PretrainRecipe, build_pretrained, weights_sha256
+    from fadtq.training.setup import SHIPPED_MODELS
+
+    cfg = load_run_config(None)
+    recipe = PretrainRecipe(size=cfg.model.size, steps=cfg.model.pretrain_steps, seed=cfg.model.pretrain_seed,
+                            difficulty=cfg.data.synth_difficulty, image_size=cfg.data.image_size)
+    command = (f"OMP_NUM_THREADS=1 fadtq pretrain --out OUT --steps {recipe.steps} --seed {recipe.seed} "
+               f"--difficulty {recipe.difficulty} --image-size {recipe.image_size}")
+    shipped = SHIPPED_MODELS / recipe.folder_name()
+    with tempfile.TemporaryDirectory(prefix="pretrained-") as scratch:
+        built = Path(scratch) / "model"
+        check = build_pretrained(built, recipe)
+        sha = weights_sha256(built)
+        print(f"{recipe.folder_name()}: {check}\nsha256 {sha}")
+        if args.write:
+            shutil.rmtree(shipped, ignore_errors=True)
+            shutil.copytree(built, shipped)
+            atomic_write_json(shipped / RECIPE_FILE, {"recipe": vars(recipe), "command": command, "check": check,
+                                                      "sha256": sha, "machine": "2-core CPU, one thread"})
+            print(f"wrote {shipped}")
+            return 0
+    expected = weights_sha256(shipped)
+    print(f"shipped sha256 {expected}: {'identical' if expected == sha else 'DIFFERENT'}")
+    return 0 if expected == sha else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
