@@ -27,7 +27,7 @@ from fadtq.data.dataset import PairDataset
 from fadtq.errors import FadtqError
 from fadtq.evaluation.metrics import UNPARSED, category_order
 from fadtq.evaluation.predictions import METRICS, PREDICTIONS
-from fadtq.io import atomic_write_text, read_jsonl
+from fadtq.io import atomic_write_text, check_output_file, read_jsonl, read_text
 from fadtq.prompts import CLASS_NAMES
 from fadtq.table import format_table
 
@@ -85,9 +85,12 @@ def load_entry(path: Path) -> Entry:
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text(path))
     except (OSError, json.JSONDecodeError) as exc:
         raise FadtqError(f"{path}: unreadable JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise FadtqError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
 
 
 def load_entries(dirs: list[Path]) -> list[Entry]:
@@ -434,6 +437,10 @@ def build_report(dirs: list[Path], out_html: Path, baseline: str | None = None) 
     """Write ``out_html`` and the Markdown tables to ``out_html`` with suffix ``.md``."""
     if not dirs:
         raise FadtqError("report: give at least one eval folder or training run")
+    if out_html.suffix.lower() not in (".html", ".htm"):
+        raise FadtqError(f"--out {out_html}: expected an .html file name (the Markdown tables go next to it as .md)")
+    check_output_file(out_html, "--out")
+    check_output_file(out_html.with_suffix(".md"), "--out")
     entries = load_entries(dirs)
     evaluated = [e for e in entries if e.metrics]
     markdown = _markdown(evaluated, baseline) if evaluated else "No evaluations given: training curves only.\n"
