@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 from fadtq.errors import FadtqError, report_errors
 
@@ -25,14 +26,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 class Parser(argparse.ArgumentParser):
-    """Every parser of the command line: no abbreviated flags (``--out`` is never taken for
-    ``--output``), and a usage error is one ``error:`` line through the error boundary."""
+    """Every parser of the command line: no abbreviated flags (``--inp`` is never taken for
+    ``--input``), and a usage error is one ``error:`` line through the error boundary."""
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         raise FadtqError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 

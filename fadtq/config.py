@@ -205,14 +205,23 @@ class Origins:
         An error about a flag (``--out``) is left as it is."""
         if exc.key.startswith("--"):
             return exc
-        parts = re.sub(r"\[\d+\]", "", exc.key).split(".")
-        for end in range(len(parts), 0, -1):
-            origin, flag_key = self._by_key.get(".".join(parts[:end]), (None, None))
-            if origin is not None:
-                break
+        origin, flag_key = self._origin(re.sub(r"\[\d+\]", "", exc.key))
         if origin is None:
             return FadtqError(f"{self.top}: {exc}")
         return FadtqError(f"{origin}: {exc.detail if flag_key == exc.key else exc}")
+
+    def _origin(self, key: str) -> tuple[str | None, str | None]:
+        """Who set ``key``: a flag that set it or something below it (the user just typed that),
+        else whoever set it or its nearest section."""
+        below = [origin for dotted, origin in self._by_key.items() if dotted.startswith(f"{key}.") and origin[1]]
+        if below:
+            return below[-1]
+        parts = key.split(".")
+        for end in range(len(parts), 0, -1):
+            found = self._by_key.get(".".join(parts[:end]))
+            if found is not None:
+                return found
+        return None, None
 
     @contextmanager
     def blame(self) -> Iterator[None]:
@@ -247,12 +256,16 @@ def load_traced(cls: type[T], path: Path, overrides: dict[str, str] | None = Non
     flag behind an override key when it is not ``--<key>`` (``{"judge.name": "--judge"}``)."""
     origins = Origins(path)
     data = read_with_extends(path, origins)
+    flag_of = {key: (flags or {}).get(key, f"--{key}") for key in overrides or {}}
+    for key, raw in (overrides or {}).items():
+        if isinstance(raw, str) and not raw.strip():
+            raise FadtqError(f"{flag_of[key]}: empty value; give null to unset it")
     data = apply_overrides(data, overrides or {})
-    for key in overrides or {}:
+    for key, flag in flag_of.items():
         value = data
         for part in key.split("."):
             value = value[part]
-        origins.record_flag(key, (flags or {}).get(key, f"--{key}"), value)
+        origins.record_flag(key, flag, value)
     with origins.blame():
         return from_mapping(cls, data), origins
 

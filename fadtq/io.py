@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from fadtq.errors import ConfigError, FadtqError
 
@@ -38,11 +38,12 @@ def _umask() -> int:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    """Valid JSON only: a NaN or infinity is a bug to surface, not a file to write."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
-    atomic_write_text(path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
+    atomic_write_text(path, "".join(json.dumps(row, sort_keys=True, allow_nan=False) + "\n" for row in rows))
 
 
 def _decode(data: bytes, path: Path, first_line: int = 1) -> str:
@@ -61,6 +62,11 @@ def read_text(path: str | os.PathLike) -> str:
     return _decode(path.read_bytes(), path)
 
 
+def _not_json(constant: str) -> NoReturn:
+    """Python's json reads NaN and Infinity, which JSON does not have."""
+    raise json.JSONDecodeError(f"{constant} is not a JSON number", constant, 0)
+
+
 def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     """Yield ``(line_number, row)`` for each non-blank line; invalid JSON names the file and line."""
     path = Path(path)
@@ -72,7 +78,7 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(line, parse_constant=_not_json)
             except json.JSONDecodeError as exc:
                 raise FadtqError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
             if not isinstance(row, dict):

@@ -9,6 +9,7 @@ bad input fails in seconds with one line, never after the first batch.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,16 +21,19 @@ from fadtq.prompts import CLASS_NAMES, POLICY_TEMPLATE, PromptLibrary, policy_qu
 from fadtq.rollout import Rollout
 from fadtq.scoring import Scorer
 
+if TYPE_CHECKING:
+    from fadtq.data.dataset import PairDataset
+
 SAMPLE_CATEGORY = "breakfast_box"
+SAMPLE_QUESTION = "Which case applies to the test image: good, structural or logical?"
 SAMPLE_REASONING = "The reference image and the test image show the same parts in the same places."
 
 
-def sample_rollouts(prompts: PromptLibrary) -> list[Rollout]:
+def sample_rollouts() -> list[Rollout]:
     """One well-formed, correct completion per class and one malformed completion."""
-    question = policy_question(prompts, SAMPLE_CATEGORY)
     completions = [(f"<think>{SAMPLE_REASONING}</think><answer>{label}</answer>", label) for label in CLASS_NAMES]
     completions.append(("no tags at all", CLASS_NAMES[0]))
-    return [Rollout(id=f"preflight-{i}", group="preflight", prompt=question, completion=text, label=label,
+    return [Rollout(id=f"preflight-{i}", group="preflight", prompt=SAMPLE_QUESTION, completion=text, label=label,
                     category=SAMPLE_CATEGORY) for i, (text, label) in enumerate(completions)]
 
 
@@ -48,8 +52,7 @@ def render_templates(prompts: PromptLibrary, names: Iterable[str]) -> None:
     if POLICY_TEMPLATE in names:
         policy_question(prompts, SAMPLE_CATEGORY)
     if names - {POLICY_TEMPLATE}:
-        rollout = sample_rollouts(prompts)[0]
-        judge_messages(prompts, JudgeItem(rollout.prompt, SAMPLE_REASONING, CLASS_NAMES[0], SAMPLE_CATEGORY))
+        judge_messages(prompts, JudgeItem(SAMPLE_QUESTION, SAMPLE_REASONING, CLASS_NAMES[0], SAMPLE_CATEGORY))
 
 
 def judge_templates(scorer: Scorer, judge: PluginChoice, plugins: Plugins) -> tuple[str, ...]:
@@ -58,17 +61,14 @@ def judge_templates(scorer: Scorer, judge: PluginChoice, plugins: Plugins) -> tu
 
 
 def check_scoring(scorer: Scorer, judge: PluginChoice, plugins: Plugins, prompts: PromptLibrary,
-                  estimator: AdvantageEstimator | None = None, options: dict | None = None) -> tuple[str, ...]:
-    """Templates rendered, reward plugins (and the estimator) tried on sample rollouts, then the
-    judge built and reached. Returns the judge templates the run uses."""
-    templates = judge_templates(scorer, judge, plugins)
-    render_templates(prompts, templates)
-    rollouts = sample_rollouts(prompts)
+                  estimator: AdvantageEstimator, options: dict) -> None:
+    """The judge's templates rendered, the reward plugins and the estimator tried on sample
+    rollouts (a stand-in judge answers), then the judge built and reached."""
+    render_templates(prompts, judge_templates(scorer, judge, plugins))
+    rollouts = sample_rollouts()
     scored = scorer.with_judge(_SampleJudge()).score(rollouts)
-    if estimator is not None:
-        estimator(np.asarray(scored.total), [r.group for r in rollouts], **(options or {}))
+    estimator(np.asarray(scored.total), [r.group for r in rollouts], **options)
     reach_judge(scorer)
-    return templates
 
 
 def reach_judge(scorer: Scorer) -> None:
@@ -80,7 +80,7 @@ def reach_judge(scorer: Scorer) -> None:
             check()
 
 
-def decode_images(dataset, rows: Sequence[dict], desc: str = "images") -> None:
+def decode_images(dataset: PairDataset, rows: Sequence[dict], desc: str = "images") -> None:
     """Decode every image of ``rows`` fully, through ``dataset``'s cache (so none is decoded
     twice); a truncated or unreadable file fails here, naming it. A bar shows after 2 s."""
     from tqdm import tqdm

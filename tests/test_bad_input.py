@@ -205,6 +205,7 @@ def test_files_that_are_not_utf8_name_file_and_line(bench, tmp_path, capsys):
     (json.dumps({**ROW, "prompt": 5}) + "\n", "in.jsonl:1: field 'prompt': expected a string, got 5"),
     (json.dumps({**ROW, "id": 7}) + "\n", "in.jsonl:1: field 'id': expected a string, got 7"),
     (json.dumps({**ROW, "test_image": 3}) + "\n", "in.jsonl:1: field 'test_image': expected a string or null"),
+    (json.dumps(ROW)[:-1] + ', "score": NaN}\n', "in.jsonl:1: invalid JSON (NaN is not a JSON number)"),
 ])
 def test_rollouts_that_hold_nothing_or_numbers_for_strings_are_refused(content, fragment, tmp_path, capsys):
     (tmp_path / "in.jsonl").write_text(content)
@@ -230,6 +231,9 @@ def test_settings_that_leave_nothing_to_do_or_would_be_ignored_are_refused(tree,
         (["eval", "--predictions", tmp / "p.jsonl", "--out", tmp / "e", "--batch-size", "4"],
          "--batch-size: only with --model"),
         (["synth", "--out", tmp / "t", "--seed", "-1"], "--seed -1: expected a number >= 0"),
+        (["synth", "--out", tmp / "t", "--size", "99999999"], "--size 99999999: expected at most 4096 pixels"),
+        (["reward", "--input", ROLLOUTS, "--output", tmp / "o.jsonl", "--rewards", ""], "--rewards: empty name"),
+        (["reward", "--input", ROLLOUTS, "--output", tmp / "o.jsonl", "--prompts-dir", ""], "--prompts-dir: empty"),
         (["reward", "--input", tmp, "--output", tmp / "o.jsonl"], f"{tmp}: is a folder; expected a JSONL file"),
         (["warmup", "--model", tmp, "--out", tmp / "m", "--lr", "-1"], "--lr -1.0: expected a finite number > 0"),
         (["warmup", "--model", tmp, "--out", tmp / "m", "--steps", "0"], "--steps 0: expected at least 1"),
@@ -284,6 +288,16 @@ def test_abbreviated_flags_are_not_taken_for_longer_ones(argv, fragment, tmp_pat
     monkeypatch.chdir(tmp_path)
     with nothing_written(tmp_path):
         fails(argv, capsys, fragment)
+
+
+def test_a_metrics_file_that_fadtq_eval_did_not_write_is_refused(tmp_path, capsys):
+    for name, content, fragment in (("list", "[1]", "expected a JSON object, got list"),
+                                    ("partial", '{"name": "x", "source": {}}', "no 'n'; expected a metrics.json")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(content)
+        fails(["report", str(tmp_path / name), "--out", str(tmp_path / "r.html")], capsys,
+              f"{tmp_path / name / 'metrics.json'}: {fragment}")
+    assert not (tmp_path / "r.html").exists()
 
 
 # ------------------------------------------------------------------------------------ non-finite values

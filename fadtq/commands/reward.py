@@ -56,17 +56,17 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(args.output, "--output")
     plugins = default_plugins()
     for flag, registry in (("judge", plugins.judges), ("advantage", plugins.advantages)):
-        if getattr(args, flag):
+        if getattr(args, flag) is not None:
             registry.get(getattr(args, flag))  # an unknown name is blamed on the flag
-    overrides = {key: getattr(args, flag) for flag, key in FLAG_KEYS.items() if getattr(args, flag)}
+    overrides = {key: getattr(args, flag) for flag, key in FLAG_KEYS.items() if getattr(args, flag) is not None}
     flags = {key: f"--{flag.replace('_', '-')}" for flag, key in FLAG_KEYS.items()}
     cfg, origins = load_run_config_traced(args.config, overrides, flags)
     with origins.blame():
         check_plugins(cfg, plugins)
         reward_cfg = cfg.reward
-        if args.rewards:
+        if args.rewards is not None:
             reward_cfg = reward_cfg.with_active(parse_name_list(args.rewards, "--rewards"), plugins.rewards.names())
-        estimator = plugins.advantages.get(args.advantage) if args.advantage else None
+        estimator = plugins.advantages.get(args.advantage) if args.advantage is not None else None
         rollouts = read_rollouts(args.input)
         prompts = PromptLibrary(cfg.prompts_dir)
         scorer = build_scorer(reward_cfg, cfg.judge, plugins, prompts)

@@ -8,6 +8,8 @@ import time
 from fadtq.errors import FadtqError
 from fadtq.io import check_output_dir, check_output_file
 
+MAX_SIZE = 4096
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="new folder for the LOCO-style tree")
@@ -24,6 +26,8 @@ def preflight(args: argparse.Namespace) -> None:
     image is drawn."""
     if args.workers < 1:
         raise FadtqError(f"--workers {args.workers}: expected at least 1")
+    if args.size > MAX_SIZE:
+        raise FadtqError(f"--size {args.size}: expected at most {MAX_SIZE} pixels (the published images are 1700)")
     if args.seed < 0:
         raise FadtqError(f"--seed {args.seed}: expected a number >= 0")
     check_output_dir(args.out, "--out")

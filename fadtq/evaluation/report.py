@@ -41,6 +41,10 @@ CURVES = {
     "length/tokens": "completion length (tokens)", "length/think_words": "reasoning length (words)",
 }
 SHARE_CURVES = ("accuracy", "format_rate")  # drawn on a fixed 0-1 axis
+# What the report reads of an evaluation's metrics.json.
+METRIC_KEYS = ("name", "source", "n", "accuracy", "accuracy_category_mean", "balance_score", "unparsed_rate",
+               "format_rate", "reasoning_words_mean", "reasoning_tokens_mean", "categories", "confusion", "per_class",
+               "macro_f1")
 
 
 @dataclass
@@ -73,7 +77,7 @@ def load_entry(path: Path) -> Entry:
         run_dir, eval_dir = path, path / "eval" if (path / "eval" / METRICS).is_file() else None
     else:
         raise FadtqError(f"{path}: neither an eval folder ({METRICS}) nor a training run (metrics.jsonl)")
-    metrics = _read_json(eval_dir / METRICS) if eval_dir else None
+    metrics = _read_metrics(eval_dir / METRICS) if eval_dir else None
     entry = Entry(name=run_dir.name if run_dir else metrics.get("name") or path.name, eval_dir=eval_dir, metrics=metrics)
     if run_dir:
         entry.run_dir = run_dir
@@ -91,6 +95,14 @@ def _read_json(path: Path) -> dict:
     if not isinstance(data, dict):
         raise FadtqError(f"{path}: expected a JSON object, got {type(data).__name__}")
     return data
+
+
+def _read_metrics(path: Path) -> dict:
+    metrics = _read_json(path)
+    missing = [key for key in METRIC_KEYS if key not in metrics]
+    if missing:
+        raise FadtqError(f"{path}: no {missing[0]!r}; expected a {METRICS} written by fadtq eval")
+    return metrics
 
 
 def load_entries(dirs: list[Path]) -> list[Entry]:

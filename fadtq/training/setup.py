@@ -43,7 +43,7 @@ def parse_args(argv: Sequence[str]) -> TrainArgs:
     parser.add_argument("--local_rank", type=int, default=-1, help=argparse.SUPPRESS)  # set by the launcher
     known, rest = parser.parse_known_args(argv)
     overrides = _overrides(rest)
-    rewards = parse_name_list(known.rewards, "--rewards") if known.rewards else None
+    rewards = parse_name_list(known.rewards, "--rewards") if known.rewards is not None else None
     if known.resume is not None:
         if known.config or overrides or rewards:
             raise FadtqError("--resume: takes the run's own config.yaml; give no --config, --rewards or overrides")
@@ -79,6 +79,8 @@ def _overrides(rest: list[str]) -> dict[str, str]:
             i += 2
         else:
             raise FadtqError(f"{flag}: missing value")
+        if key in overrides:
+            raise FadtqError(f"--{key}: given twice")
         overrides[key] = value
     return overrides
 

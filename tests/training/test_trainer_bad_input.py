@@ -30,6 +30,10 @@ IN_PROCESS = {
                                       ["--data.benchmark: ", "empty-benchmark: no train.jsonl"]),
     "unknown-config-key": (["--train.lrr", "1"], ["--train.lrr: unknown key"]),
     "abbreviated-flag": (["--conf", "x"], ["--conf: unknown key"]),
+    "flag-given-twice": (["--train.lr", "1e-4", "--train.lr", "2e-4"], ["--train.lr: given twice"]),
+    "empty-value": (["--rewards", ""], ["--rewards: empty name in ''"]),
+    "option-the-judge-does-not-take": (["--judge.options.batch_size", "2"],
+                                       ["--judge.options.batch_size: judge.options: the heuristic judge takes no options"]),
     # paths
     "output-dir-is-a-file": (["--output.dir", "{tmp}/file"], ["--output.dir: ", "file is a file, not a folder"]),
     "output-dir-under-a-file": (["--output.dir", "{tmp}/file/runs"], ["--output.dir: ", "file is a file, not a folder"]),
@@ -198,3 +202,14 @@ def test_bad_input_main_returns_2_with_one_line_naming_the_key(in_process, model
     captured = capsys.readouterr()
     check(returncode, captured.out, captured.err, tmp_path / "runs" / case, IN_PROCESS[case][1])
     assert files_under(tmp_path) == before  # nothing written, not even beside an existing run
+
+
+def test_a_metric_that_diverged_is_logged_as_null_so_the_log_stays_json(tmp_path):
+    from fadtq.io import read_jsonl
+    from fadtq.training.metrics import MetricsLog
+
+    log = MetricsLog(tmp_path, enabled=True)
+    log.write(0, {"loss/policy": float("nan"), "optim/grad_norm": float("inf"), "accuracy": 0.5})
+    log.close()
+    assert [row for _, row in read_jsonl(tmp_path / "metrics.jsonl")] == [
+        {"step": 0, "loss/policy": None, "optim/grad_norm": None, "accuracy": 0.5}]
