@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
+from fadtq.errors import FadtqError
 from fadtq.hookspecs import hookimpl
 from fadtq.rollout import Rollout
 
@@ -41,6 +44,9 @@ class Verdict:
 
 
 class Judge(Protocol):
+    """A judge may also have ``check()``: reach its server once, raising ``FadtqError`` when it
+    cannot (runs call it before their first step)."""
+
     name: str
 
     def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
@@ -52,6 +58,7 @@ class JudgeFactory:
     name: str
     build: Callable[..., Judge]  # build(options: dict, prompts: PromptLibrary) -> Judge
     description: str = ""
+    templates: tuple[str, ...] = ()  # the prompt templates the judge renders (checked and hashed per run)
 
 
 @dataclass
@@ -77,10 +84,20 @@ class RewardFunction:
     description: str = ""
 
     def __call__(self, rollouts: Sequence[Rollout], ctx: RewardContext) -> RewardOutput:
+        """The plugin's values, each checked: one per rollout, a finite number or ``None``."""
         out = self.fn(rollouts, ctx)
-        if len(out.values) != len(rollouts):
-            raise ValueError(f"reward {self.name!r} returned {len(out.values)} values for {len(rollouts)} rollouts")
-        return out
+        values = getattr(out, "values", None)
+        if not isinstance(values, (list, tuple)):
+            raise FadtqError(f"reward plugin {self.name!r}: returned {type(out).__name__}, expected a RewardOutput "
+                             "with a list of values")
+        if len(values) != len(rollouts):
+            raise FadtqError(f"reward plugin {self.name!r}: returned {len(values)} values for {len(rollouts)} rollouts")
+        for rollout, value in zip(rollouts, values):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                                      or not math.isfinite(value)):
+                raise FadtqError(f"reward plugin {self.name!r}: returned {value!r} for rollout {rollout.id!r}; "
+                                 "expected a finite number or None")
+        return RewardOutput([None if v is None else float(v) for v in values], out.logs)
 
 
 @dataclass(frozen=True)
@@ -94,4 +111,9 @@ class AdvantageEstimator:
     description: str = ""
 
     def __call__(self, rewards: np.ndarray, groups: Sequence[Hashable], **options: Any) -> np.ndarray:
-        return self.fn(np.asarray(rewards, dtype=np.float64), groups, **options)
+        """The plugin's advantages, checked: one finite number per reward."""
+        advantages = np.asarray(self.fn(np.asarray(rewards, dtype=np.float64), groups, **options), dtype=np.float64)
+        if advantages.shape != (len(rewards),) or not np.isfinite(advantages).all():
+            raise FadtqError(f"advantage estimator {self.name!r}: returned {advantages.tolist()[:8]} for "
+                             f"{len(rewards)} rewards; expected one finite number per reward")
+        return advantages

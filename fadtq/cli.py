@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
-from fadtq.errors import FadtqError
+from fadtq.errors import FadtqError, report_errors
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "plugins": ("fadtq.commands.plugins", "list registered rewards, advantage estimators and judges"),
@@ -25,12 +26,24 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """Every parser of the command line: no abbreviated flags (``--inp`` is never taken for
+    ``--input``), and a usage error is one ``error:`` line through the error boundary."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        raise FadtqError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
 def _chosen(argv: list[str]) -> str | None:
     return next((arg for arg in argv if not arg.startswith("-")), None)
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fadtq", description=__doc__.splitlines()[0])
+    parser = Parser(prog="fadtq", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chosen = _chosen(argv)
     for name, (module_name, help_text) in COMMANDS.items():
@@ -44,12 +57,12 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(argv).parse_args(argv)
-    try:
-        return int(args._run(args) or 0)
-    except FadtqError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+
+    def run() -> int:
+        args = build_parser(argv).parse_args(argv)
+        return args._run(args)
+
+    return report_errors(run)
 
 
 if __name__ == "__main__":

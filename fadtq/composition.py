@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fadtq.errors import FadtqError
+from fadtq.errors import ConfigError, FadtqError
 
 ETA_SYMBOLS = ("eta", "1-eta")
 
@@ -33,10 +33,12 @@ class TermConfig:
 
     def validate(self, key: str) -> None:
         if (self.reward is None) == (self.mix is None):
-            raise FadtqError(f"{key}: give exactly one of 'reward' (a plugin name) or 'mix' (weights of other terms)")
+            raise ConfigError(key, "give exactly one of 'reward' (a plugin name) or 'mix' (weights of other terms)")
+        if self.mix == {}:
+            raise ConfigError(f"{key}.mix", "expected at least one term")
         for name, weight in (self.mix or {}).items():
             if isinstance(weight, str) and weight.replace(" ", "") not in ETA_SYMBOLS:
-                raise FadtqError(f"{key}.mix.{name}: expected a number, 'eta' or '1-eta', got {weight!r}")
+                raise ConfigError(f"{key}.mix.{name}", f"expected a number, 'eta' or '1-eta', got {weight!r}")
 
     def dependencies(self) -> list[str]:
         return ([self.gate] if self.gate else []) + list(self.mix or {})
@@ -52,27 +54,29 @@ class RewardConfig:
     def validate(self, key: str) -> None:
         prefix = f"{key}." if key else ""
         if not 0.0 <= self.eta <= 1.0:
-            raise FadtqError(f"{prefix}eta: expected a number in [0, 1], got {self.eta}")
+            raise ConfigError(f"{prefix}eta", f"expected a number in [0, 1], got {self.eta}")
         if self.on_judge_failure != "zero":
-            raise FadtqError(f"{prefix}on_judge_failure: the only policy is 'zero', got {self.on_judge_failure!r}")
+            raise ConfigError(f"{prefix}on_judge_failure", f"the only policy is 'zero', got {self.on_judge_failure!r}")
         known = ", ".join(sorted(self.terms))
         for name, term in self.terms.items():
             refs = ([("gate", term.gate)] if term.gate else []) + [(f"mix.{dep}", dep) for dep in term.mix or {}]
             for where, dep in refs:
                 if dep not in self.terms:
-                    raise FadtqError(f"{prefix}terms.{name}.{where}: unknown term {dep!r}; known: {known}")
+                    raise ConfigError(f"{prefix}terms.{name}.{where}", f"unknown term {dep!r}; known: {known}")
         for name in self.active:
             if name not in self.terms:
-                raise FadtqError(f"{prefix}active: unknown term {name!r}; known: {known} "
-                                 "(a reward plugin needs a term here, or select it with --rewards)")
+                raise ConfigError(f"{prefix}active", f"unknown term {name!r}; known: {known} "
+                                  "(a reward plugin needs a term here, or select it with --rewards)")
         for name in self.terms:
             self._check_acyclic(name, (), prefix)
         if not self.active:
-            raise FadtqError(f"{prefix}active: expected at least one term")
+            raise ConfigError(f"{prefix}active", "expected at least one term")
+        if len(set(self.active)) != len(self.active):
+            raise ConfigError(f"{prefix}active", f"a term is listed twice in {self.active}")
 
     def _check_acyclic(self, name: str, path: tuple[str, ...], prefix: str) -> None:
         if name in path:
-            raise FadtqError(f"{prefix}terms.{name}: circular reference {' -> '.join(path + (name,))}")
+            raise ConfigError(f"{prefix}terms.{name}", f"circular reference {' -> '.join(path + (name,))}")
         for dep in self.terms[name].dependencies():
             self._check_acyclic(dep, path + (name,), prefix)
 

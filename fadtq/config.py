@@ -1,22 +1,28 @@
 """Declarative configuration: YAML files validated on load into typed dataclasses.
 
-Every error names the file and the dotted key at fault (``configs/x.yaml: reward.terms.tq.gate:
-unknown term 'acc'; known: accuracy, format, tq``). ``--key value`` overrides use the same dotted
-keys and are parsed as YAML scalars.
+Every error names the dotted key at fault and where its value came from: the file or the preset
+of an ``extends:`` chain that set it (``configs/x.yaml: reward.terms.tq.gate: unknown term 'acc';
+known: accuracy, format, tq``), or the flag (``--train.lr: expected a number > 0, got -0.0001``).
+``--key value`` overrides use the same dotted keys and are parsed as YAML scalars.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar, Union
 
 import yaml
 
-from fadtq.errors import FadtqError
+from fadtq.errors import ConfigError, FadtqError
+from fadtq.io import read_text
 
 T = TypeVar("T")
 DEFAULT_CONFIG = "cpu_default.yaml"
@@ -26,8 +32,9 @@ def packaged_configs_dir() -> Path:
     return Path(str(resources.files("fadtq_configs")))
 
 
-def resolve_config_path(name_or_path: str | Path | None) -> Path:
-    """A path, or the name of a preset shipped in ``configs/`` (with or without ``.yaml``)."""
+def resolve_config_path(name_or_path: str | Path | None, where: str = "--config") -> Path:
+    """A path, or the name of a preset shipped in ``configs/`` (with or without ``.yaml``);
+    ``where`` names what gave the name (the flag, or ``FILE: extends:``)."""
     if name_or_path is None:
         return packaged_configs_dir() / DEFAULT_CONFIG
     path = Path(name_or_path)
@@ -37,12 +44,25 @@ def resolve_config_path(name_or_path: str | Path | None) -> Path:
         if candidate.is_file():
             return candidate
     presets = ", ".join(sorted(p.stem for p in packaged_configs_dir().glob("*.yaml")))
-    raise FadtqError(f"--config {name_or_path}: no such file or preset; presets: {presets}")
+    raise FadtqError(f"{where} {name_or_path}: no such file or preset; presets: {presets}")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping (PyYAML keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(read_text(path), Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
@@ -85,56 +105,61 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
                 return _convert(value, option, key)
             except FadtqError as exc:
                 errors.append(exc)
-        raise errors[0] if len(errors) == 1 else FadtqError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+        raise errors[0] if len(errors) == 1 else ConfigError(key, f"expected {_type_name(tp)}, got {value!r}")
     if dataclasses.is_dataclass(tp):
         return from_mapping(tp, value, key)
     if origin is dict:
         if not isinstance(value, dict):
-            raise FadtqError(f"{key}: expected a mapping, got {type(value).__name__}")
+            raise ConfigError(key, f"expected a mapping, got {type(value).__name__}")
         _, value_type = typing.get_args(tp)
         return {str(k): _convert(v, value_type, f"{key}.{k}") for k, v in value.items()}
     if origin is list:
         if not isinstance(value, list):
-            raise FadtqError(f"{key}: expected a list, got {type(value).__name__}")
+            raise ConfigError(key, f"expected a list, got {type(value).__name__}")
         (item_type,) = typing.get_args(tp)
         return [_convert(v, item_type, f"{key}[{i}]") for i, v in enumerate(value)]
     if tp is Any:
         return value
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp is float and isinstance(value, str):
-        return _float_literal(value, key)
+    if tp is float:
+        return _finite_float(value, key)
     if isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
         return value
-    raise FadtqError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    raise ConfigError(key, f"expected {_type_name(tp)}, got {value!r}")
 
 
-def _float_literal(value: str, key: str) -> float:
-    """YAML 1.1 reads ``1e-5`` (no dot) as a string; accept it as the number it means."""
-    try:
-        return float(value)
-    except ValueError:
-        raise FadtqError(f"{key}: expected float, got {value!r}") from None
+# YAML 1.1 reads ``1e-5`` (no dot) as a string; it is accepted as the number it means.
+_FLOAT_LITERAL = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _finite_float(value: Any, key: str) -> float:
+    """A finite number (an int is widened); NaN and infinities are never a setting."""
+    if isinstance(value, str) and _FLOAT_LITERAL.match(value.strip()):
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(key, f"expected float, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(key, f"expected a finite number, got {value!r}")
+    return float(value)
 
 
 def from_mapping(cls: type[T], data: Any, key: str = "") -> T:
     """Build dataclass ``cls`` from a mapping; unknown keys, missing keys and wrong types are errors."""
     where = key or "(top level)"
     if not isinstance(data, dict):
-        raise FadtqError(f"{where}: expected a mapping, got {type(data).__name__}")
+        raise ConfigError(where, f"expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
         prefix = f"{key}." if key else ""
-        raise FadtqError(f"{prefix}{unknown[0]}: unknown key; expected one of {', '.join(sorted(fields))}")
+        raise ConfigError(f"{prefix}{unknown[0]}", f"unknown key; expected one of {', '.join(sorted(fields))}")
     values = {}
     for name, field in fields.items():
         dotted = f"{key}.{name}" if key else name
         if name in data:
             values[name] = _convert(data[name], hints[name], dotted)
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-            raise FadtqError(f"{dotted}: missing required key")
+            raise ConfigError(dotted, "missing required key")
     obj = cls(**values)
     validate = getattr(obj, "validate", None)
     if validate is not None:
@@ -153,26 +178,98 @@ def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def read_with_extends(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """A file's mapping, merged over the preset or file its ``extends:`` key names."""
+class Origins:
+    """Where each dotted key of a loaded config came from: a file (a preset of an ``extends:``
+    chain among them) or a flag. The file given by the user answers for keys nobody set."""
+
+    def __init__(self, top: Path) -> None:
+        self.top = top
+        self._by_key: dict[str, tuple[str, str | None]] = {}  # key -> (file or flag, the flag's key)
+
+    def record(self, data: dict[str, Any], origin: str, prefix: str = "", flag_key: str | None = None) -> None:
+        """Every key of ``data`` (and of its sub-mappings) came from ``origin``."""
+        for key, value in data.items():
+            dotted = f"{prefix}{key}"
+            self._by_key[dotted] = (origin, flag_key)
+            if isinstance(value, dict):
+                self.record(value, origin, f"{dotted}.", flag_key)
+
+    def record_flag(self, key: str, flag: str, value: Any) -> None:
+        """``key`` was set to ``value`` by ``flag`` on the command line."""
+        self._by_key[key] = (flag, key)
+        if isinstance(value, dict):
+            self.record(value, flag, f"{key}.", key)
+
+    def blame_error(self, exc: ConfigError) -> FadtqError:
+        """``exc`` prefixed with the file that set its key, or the flag (then the key is not repeated).
+        An error about a flag (``--out``) is left as it is."""
+        if exc.key.startswith("--"):
+            return exc
+        origin, flag_key = self._origin(re.sub(r"\[\d+\]", "", exc.key))
+        if origin is None:
+            return FadtqError(f"{self.top}: {exc}")
+        return FadtqError(f"{origin}: {exc.detail if flag_key == exc.key else exc}")
+
+    def _origin(self, key: str) -> tuple[str | None, str | None]:
+        """Who set ``key``: a flag that set it or something below it (the user just typed that),
+        else whoever set it or its nearest section."""
+        below = [origin for dotted, origin in self._by_key.items() if dotted.startswith(f"{key}.") and origin[1]]
+        if below:
+            return below[-1]
+        parts = key.split(".")
+        for end in range(len(parts), 0, -1):
+            found = self._by_key.get(".".join(parts[:end]))
+            if found is not None:
+                return found
+        return None, None
+
+    @contextmanager
+    def blame(self) -> Iterator[None]:
+        """Config errors raised inside name the file, preset or flag that set the key."""
+        try:
+            yield
+        except ConfigError as exc:
+            raise self.blame_error(exc) from None
+
+
+def read_with_extends(path: Path, origins: Origins, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A file's mapping, merged over the preset or file its ``extends:`` key names; ``origins``
+    records which file set each key."""
     if path.resolve() in seen:
         raise FadtqError(f"{path}: extends: circular chain {' -> '.join(map(str, seen + (path,)))}")
     data = read_yaml(path)
     parent = data.pop("extends", None)
-    if parent is None:
-        return data
-    if not isinstance(parent, str):
-        raise FadtqError(f"{path}: extends: expected a preset name or path, got {parent!r}")
-    local = path.parent / parent
-    parent_path = local if local.is_file() else resolve_config_path(parent)
-    return deep_merge(read_with_extends(parent_path, seen + (path.resolve(),)), data)
+    merged = data
+    if parent is not None:
+        if not isinstance(parent, str):
+            raise FadtqError(f"{path}: extends: expected a preset name or path, got {parent!r}")
+        local = path.parent / parent
+        parent_path = local if local.is_file() else resolve_config_path(parent, f"{path}: extends:")
+        merged = deep_merge(read_with_extends(parent_path, origins, seen + (path.resolve(),)), data)
+    origins.record(data, str(path))
+    return merged
+
+
+def load_traced(cls: type[T], path: Path, overrides: dict[str, str] | None = None,
+                flags: dict[str, str] | None = None) -> tuple[T, Origins]:
+    """Read (following ``extends:``), override, and validate a config file. ``flags`` names the
+    flag behind an override key when it is not ``--<key>`` (``{"judge.name": "--judge"}``)."""
+    origins = Origins(path)
+    data = read_with_extends(path, origins)
+    flag_of = {key: (flags or {}).get(key, f"--{key}") for key in overrides or {}}
+    for key, raw in (overrides or {}).items():
+        if isinstance(raw, str) and not raw.strip():
+            raise FadtqError(f"{flag_of[key]}: empty value; give null to unset it")
+    data = apply_overrides(data, overrides or {})
+    for key, flag in flag_of.items():
+        value = data
+        for part in key.split("."):
+            value = value[part]
+        origins.record_flag(key, flag, value)
+    with origins.blame():
+        return from_mapping(cls, data), origins
 
 
 def load(cls: type[T], path: Path, overrides: dict[str, str] | None = None) -> T:
-    """Read (following ``extends:``), override, and validate a config file; errors are prefixed
-    with the file's path."""
-    data = apply_overrides(read_with_extends(path), overrides or {})
-    try:
-        return from_mapping(cls, data)
-    except FadtqError as exc:
-        raise FadtqError(f"{path}: {exc}") from None
+    """:func:`load_traced` without the origins."""
+    return load_traced(cls, path, overrides)[0]

@@ -1,4 +1,5 @@
-"""Files on disk: atomic writes and line-numbered JSONL reading."""
+"""Files on disk: atomic writes, UTF-8 and line-numbered JSONL reading, and output paths checked
+before any work starts."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from fadtq.errors import FadtqError
+from fadtq.errors import ConfigError, FadtqError
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -37,24 +38,47 @@ def _umask() -> int:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    """Valid JSON only: a NaN or infinity is a bug to surface, not a file to write."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
-    atomic_write_text(path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
+    atomic_write_text(path, "".join(json.dumps(row, sort_keys=True, allow_nan=False) + "\n" for row in rows))
+
+
+def _decode(data: bytes, path: Path, first_line: int = 1) -> str:
+    """UTF-8 text; anything else is an error naming ``file:line``."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = first_line + data.count(b"\n", 0, exc.start)
+        raise FadtqError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
+                         "expected a UTF-8 file") from None
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """The whole of a UTF-8 text file."""
+    path = Path(path)
+    return _decode(path.read_bytes(), path)
+
+
+def _not_json(constant: str) -> NoReturn:
+    """Python's json reads NaN and Infinity, which JSON does not have."""
+    raise json.JSONDecodeError(f"{constant} is not a JSON number", constant, 0)
 
 
 def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     """Yield ``(line_number, row)`` for each non-blank line; invalid JSON names the file and line."""
     path = Path(path)
     if not path.is_file():
-        raise FadtqError(f"{path}: file not found")
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+        raise FadtqError(f"{path}: {'is a folder; expected a JSONL file' if path.is_dir() else 'file not found'}")
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            line = _decode(raw, path, number)
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(line, parse_constant=_not_json)
             except json.JSONDecodeError as exc:
                 raise FadtqError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
             if not isinstance(row, dict):
@@ -85,3 +109,41 @@ def create_dir_once(final: Path, make: Callable[[Path], Path]) -> None:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _check_parents(path: Path, where: str) -> None:
+    """Every existing ancestor of ``path`` is a folder, and the nearest one is writable."""
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(where, f"{parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise ConfigError(where, f"cannot write in {parent} (permission denied)")
+            return
+
+
+def check_output_file(path: str | os.PathLike, where: str) -> Path:
+    """``path`` can be written as a file: it is not a folder and its folder can be made. ``where``
+    names the flag or config key that gave it."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(where, f"{path} is a folder; expected a file name")
+    _check_parents(path, where)
+    return path
+
+
+def check_output_dir(path: str | os.PathLike, where: str, files: Iterable[str] = (), *,
+                     replaces: str | None = None) -> Path:
+    """``path`` can be written as a folder: not a file, its parents can be made, and none of the
+    ``files`` it will receive is a folder. A command that replaces the whole folder names the file
+    that marks its own output (``replaces="config.json"``): any other non-empty folder is refused."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(where, f"{path} is a file; expected a folder")
+    if replaces and path.is_dir() and any(path.iterdir()) and not (path / replaces).is_file():
+        raise ConfigError(where, f"{path} holds other files; expected a new folder or one with {replaces} to replace")
+    _check_parents(path, where)
+    for name in files:
+        if (path / name).is_dir():
+            raise ConfigError(where, f"{path / name} is a folder; expected a file or nothing there")
+    return path

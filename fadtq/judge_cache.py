@@ -21,7 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from fadtq.api import JudgeItem, Verdict
-from fadtq.errors import FadtqError
+from fadtq.errors import ConfigError
 from fadtq.judge_options import JudgeOptions
 from fadtq.judging import JUDGE_TEMPLATES
 from fadtq.prompts import PromptLibrary
@@ -56,7 +56,7 @@ class VerdictCache:
             db.execute(_SCHEMA)
             db.commit()
         except (OSError, sqlite3.Error) as exc:
-            raise FadtqError(f"judge.options.cache_path {path}: cannot open the verdict cache ({exc})") from None
+            raise ConfigError("judge.options.cache_path", f"{path}: cannot open the verdict cache ({exc})") from None
         return db
 
     def key(self, item: JudgeItem) -> str:
@@ -125,5 +125,5 @@ def cache_from_options(options: JudgeOptions, model: str, prompts: PromptLibrary
     path = options.string("cache_path", None)
     memory_entries = options.integer("cache_memory_entries", DEFAULT_MEMORY_ENTRIES, 1)
     if path and not enabled:
-        raise FadtqError("judge.options.cache_path: given while judge.options.cache is false")
+        raise ConfigError("judge.options.cache_path", "given while judge.options.cache is false")
     return VerdictCache(model, templates_hash(prompts), path, memory_entries=memory_entries) if enabled else None

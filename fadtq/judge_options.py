@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fadtq.errors import FadtqError
+from fadtq.errors import ConfigError
 
 _MISSING = object()
 
@@ -18,7 +18,7 @@ class JudgeOptions:
 
     def __init__(self, options: dict[str, Any] | None, judge: str) -> None:
         if options is not None and not isinstance(options, dict):
-            raise FadtqError(f"judge.options: expected a mapping for the {judge} judge, got {type(options).__name__}")
+            raise ConfigError("judge.options", f"expected a mapping for the {judge} judge, got {type(options).__name__}")
         self._options = dict(options or {})
         self._judge = judge
         self._read: set[str] = set()
@@ -27,11 +27,11 @@ class JudgeOptions:
         self._read.add(key)
         value = self._options.get(key, default)
         if value is _MISSING:
-            raise FadtqError(f"judge.options.{key}: required by the {self._judge} judge")
+            raise ConfigError(f"judge.options.{key}", f"required by the {self._judge} judge")
         return value
 
-    def _fail(self, key: str, expected: str, value: Any) -> FadtqError:
-        return FadtqError(f"judge.options.{key}: expected {expected}, got {value!r}")
+    def _fail(self, key: str, expected: str, value: Any) -> ConfigError:
+        return ConfigError(f"judge.options.{key}", f"expected {expected}, got {value!r}")
 
     def string(self, key: str, default: Any = _MISSING) -> str | None:
         value = self._get(key, default)
@@ -68,5 +68,5 @@ class JudgeOptions:
     def check_unknown(self) -> None:
         unknown = sorted(set(self._options) - self._read)
         if unknown:
-            raise FadtqError(f"judge.options.{unknown[0]}: unknown option of the {self._judge} judge; "
-                             f"known: {', '.join(sorted(self._read))}")
+            raise ConfigError(f"judge.options.{unknown[0]}", f"unknown option of the {self._judge} judge; "
+                              f"known: {', '.join(sorted(self._read))}")

@@ -35,7 +35,6 @@ Pitfalls found on the CPU machines (2 cores, no GPU, no model hub):
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -49,7 +48,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from fadtq.errors import FadtqError
+from fadtq.cli import Parser
+from fadtq.errors import FadtqError, report_errors
 from fadtq.paths import cache_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -221,23 +221,23 @@ def serve(model: str, port: int, device: str) -> JudgeServer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=TINY, help="'tiny' (built offline), a checkpoint folder or a hub id")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--stop", type=int, metavar="PID", help="stop the server whose PID was printed")
-    args = parser.parse_args(argv)
-    try:
+    def run() -> int:
+        parser = Parser(prog="python -m fadtq.judge_server", description=__doc__.splitlines()[0])
+        parser.add_argument("--model", default=TINY, help="'tiny' (built offline), a checkpoint folder or a hub id")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+        parser.add_argument("--stop", type=int, metavar="PID", help="stop the server whose PID was printed")
+        args = parser.parse_args(argv)
         if args.stop:
             stop_group(args.stop)
             print(f"stopped {args.stop}")
             return 0
         server = serve(args.model, args.port, detect_device() if args.device == "auto" else args.device)
-    except FadtqError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps({"pid": server.pid, "url": server.base_url, "model": server.model, "log": str(server.log_path)}))
-    return 0
+        print(json.dumps({"pid": server.pid, "url": server.base_url, "model": server.model,
+                          "log": str(server.log_path)}))
+        return 0
+
+    return report_errors(run)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@ plugins arrive through the ``fadtq`` entry-point group. Both then go through the
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Generic, TypeVar
@@ -14,6 +17,7 @@ from typing import Generic, TypeVar
 import pluggy
 
 from fadtq import hookspecs
+from fadtq.api import AdvantageEstimator, JudgeFactory, RewardFunction
 from fadtq.errors import FadtqError
 
 BUILTIN_PLUGINS = (
@@ -43,9 +47,10 @@ class Registered(Generic[T]):
 class Registry(Generic[T]):
     """Name -> item, each with the plugin that provided it."""
 
-    def __init__(self, kind: str, flag: str) -> None:
+    def __init__(self, kind: str, flag: str, item_type: type = object) -> None:
         self.kind = kind
         self.flag = flag
+        self.item_type = item_type
         self._entries: dict[str, Registered[T]] = {}
 
     def add(self, name: str, item: T, provider: str) -> None:
@@ -77,32 +82,65 @@ class Plugins:
     judges: Registry
 
 
-def new_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
-    manager = pluggy.PluginManager("fadtq")
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager, knowing which distribution provided each entry-point plugin."""
+
+    def __init__(self) -> None:
+        super().__init__("fadtq")
+        self.providers: dict[str, str] = {}  # plugin name -> "distribution version"
+
+
+@contextmanager
+def _blaming(provider: str, what: str) -> Iterator[None]:
+    """A third-party plugin that fails to load is one line naming its distribution, not a
+    traceback of somebody else's code."""
+    try:
+        yield
+    except FadtqError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever the plugin's code raised
+        detail = " ".join(str(exc).split())
+        raise FadtqError(f"plugin {provider}: {what} failed ({type(exc).__name__}: {detail}); "
+                         "fix or uninstall that distribution") from None
+
+
+def _load_entry_points(manager: PluginManager) -> None:
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if manager.has_plugin(ep.name) or manager.is_blocked(ep.name):
+            continue
+        provider = f"{ep.dist.name} {ep.dist.version}" if ep.dist else ep.value
+        with _blaming(provider, f"loading entry point {ep.name} = {ep.value}"):
+            manager.register(ep.load(), name=ep.name)
+        manager.providers[ep.name] = provider
+
+
+def new_plugin_manager(load_entry_points: bool = True) -> PluginManager:
+    manager = PluginManager()
     manager.add_hookspecs(hookspecs)
     for module_name in BUILTIN_PLUGINS:
         manager.register(importlib.import_module(module_name), name=module_name)
     if load_entry_points:
-        manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        _load_entry_points(manager)
     return manager
 
 
-def _providers(manager: pluggy.PluginManager) -> dict[int, str]:
-    return {id(plugin): f"{dist.project_name} {dist.version}" for plugin, dist in manager.list_plugin_distinfo()}
-
-
-def collect(manager: pluggy.PluginManager) -> Plugins:
+def collect(manager: PluginManager) -> Plugins:
     """Call each plugin's hooks one by one so that every name is tied to its provider."""
-    providers = _providers(manager)
     registries = {
-        "register_rewards": Registry("reward", "--rewards"),
-        "register_advantage_estimators": Registry("advantage estimator", "--advantage"),
-        "register_judges": Registry("judge", "--judge"),
+        "register_rewards": Registry("reward", "--rewards", RewardFunction),
+        "register_advantage_estimators": Registry("advantage estimator", "--advantage", AdvantageEstimator),
+        "register_judges": Registry("judge", "--judge", JudgeFactory),
     }
     for hook_name, registry in registries.items():
         for impl in getattr(manager.hook, hook_name).get_hookimpls():
-            provider = providers.get(id(impl.plugin), BUILTIN_PROVIDER if impl.plugin_name in BUILTIN_PLUGINS else impl.plugin_name)
-            for item in impl.function() or ():
+            provider = getattr(manager, "providers", {}).get(impl.plugin_name) or (
+                BUILTIN_PROVIDER if impl.plugin_name in BUILTIN_PLUGINS else impl.plugin_name)
+            with _blaming(provider, hook_name):
+                items = list(impl.function() or ())
+            for item in items:
+                if not isinstance(item, registry.item_type):
+                    raise FadtqError(f"plugin {provider}: {hook_name} returned {item!r}; expected "
+                                     f"{registry.item_type.__name__} objects")
                 registry.add(item.name, item, provider)
     return Plugins(manager, *registries.values())
 

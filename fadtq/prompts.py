@@ -17,7 +17,8 @@ from pathlib import Path
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from fadtq.errors import FadtqError
+from fadtq.errors import ConfigError, FadtqError
+from fadtq.io import read_text
 
 CLASS_NAMES = ("good", "structural", "logical")
 CLASS_MEANINGS = {
@@ -33,6 +34,18 @@ def packaged_prompts_dir() -> Path:
     return Path(str(resources.files("fadtq_prompts")))
 
 
+class _Loader(jinja2.BaseLoader):
+    """Templates found by :meth:`PromptLibrary.source_path` and read as UTF-8 (errors name the file)."""
+
+    def __init__(self, library: "PromptLibrary") -> None:
+        self.library = library
+
+    def get_source(self, environment: jinja2.Environment, template: str):
+        path = self.library.source_path(template)
+        mtime = path.stat().st_mtime
+        return read_text(path), str(path), lambda: path.stat().st_mtime == mtime
+
+
 class PromptLibrary:
     """Loads templates from an optional override folder, then from the packaged ones."""
 
@@ -41,11 +54,12 @@ class PromptLibrary:
         if override_dir is not None:
             override_dir = Path(override_dir)
             if not override_dir.is_dir():
-                raise FadtqError(f"--prompts-dir {override_dir}: not a directory")
+                raise ConfigError("prompts_dir", f"{override_dir}: not a directory")
             search.insert(0, override_dir)
         self.search_path = search
+        self.rendered: set[str] = set()  # the templates rendered so far: those a run uses
         self.env = SandboxedEnvironment(
-            loader=jinja2.FileSystemLoader([str(p) for p in search]),
+            loader=_Loader(self),
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             trim_blocks=True,
@@ -64,11 +78,24 @@ class PromptLibrary:
         return hashlib.sha256(self.source_path(name).read_bytes()).hexdigest()[:16]
 
     def render(self, name: str, /, **variables: object) -> str:
-        self.source_path(name)
+        self.rendered.add(name)
         try:
             return self.env.get_template(name).render(**variables).strip()
         except jinja2.TemplateError as exc:
-            raise FadtqError(f"prompt template {name}: {exc}") from None
+            raise FadtqError(f"{_where(exc, self.source_path(name))}: {exc.message or exc}") from None
+
+
+def _where(exc: jinja2.TemplateError, path: Path) -> str:
+    """``file:line`` of a template error: a syntax error carries it, a rendering error (an
+    undefined variable, a sandbox refusal) has it in the template's frame of the traceback."""
+    filename, line = getattr(exc, "filename", None), getattr(exc, "lineno", None)
+    if line is None:
+        tb = exc.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename.endswith(".j2"):
+                filename, line = tb.tb_frame.f_code.co_filename, tb.tb_lineno
+            tb = tb.tb_next
+    return f"{filename or path}:{line}" if line else str(filename or path)
 
 
 def pretty_category(category: str) -> str:

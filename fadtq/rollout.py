@@ -32,18 +32,24 @@ class Rollout:
         if missing:
             raise FadtqError(f"{where}: missing field(s) {', '.join(missing)}")
         for name in REQUIRED_FIELDS:
-            if not isinstance(row[name], (str, int)) or isinstance(row[name], bool):
-                raise FadtqError(f"{where}: field {name!r} must be a string, got {type(row[name]).__name__}")
+            if not isinstance(row[name], str):
+                raise FadtqError(f"{where}: field {name!r}: expected a string, got {row[name]!r}")
+        for name in ("id", "group"):
+            if not row[name].strip():
+                raise FadtqError(f"{where}: field {name!r}: expected a non-empty string")
+        for name in ("ref_image", "test_image"):
+            if row.get(name) is not None and not isinstance(row[name], str):
+                raise FadtqError(f"{where}: field {name!r}: expected a string or null, got {row[name]!r}")
         if row["label"] not in CLASS_NAMES:
             raise FadtqError(f"{where}: field 'label' is {row['label']!r}, expected one of {', '.join(CLASS_NAMES)}")
         known = set(REQUIRED_FIELDS) | {"ref_image", "test_image"}
         return cls(
-            id=str(row["id"]),
-            group=str(row["group"]),
-            prompt=str(row["prompt"]),
-            completion=str(row["completion"]),
+            id=row["id"],
+            group=row["group"],
+            prompt=row["prompt"],
+            completion=row["completion"],
             label=row["label"],
-            category=str(row["category"]),
+            category=row["category"],
             ref_image=row.get("ref_image"),
             test_image=row.get("test_image"),
             extra={k: v for k, v in row.items() if k not in known},

@@ -5,12 +5,15 @@ Every section has defaults that describe the CPU default run; presets override w
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fadtq import config
 from fadtq.composition import PluginChoice, RewardConfig
-from fadtq.errors import FadtqError
+from fadtq.api import AdvantageEstimator
+from fadtq.errors import ConfigError
+from fadtq.plugin_manager import Plugins
 
 
 @dataclass
@@ -29,10 +32,11 @@ class ModelConfig:
     def validate(self, key: str) -> None:
         _choice(key, "size", self.size, ("tiny", "base", "small"))
         _choice(key, "dtype", self.dtype, ("float32", "bfloat16"))
-        if self.pretrain_steps < 0 or self.warmup_steps < 0:
-            raise FadtqError(f"{key}: pretrain_steps and warmup_steps must be >= 0")
+        _at_least(key, self, warmup_steps=0, pretrain_steps=0)
         if self.pretrain_steps and self.warmup_steps:
-            raise FadtqError(f"{key}.warmup_steps: set 0 with pretrain_steps (pretraining already teaches the format)")
+            raise ConfigError(f"{key}.warmup_steps", "set 0 with pretrain_steps (pretraining already teaches the format)")
+        if self.path is not None and not self.path.strip():
+            raise ConfigError(f"{key}.path", "expected a model folder or hub id, got an empty string")
 
 
 @dataclass
@@ -49,6 +53,7 @@ class DataConfig:
 
         _choice(key, "synth_scale", self.synth_scale, SCALES)
         _choice(key, "synth_difficulty", self.synth_difficulty, tuple(DIFFICULTIES))
+        _at_least(key, self, image_size=1, seed=0)
 
 
 @dataclass
@@ -65,13 +70,10 @@ class RolloutConfig:
     max_draws: int = 3
 
     def validate(self, key: str) -> None:
-        if self.max_draws < 0:
-            raise FadtqError(f"{key}.max_draws: expected an integer >= 0, got {self.max_draws}")
-        for name in ("prompts_per_step", "group_size", "max_new_tokens"):
-            if getattr(self, name) < 1:
-                raise FadtqError(f"{key}.{name}: expected a positive integer, got {getattr(self, name)}")
-        if self.temperature <= 0 or not 0 < self.top_p <= 1:
-            raise FadtqError(f"{key}: expected temperature > 0 and 0 < top_p <= 1")
+        _at_least(key, self, prompts_per_step=1, group_size=1, max_new_tokens=1, max_draws=0)
+        _above(key, self, temperature=0.0, top_p=0.0)
+        if self.top_p > 1:
+            raise ConfigError(f"{key}.top_p", f"expected a number in (0, 1], got {self.top_p}")
 
 
 @dataclass
@@ -85,6 +87,12 @@ class TrainConfig:
     clip_eps: float = 0.2  # clipped_ratio loss only
     kl_coef: float = 0.04  # clipped_ratio loss with a reference model only
     seed: int = 0
+
+    def validate(self, key: str) -> None:
+        _at_least(key, self, epochs=1, micro_batch_size=1, weight_decay=0.0, grad_clip=0.0, kl_coef=0.0, seed=0)
+        if self.max_steps is not None:
+            _at_least(key, self, max_steps=1)
+        _above(key, self, lr=0.0, clip_eps=0.0)
 
 
 @dataclass
@@ -104,6 +112,13 @@ class OutputConfig:
     sample_every: int = 1  # steps between rows of samples.jsonl
     samples_per_step: int = 4
 
+    def validate(self, key: str) -> None:
+        _at_least(key, self, save_every=0, keep_checkpoints=1, sample_every=0, samples_per_step=0)
+        if not self.dir.strip():
+            raise ConfigError(f"{key}.dir", "expected a folder, got an empty string")
+        if self.name is not None and (not self.name.strip() or self.name in (".", "..") or "/" in self.name):
+            raise ConfigError(f"{key}.name", f"expected a plain folder name (no '/'), got {self.name!r}")
+
 
 @dataclass
 class RunConfig:
@@ -121,9 +136,61 @@ class RunConfig:
 
 def _choice(key: str, name: str, value: object, allowed: tuple) -> None:
     if value not in allowed:
-        raise FadtqError(f"{key}.{name}: expected one of {', '.join(map(str, allowed))}, got {value!r}")
+        raise ConfigError(f"{key}.{name}", f"expected one of {', '.join(map(str, allowed))}, got {value!r}")
+
+
+def _at_least(key: str, section: object, **minimums: float) -> None:
+    for name, minimum in minimums.items():
+        value = getattr(section, name)
+        if value < minimum:
+            raise ConfigError(f"{key}.{name}", f"expected a number >= {minimum:g}, got {value:g}")
+
+
+def _above(key: str, section: object, **bounds: float) -> None:
+    for name, bound in bounds.items():
+        value = getattr(section, name)
+        if value <= bound:
+            raise ConfigError(f"{key}.{name}", f"expected a number > {bound:g}, got {value:g}")
+
+
+def check_plugins(cfg: RunConfig, plugins: Plugins) -> None:
+    """Every plugin the config names is registered, and the estimator takes its options."""
+    checks = [("judge.name", cfg.judge.name, plugins.judges), ("advantage.name", cfg.advantage.name, plugins.advantages)]
+    checks += [(f"reward.terms.{name}.reward", term.reward, plugins.rewards)
+               for name, term in cfg.reward.terms.items() if term.reward is not None]
+    for key, name, registry in checks:
+        if name not in registry:
+            raise ConfigError(key, f"unknown {registry.kind} {name!r}; known: {', '.join(registry.names())}")
+    check_estimator_options(plugins.advantages.get(cfg.advantage.name), cfg.advantage.options, "advantage.options")
+
+
+def check_estimator_options(estimator: AdvantageEstimator, options: dict, key: str) -> None:
+    """The options are keyword parameters of the estimator, of the type of their defaults."""
+    try:
+        parameters = list(inspect.signature(estimator.fn).parameters.values())[2:]  # after (rewards, groups)
+    except (TypeError, ValueError):  # no signature to read (a builtin): the call will tell
+        return
+    named = {p.name: p for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters)
+    for name, value in options.items():
+        if name not in named:
+            if takes_any:
+                continue
+            raise ConfigError(f"{key}.{name}", f"unknown option of the {estimator.name} estimator; "
+                                               f"known: {', '.join(named) or 'none'}")
+        default = named[name].default
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ConfigError(f"{key}.{name}", f"expected true or false, got {value!r}")
+        if type(default) in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ConfigError(f"{key}.{name}", f"expected a number, got {value!r}")
+
+
+def load_run_config_traced(path: str | Path | None = None, overrides: dict[str, str] | None = None,
+                           flags: dict[str, str] | None = None) -> tuple[RunConfig, config.Origins]:
+    """The config and where each of its keys came from (for errors found after loading)."""
+    return config.load_traced(RunConfig, config.resolve_config_path(path), overrides, flags)
 
 
 def load_run_config(path: str | Path | None = None, overrides: dict[str, str] | None = None) -> RunConfig:
     """``path`` is a file or a preset name from ``configs/``; ``None`` is the CPU default."""
-    return config.load(RunConfig, config.resolve_config_path(path), overrides)
+    return load_run_config_traced(path, overrides)[0]

@@ -138,6 +138,18 @@ class Scorer:
         components = {name: values.get(name, [None] * len(rollouts)) for name in self.config.terms}
         return ScoredBatch(components, total, logs, stats)
 
+    def uses_judge(self) -> bool:
+        """Whether some term the total needs asks the judge."""
+        return any(self._needs_judge(name) for name in self.needed_terms())
+
+    def judge(self) -> Judge:
+        """The judge, built now if it was not yet (a local judge loads its model here)."""
+        return self._judge()
+
+    def with_judge(self, judge: Judge) -> "Scorer":
+        """The same composition, asking ``judge`` instead (a dry run needs no model or server)."""
+        return Scorer(self.config, self._reward, lambda: judge)
+
     def _needs_judge(self, name: str) -> bool:
         reward = self.config.terms[name].reward
         return reward is not None and self._reward(reward).needs_judge

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 from fadtq.answer import parse_class
 from fadtq.api import JudgeFactory, JudgeItem, Verdict, hookimpl
-from fadtq.errors import FadtqError
+from fadtq.errors import ConfigError
 
 LONG_WORDS = 60
 VERY_LONG_WORDS = 120
@@ -119,7 +119,7 @@ class HeuristicJudge:
 
 def build(options: dict, prompts) -> HeuristicJudge:
     if options:
-        raise FadtqError(f"judge.options: the heuristic judge takes no options, got {', '.join(sorted(options))}")
+        raise ConfigError("judge.options", f"the heuristic judge takes no options, got {', '.join(sorted(options))}")
     return HeuristicJudge()
 
 

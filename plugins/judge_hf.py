@@ -28,10 +28,11 @@ from collections import Counter
 from collections.abc import Sequence
 
 from fadtq.api import JudgeFactory, JudgeItem, Verdict, hookimpl
-from fadtq.errors import FadtqError
+from fadtq.errors import ConfigError
 from fadtq.judge_cache import VerdictCache, cache_from_options, judge_through_cache
 from fadtq.judge_options import JudgeOptions
-from fadtq.judging import SCORE_FIELDS, SCORE_RANGE, judge_messages, parse_verdict
+from fadtq.judging import JUDGE_TEMPLATES, SCORE_FIELDS, SCORE_RANGE, judge_messages, parse_verdict
+from fadtq.paths import missing_local_folder
 from fadtq.prompts import PromptLibrary
 
 log = logging.getLogger("fadtq.judge.hf")
@@ -56,7 +57,7 @@ class HFJudge:
     def _digit_ids(self) -> list[int]:
         ids = [self.tokenizer.encode(str(d), add_special_tokens=False) for d in SCORE_RANGE]
         if any(len(i) != 1 for i in ids):
-            raise FadtqError("judge.options.structured_output: the tokenizer has no single token for each digit 0-3")
+            raise ConfigError("judge.options.structured_output", "the tokenizer has no single token for each digit 0-3")
         return [i[0] for i in ids]
 
     def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
@@ -113,11 +114,13 @@ def _load(name: str, dtype: str, device: str):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if missing_local_folder(name):
+        raise ConfigError("judge.options.model", f"{name}: no such folder")
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
         model = AutoModelForCausalLM.from_pretrained(name, dtype=getattr(torch, dtype)).to(device).eval()
     except (OSError, ValueError) as exc:
-        raise FadtqError(f"judge.options.model {name}: cannot load ({str(exc).splitlines()[0]})") from None
+        raise ConfigError("judge.options.model", f"{name}: cannot load ({str(exc).splitlines()[0]})") from None
     tokenizer.padding_side = "left"  # the last position of every row is the next token's
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -132,7 +135,7 @@ def build(options: dict, prompts: PromptLibrary) -> HFJudge:
     max_new_tokens = opts.integer("max_new_tokens", 64, 8)
     dtype = opts.string("dtype", "float32")
     if dtype not in DTYPES:
-        raise FadtqError(f"judge.options.dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
+        raise ConfigError("judge.options.dtype", f"expected one of {', '.join(DTYPES)}, got {dtype!r}")
     device = opts.string("device", "cpu")
     cache = cache_from_options(opts, name, prompts)
     opts.check_unknown()
@@ -142,4 +145,5 @@ def build(options: dict, prompts: PromptLibrary) -> HFJudge:
 
 @hookimpl
 def register_judges():
-    return [JudgeFactory("hf", build, description="a local transformers causal LM, batched, cached")]
+    return [JudgeFactory("hf", build, description="a local transformers causal LM, batched, cached",
+                         templates=JUDGE_TEMPLATES)]

@@ -40,10 +40,10 @@ from typing import TypeVar
 import aiohttp
 
 from fadtq.api import JudgeFactory, JudgeItem, Verdict, hookimpl
-from fadtq.errors import FadtqError
+from fadtq.errors import ConfigError
 from fadtq.judge_cache import VerdictCache, cache_from_options, judge_through_cache
 from fadtq.judge_options import JudgeOptions
-from fadtq.judging import VERDICT_JSON_SCHEMA, judge_messages, parse_verdict
+from fadtq.judging import JUDGE_TEMPLATES, VERDICT_JSON_SCHEMA, judge_messages, parse_verdict
 from fadtq.prompts import PromptLibrary
 
 log = logging.getLogger("fadtq.judge.openai")
@@ -114,11 +114,28 @@ class OpenAIJudge:
                  "%d deduplicated, failures %s", delta["items"], seconds, delta["sent"], delta["requests"],
                  delta["retries"], delta["cache_hits"], delta["deduplicated"], failures or "none")
 
-    async def _judge_all(self, items: list[JudgeItem]) -> list[Verdict]:
-        gate = asyncio.Semaphore(self.config.max_in_flight)
+    def check(self) -> None:
+        """One request, past the cache: an unreachable server or a model it does not serve fails
+        now, naming the option, instead of zeroing every verdict of the run."""
+        item = JudgeItem(question="Is the test image good?", reasoning="Both images match.", answer="good")
+        try:
+            run_to_completion(self._reach(item))
+        except (Retryable, Fatal) as exc:
+            key = "model" if exc.kind.startswith("http_4") else "base_urls"
+            raise ConfigError(f"judge.options.{key}", f"the judge server did not answer ({exc.kind}: {exc})") from None
+
+    async def _reach(self, item: JudgeItem) -> str:
+        async with self._session() as session:
+            return await self._with_retries(session, self.request_body(item))
+
+    def _session(self) -> aiohttp.ClientSession:
         headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
         connector = aiohttp.TCPConnector(limit=self.config.max_in_flight)
-        async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+        return aiohttp.ClientSession(connector=connector, headers=headers)
+
+    async def _judge_all(self, items: list[JudgeItem]) -> list[Verdict]:
+        gate = asyncio.Semaphore(self.config.max_in_flight)
+        async with self._session() as session:
             return list(await asyncio.gather(*(self._judge_one(session, gate, item) for item in items)))
 
     async def _judge_one(self, session: aiohttp.ClientSession, gate: asyncio.Semaphore, item: JudgeItem) -> Verdict:
@@ -218,14 +235,14 @@ def _base_urls(opts: JudgeOptions) -> list[str]:
     urls = [url.rstrip("/") for url in opts.strings("base_urls")]
     for url in urls:
         if not url.startswith(("http://", "https://")):
-            raise FadtqError(f"judge.options.base_urls: expected http(s)://HOST:PORT/v1 addresses, got {url!r}")
+            raise ConfigError("judge.options.base_urls", f"expected http(s)://HOST:PORT/v1 addresses, got {url!r}")
     return urls
 
 
 def _api_key(opts: JudgeOptions) -> str | None:
     name = opts.string("api_key_env", None)
     if name and not os.environ.get(name):
-        raise FadtqError(f"judge.options.api_key_env: environment variable {name} is not set")
+        raise ConfigError("judge.options.api_key_env", f"environment variable {name} is not set")
     return os.environ[name] if name else None
 
 
@@ -250,4 +267,5 @@ def build(options: dict, prompts: PromptLibrary) -> OpenAIJudge:
 
 @hookimpl
 def register_judges():
-    return [JudgeFactory("openai", build, description="an OpenAI-compatible chat endpoint (vLLM), async, retried, cached")]
+    return [JudgeFactory("openai", build, description="an OpenAI-compatible chat endpoint (vLLM), async, retried, cached",
+                         templates=JUDGE_TEMPLATES)]

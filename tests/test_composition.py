@@ -100,10 +100,11 @@ def test_eta_symbols_accepted(symbol):
     from_mapping(RewardConfig, data, "reward")
 
 
-@pytest.mark.parametrize("eta", [-0.01, 1.01, 2, float("nan")])
-def test_eta_out_of_range_named(eta):
+@pytest.mark.parametrize("eta, expected", [(-0.01, "[0, 1]"), (1.01, "[0, 1]"), (2, "[0, 1]"),
+                                           (float("nan"), "finite"), (float("inf"), "finite")])
+def test_eta_out_of_range_named(eta, expected):
     message = error_of(seed_mapping(eta=eta))
-    assert message.startswith("reward.eta:") and "[0, 1]" in message
+    assert message.startswith("reward.eta:") and expected in message
 
 
 @pytest.mark.parametrize("eta", [0, 0.0, 1, 1.0, 0.3])

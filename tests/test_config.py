@@ -177,14 +177,69 @@ def test_override_through_a_scalar_names_the_flag():
 
 
 @pytest.mark.parametrize(
-    "overrides, key",
-    [({"reward.etaa": "1"}, "reward.etaa"), ({"reward.eta": "2"}, "reward.eta"), ({"reward.eta": "x"}, "reward.eta")],
+    "overrides, flag, fragment",
+    [({"reward.etaa": "1"}, "--reward.etaa", "unknown key"), ({"reward.eta": "2"}, "--reward.eta", "[0, 1]"),
+     ({"reward.eta": "x"}, "--reward.eta", "expected float"), ({"train.lr": "-1e-4"}, "--train.lr", "> 0, got -0.0001"),
+     ({"train": "{lr: 0}"}, "--train", "train.lr: expected a number > 0")],
 )
-def test_bad_override_is_validated_and_names_key(overrides, key):
+def test_bad_override_is_blamed_on_the_flag_not_the_preset(overrides, flag, fragment):
     with pytest.raises(FadtqError) as info:
         load_run_config(None, overrides)
     message = str(info.value)
-    assert f": {key}:" in message and message.startswith(str(config.resolve_config_path(None)))
+    assert message.startswith(f"{flag}: ") and fragment in message, message
+    assert "cpu_default" not in message
+
+
+def test_error_in_a_preset_of_an_extends_chain_names_that_preset(tmp_path):
+    base = write(tmp_path, re.sub(r"(?m)^  lr: .*$", "  lr: -1.0e-4", DEFAULT_TEXT), "base.yaml")
+    top = write(tmp_path, "extends: base.yaml\ntrain:\n  epochs: 2\n", "top.yaml")
+    with pytest.raises(FadtqError) as info:
+        config.load(RunConfig, top)
+    assert str(info.value).startswith(f"{base}: train.lr: expected a number > 0"), str(info.value)
+    bad_epochs = write(tmp_path, "extends: base.yaml\ntrain:\n  epochs: 0\n  lr: 1.0\n", "top2.yaml")
+    with pytest.raises(FadtqError, match=rf"^{bad_epochs}: train.epochs: expected a number >= 1"):
+        config.load(RunConfig, bad_epochs)
+
+
+def test_unknown_extends_names_the_file_not_the_flag(tmp_path):
+    top = write(tmp_path, "extends: cpu_defualt\n", "top.yaml")
+    with pytest.raises(FadtqError) as info:
+        config.load(RunConfig, top)
+    assert str(info.value).startswith(f"{top}: extends: cpu_defualt: no such file or preset"), str(info.value)
+    assert "--config" not in str(info.value)
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ("  max_steps: 40", "  max_steps: 0", "train.max_steps: expected a number >= 1"),
+    ("  max_steps: 40", "  max_steps: -1", "train.max_steps: expected a number >= 1"),
+    ("  epochs: 1", "  epochs: 0", "train.epochs: expected a number >= 1"),
+    ("  lr: 3.0e-4", "  lr: .nan", "train.lr: expected a finite number"),
+    ("  lr: 3.0e-4", "  lr: .inf", "train.lr: expected a finite number"),
+    ("  temperature: 1.0", "  temperature: 0", "rollout.temperature: expected a number > 0"),
+    ("  image_size: 112", "  image_size: 0", "data.image_size: expected a number >= 1"),
+    ("  seed: 0\n  image_size", "  seed: -1\n  image_size", "data.seed: expected a number >= 0"),
+    ("  synth_scale: cpu", "  synth_scale: huge", "data.synth_scale: expected one of"),
+    ("  dir: runs", "  dir: runs\n  name: a/b", "output.name: expected a plain folder name"),
+    ("  dir: runs", "  dir: 5", "output.dir: expected str, got 5"),
+    ("  active: [format, accuracy, tq]", "  active: [format, format]", "reward.active: a term"),
+    ("  epochs: 1", "  epochs: 1\n  epochs: 2", "invalid YAML (duplicate key 'epochs')"),
+])
+def test_settings_that_leave_nothing_to_do_or_make_no_sense_are_refused(tmp_path, old, new, expected):
+    text = DEFAULT_TEXT.replace(old, new)
+    assert text != DEFAULT_TEXT
+    path = write(tmp_path, text)
+    with pytest.raises(FadtqError) as info:
+        config.load(RunConfig, path)
+    assert str(info.value).startswith(f"{path}"), str(info.value)
+    assert expected in str(info.value)
+
+
+def test_config_that_is_not_utf8_names_file_and_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(DEFAULT_TEXT.encode() + b"# caf\xe9\n")
+    with pytest.raises(FadtqError) as info:
+        config.load(RunConfig, path)
+    assert str(info.value) == f"{path}:{DEFAULT_TEXT.count(chr(10)) + 1}: not UTF-8 text (byte 0xe9); expected a UTF-8 file"
 
 
 def test_overrides_do_not_touch_the_file(tmp_path):

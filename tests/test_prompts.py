@@ -51,9 +51,22 @@ def test_strict_undefined_names_template():
 
 
 def test_strict_undefined_in_override(tmp_path):
-    (tmp_path / "mine.j2").write_text("Hello {{ nmae }}")  # "nmae" misspelt; "who" is given
-    with pytest.raises(FadtqError, match=r"prompt template mine\.j2: 'nmae' is undefined"):
+    (tmp_path / "mine.j2").write_text("Hello\n{{ nmae }}")  # "nmae" misspelt; "who" is given
+    with pytest.raises(FadtqError) as info:
         PromptLibrary(tmp_path).render("mine.j2", who="x")
+    assert str(info.value) == f"{tmp_path / 'mine.j2'}:2: 'nmae' is undefined"
+
+
+def test_syntax_error_names_file_and_line(tmp_path):
+    (tmp_path / "mine.j2").write_text("Hello\n{% if who %}\nno end")
+    with pytest.raises(FadtqError, match=rf"^{tmp_path / 'mine.j2'}:3: Unexpected end of template"):
+        PromptLibrary(tmp_path).render("mine.j2", who="x")
+
+
+def test_template_not_utf8_names_file_and_line(tmp_path):
+    (tmp_path / "mine.j2").write_bytes(b"Hello\n\xff\n")
+    with pytest.raises(FadtqError, match=rf"^{tmp_path / 'mine.j2'}:2: not UTF-8 text"):
+        PromptLibrary(tmp_path).render("mine.j2")
 
 
 def test_untrusted_reasoning_is_verbatim_in_judge_message():
@@ -109,14 +122,14 @@ def test_template_hash_is_sha256_prefix_and_changes_with_template(tmp_path):
 
 def test_missing_prompts_dir_names_flag(tmp_path):
     missing = tmp_path / "nope"
-    with pytest.raises(FadtqError, match=r"^--prompts-dir .*nope: not a directory"):
+    with pytest.raises(FadtqError, match=r"^prompts_dir: .*nope: not a directory"):
         PromptLibrary(missing)
 
 
 def test_prompts_dir_that_is_a_file(tmp_path):
     f = tmp_path / "file.j2"
     f.write_text("x")
-    with pytest.raises(FadtqError, match="--prompts-dir"):
+    with pytest.raises(FadtqError, match="prompts_dir: .*file.j2: not a directory"):
         PromptLibrary(f)
 
 

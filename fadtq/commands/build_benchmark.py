@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from fadtq.errors import FadtqError
+from fadtq.io import check_output_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,10 +17,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--categories", nargs="+", metavar="NAME", help="subset of categories (default: all five)")
 
 
+def preflight(args: argparse.Namespace) -> None:
+    from fadtq.data.loco import CATEGORIES
+    from fadtq.data.pair3c import MANIFEST_FILES
+
+    check_output_dir(args.out, "--out", MANIFEST_FILES)
+    if args.train_per_class is not None and args.train_per_class < 1:
+        raise FadtqError(f"--train-per-class {args.train_per_class}: expected at least 1 (no training pairs otherwise)")
+    for name in args.categories or ():
+        if name not in CATEGORIES:
+            raise FadtqError(f"--categories {name}: unknown category; expected some of {', '.join(CATEGORIES)}")
+        if args.categories.count(name) > 1:
+            raise FadtqError(f"--categories {name}: given twice")
+
+
 def run(args: argparse.Namespace) -> int:
     from fadtq.data.dataset import TINY_TRAIN_PER_CLASS, ensure_default_tree
     from fadtq.data.pair3c import DEFAULT_TRAIN_PER_CLASS, build_pair3c, format_table1, write_benchmark
 
+    preflight(args)
     per_class = args.train_per_class
     root = args.loco_root
     if root is None:

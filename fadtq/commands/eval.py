@@ -17,14 +17,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="output folder (default: RUN/eval for RUN/final, else runs/eval/<name>)")
     parser.add_argument("--name", help="name in reports (default: the run, model or predictions file name)")
     parser.add_argument("--limit", type=int, help="evaluate a stratified subset of this many pairs")
-    parser.add_argument("--batch-size", type=int, default=8, help="pairs per generate call (default 8)")
-    parser.add_argument("--max-new-tokens", type=int, default=128, help="completion length limit (default 128)")
+    parser.add_argument("--batch-size", type=int, help="pairs per generate call (default 8)")
+    parser.add_argument("--max-new-tokens", type=int, help="completion length limit (default 128)")
     parser.add_argument("--image-size", type=int, help="longest image side before the processor (default 448)")
     parser.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
-    parser.add_argument("--temperature", type=float, default=1.0, help="with --sample (default 1.0)")
-    parser.add_argument("--top-p", type=float, default=1.0, help="with --sample (default 1.0)")
-    parser.add_argument("--seed", type=int, default=0, help="with --sample: seed of the sampling (default 0)")
+    parser.add_argument("--temperature", type=float, help="with --sample (default 1.0)")
+    parser.add_argument("--top-p", type=float, help="with --sample (default 1.0)")
+    parser.add_argument("--seed", type=int, help="with --sample: seed of the sampling (default 0)")
     parser.add_argument("--tokenizer", help="with --predictions: tokenizer folder for reasoning lengths in tokens")
+
+
+# Flags of generation (--model only), and of sampling (--sample only), by settings field.
+GENERATION_FLAGS = {"batch_size": "--batch-size", "max_new_tokens": "--max-new-tokens", "image_size": "--image-size"}
+SAMPLING_FLAGS = {"temperature": "--temperature", "top_p": "--top-p", "seed": "--seed"}
+
+
+def generation_settings(args: argparse.Namespace):
+    """The settings the flags give; a flag that would be ignored is an error."""
+    from fadtq.evaluation.predict import GenerationSettings
+
+    given = {key: getattr(args, key) for key in (*GENERATION_FLAGS, *SAMPLING_FLAGS) if getattr(args, key) is not None}
+    unused = [flag for key, flag in SAMPLING_FLAGS.items() if key in given and not args.sample]
+    if unused:
+        raise FadtqError(f"{unused[0]}: only with --sample (decoding is greedy without it)")
+    return GenerationSettings(sample=args.sample, **given)
 
 
 def default_out(args: argparse.Namespace) -> Path:
@@ -39,24 +55,23 @@ def default_out(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fadtq.evaluation.predict import GenerationSettings, evaluate, evaluate_file
+    from fadtq.evaluation.predict import evaluate, evaluate_file
     from fadtq.evaluation.report import metrics_markdown
 
     if args.limit is not None and args.limit < 1:
         raise FadtqError(f"--limit {args.limit}: expected at least 1")
     out = Path(args.out) if args.out else default_out(args)
     if args.predictions:
-        if args.sample or args.image_size:
-            raise FadtqError("--sample/--image-size: only with --model")
+        flags = {**GENERATION_FLAGS, **SAMPLING_FLAGS, "sample": "--sample"}
+        given = [flag for key, flag in flags.items() if getattr(args, key) not in (None, False)]
+        if given:
+            raise FadtqError(f"{given[0]}: only with --model")
         metrics = evaluate_file(args.predictions, args.benchmark, out, split=args.split, limit=args.limit,
                                 tokenizer_path=args.tokenizer, name=args.name)
     else:
         if args.tokenizer:
             raise FadtqError("--tokenizer: only with --predictions (a model uses its own)")
-        settings = GenerationSettings(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-                                      sample=args.sample, temperature=args.temperature, top_p=args.top_p,
-                                      seed=args.seed, **({"image_size": args.image_size} if args.image_size else {}))
-        metrics = evaluate(args.model, args.benchmark, out, split=args.split, settings=settings,
+        metrics = evaluate(args.model, args.benchmark, out, split=args.split, settings=generation_settings(args),
                            limit=args.limit, name=args.name)
     print(metrics_markdown([metrics]))
     print(f"{metrics['n']} pairs -> {out / 'predictions.jsonl'}, {out / 'metrics.json'}")

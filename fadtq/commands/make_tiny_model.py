@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from fadtq.io import check_output_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
     # Heavy imports here: `fadtq --help` must not pay for torch and transformers.
     from fadtq.training.tiny_model import make_tiny_model
 
+    check_output_dir(args.out, "--out", replaces="config.json")
     out = make_tiny_model(args.out, size=args.size, seed=args.seed)
     print(f"wrote {args.size} Qwen2.5-VL (seed {args.seed}) to {out}")
     return 0

@@ -6,13 +6,17 @@ import argparse
 import logging
 
 from fadtq.errors import FadtqError
-from fadtq.io import atomic_write_jsonl, read_jsonl
+from fadtq.io import atomic_write_jsonl, check_output_file, read_jsonl
 from fadtq.plugin_manager import default_plugins
+from fadtq.preflight import judge_templates, reach_judge, render_templates
 from fadtq.prompts import PromptLibrary
 from fadtq.rollout import Rollout
-from fadtq.run_config import load_run_config
+from fadtq.run_config import check_plugins, load_run_config_traced
 from fadtq.scoring import build_scorer
 from fadtq.table import format_table
+
+# the flags of this command that set config keys
+FLAG_KEYS = {"judge": "judge.name", "prompts_dir": "prompts_dir"}
 
 
 
@@ -37,6 +41,8 @@ def parse_name_list(raw: str, flag: str) -> list[str]:
 
 def read_rollouts(path: str) -> list[Rollout]:
     rollouts = [Rollout.from_row(row, f"{path}:{line}") for line, row in read_jsonl(path)]
+    if not rollouts:
+        raise FadtqError(f"{path}: no rollouts (the file is empty or blank); expected one JSON object per line")
     seen: set[str] = set()
     for rollout in rollouts:
         if rollout.id in seen:
@@ -47,28 +53,43 @@ def read_rollouts(path: str) -> list[Rollout]:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    overrides = {"judge.name": args.judge} if args.judge else {}
-    cfg = load_run_config(args.config, overrides)
+    check_output_file(args.output, "--output")
     plugins = default_plugins()
-    reward_cfg = cfg.reward
-    if args.rewards:
-        reward_cfg = reward_cfg.with_active(parse_name_list(args.rewards, "--rewards"), plugins.rewards.names())
-    estimator = plugins.advantages.get(args.advantage) if args.advantage else None
-    rollouts = read_rollouts(args.input)
-    scorer = build_scorer(reward_cfg, cfg.judge, plugins, PromptLibrary(args.prompts_dir or cfg.prompts_dir))
+    for flag, registry in (("judge", plugins.judges), ("advantage", plugins.advantages)):
+        if getattr(args, flag) is not None:
+            registry.get(getattr(args, flag))  # an unknown name is blamed on the flag
+    overrides = {key: getattr(args, flag) for flag, key in FLAG_KEYS.items() if getattr(args, flag) is not None}
+    flags = {key: f"--{flag.replace('_', '-')}" for flag, key in FLAG_KEYS.items()}
+    cfg, origins = load_run_config_traced(args.config, overrides, flags)
+    with origins.blame():
+        check_plugins(cfg, plugins)
+        reward_cfg = cfg.reward
+        if args.rewards is not None:
+            reward_cfg = reward_cfg.with_active(parse_name_list(args.rewards, "--rewards"), plugins.rewards.names())
+        estimator = plugins.advantages.get(args.advantage) if args.advantage is not None else None
+        rollouts = read_rollouts(args.input)
+        prompts = PromptLibrary(cfg.prompts_dir)
+        scorer = build_scorer(reward_cfg, cfg.judge, plugins, prompts)
+        render_templates(prompts, judge_templates(scorer, cfg.judge, plugins))
+        reach_judge(scorer)
     scored = scorer.score(rollouts)
+    # the config's estimator options (checked with the config) apply when --advantage names it
     options = cfg.advantage.options if estimator and estimator.name == cfg.advantage.name else {}
     advantages = estimator(scored.total, [r.group for r in rollouts], **options) if estimator else None
-    out_rows = []
+    atomic_write_jsonl(args.output, scored_rows(rollouts, scored, advantages))
+    print_summary(args.output, scored)
+    return 0
+
+
+def scored_rows(rollouts: list[Rollout], scored, advantages) -> list[dict]:
+    rows = []
     for i, rollout in enumerate(rollouts):
         row = rollout.to_row()
         row["rewards"] = {name: values[i] for name, values in scored.components.items()} | {"total": scored.total[i]}
         if advantages is not None:
             row["advantage"] = float(advantages[i])
-        out_rows.append(row)
-    atomic_write_jsonl(args.output, out_rows)
-    print_summary(args.output, scored)
-    return 0
+        rows.append(row)
+    return rows
 
 
 def print_summary(output: str, scored) -> None:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import time
 
+from fadtq.errors import FadtqError
+from fadtq.io import check_output_dir, check_output_file
+
+MAX_SIZE = 4096
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,9 +26,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grid", metavar="PNG", help="also write a grid of examples (category x class) here")
 
 
+def preflight(args: argparse.Namespace) -> None:
+    """What ``synthesize`` does not check itself (``--size``, an existing ``--out``), before any
+    image is drawn."""
+    if args.workers < 1:
+        raise FadtqError(f"--workers {args.workers}: expected at least 1")
+    if args.size > MAX_SIZE:
+        raise FadtqError(f"--size {args.size}: expected at most {MAX_SIZE} pixels (the published images are 1700)")
+    if args.seed < 0:
+        raise FadtqError(f"--seed {args.seed}: expected a number >= 0")
+    check_output_dir(args.out, "--out")
+    if args.grid:
+        if check_output_file(args.grid, "--grid").suffix.lower() != ".png":
+            raise FadtqError(f"--grid {args.grid}: expected a .png file name")
+
+
 def run(args: argparse.Namespace) -> int:
     from fadtq.data.synth import jobs, synthesize
 
+    preflight(args)
     start = time.perf_counter()
     out = synthesize(args.out, seed=args.seed, scale=args.scale, size=args.size, difficulty=args.difficulty,
                      workers=args.workers, progress=True)

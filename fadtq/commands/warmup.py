@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
+
+from fadtq.errors import FadtqError
+from fadtq.io import check_output_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,17 +21,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
-def run(args: argparse.Namespace) -> int:
-    from fadtq.data.dataset import PairDataset, ensure_default_benchmark
-    from fadtq.errors import FadtqError
-    from fadtq.training.warmup import warmup
-
+def preflight(args: argparse.Namespace) -> None:
+    """Flags, the model folder and the output, before any data or model is loaded."""
     if not (Path(args.model) / "config.json").is_file():
         raise FadtqError(f"--model {args.model}: no config.json there (not a Hugging Face model folder)")
-    if args.steps < 1 or args.batch_size < 1:
-        raise FadtqError("--steps and --batch-size must be positive")
+    for flag, value in (("--steps", args.steps), ("--batch-size", args.batch_size), ("--image-size", args.image_size)):
+        if value < 1:
+            raise FadtqError(f"{flag} {value}: expected at least 1")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise FadtqError(f"--lr {args.lr}: expected a finite number > 0")
+    check_output_dir(args.out, "--out", replaces="config.json")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fadtq.data.dataset import PairDataset, ensure_default_benchmark
+    from fadtq.preflight import decode_images, render_templates
+    from fadtq.prompts import POLICY_TEMPLATE
+    from fadtq.training.warmup import warmup
+
+    preflight(args)
     benchmark = Path(args.benchmark) if args.benchmark else ensure_default_benchmark()
     dataset = PairDataset(benchmark / "train.jsonl", max_side=args.image_size)
+    render_templates(dataset.prompts, [POLICY_TEMPLATE])
+    decode_images(dataset, dataset.rows)
     out = warmup(args.model, args.out, dataset, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                  seed=args.seed)
     print(f"warmed-up model: {out}")

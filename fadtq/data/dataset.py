@@ -14,7 +14,7 @@ from pathlib import Path
 from fadtq.data.loco import load_rgb
 from fadtq.data.pair3c import build_pair3c, read_manifest, write_benchmark
 from fadtq.errors import FadtqError
-from fadtq.io import create_dir_once
+from fadtq.io import create_dir_once, read_text
 from fadtq.paths import cache_dir
 from fadtq.prompts import PromptLibrary, policy_messages, policy_question
 
@@ -88,7 +88,7 @@ def _root_from_stats(manifest: Path) -> Path:
     """The LOCO root recorded in ``stats.json`` next to the manifest."""
     stats_path = manifest.parent / "stats.json"
     try:
-        return Path(json.loads(stats_path.read_text(encoding="utf-8"))["loco_root"])
+        return Path(json.loads(read_text(stats_path))["loco_root"])
     except (OSError, json.JSONDecodeError, KeyError, TypeError):
         raise FadtqError(f"{stats_path}: cannot read 'loco_root'; pass --loco-root explicitly") from None
 

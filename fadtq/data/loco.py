@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fadtq.errors import FadtqError
+from fadtq.io import read_text
 
 CATEGORIES = ("breakfast_box", "juice_bottle", "pushpins", "screw_bag", "splicing_connectors")
 LABELS = ("good", "structural", "logical")
@@ -62,12 +63,12 @@ def load_rgb(path: str | Path):
 
 
 def check_image(path: Path) -> None:
-    """Cheap readability check (header and chunk checksums, no full decode)."""
+    """The image decodes fully: a truncated file fails here, not when a run first shows it."""
     from PIL import Image
 
     try:
         with Image.open(path) as image:
-            image.verify()
+            image.load()
     except (OSError, ValueError, SyntaxError) as exc:
         raise FadtqError(f"{path}: not a readable image ({exc})") from None
 
@@ -85,7 +86,7 @@ def list_images(folder: Path) -> list[Path]:
 def read_defects_config(path: Path) -> dict[int, str]:
     """Map mask grey value -> defect name from ``defects_config.json`` (a list of objects)."""
     try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
+        entries = json.loads(read_text(path))
     except (OSError, json.JSONDecodeError) as exc:
         raise FadtqError(f"{path}: not a readable JSON file ({exc})") from None
     if not isinstance(entries, list):
@@ -156,7 +157,9 @@ def read_category(root: str | Path, category: str, *, with_defects: bool = True)
     if not category_dir.is_dir():
         raise FadtqError(f"{category_dir}: category folder not found (expected one of {', '.join(CATEGORIES)})")
     config_path = category_dir / "defects_config.json"
-    config = read_defects_config(config_path) if with_defects and config_path.is_file() else None
+    if with_defects and not config_path.is_file():
+        raise FadtqError(f"{config_path}: not found (every category of the MVTec LOCO AD layout has one)")
+    config = read_defects_config(config_path) if with_defects else None
     result = LocoCategory(
         name=category,
         train_good=[_relative(p, root) for p in list_images(category_dir / "train" / "good")],

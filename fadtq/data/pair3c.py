@@ -127,11 +127,22 @@ def build_pair3c(
         train += category_train
         test += category_test
     check_guarantees(train, test, data)
-    for relative in sorted({row[key] for row in train + test for key in ("test_image", "ref_image")}):
-        check_image(loco_root / relative)
+    for split, rows in (("training", train), ("test", test)):
+        if not rows:
+            raise FadtqError(f"--train-per-class {train_per_class}: leaves no {split} pairs; expected a number "
+                             "between 1 and the images per class minus 1")
+    check_images(loco_root, sorted({row[key] for row in train + test for key in ("test_image", "ref_image")}))
     stats = make_stats(train, test, list(data), seed, train_per_class)
     stats["loco_root"] = str(loco_root.resolve())
     return Benchmark(train, test, stats)
+
+
+def check_images(loco_root: Path, relatives: list[str]) -> None:
+    """Decode every image the manifests name (a bar shows when it takes more than 2 s)."""
+    from tqdm import tqdm
+
+    for relative in tqdm(relatives, desc="checking images", unit="img", delay=2, dynamic_ncols=True):
+        check_image(loco_root / relative)
 
 
 def write_benchmark(benchmark: Benchmark, out: str | Path) -> Path:

@@ -16,6 +16,7 @@ from fadtq.data.dataset import DEFAULT_MAX_SIDE, PairDataset, ensure_default_ben
 from fadtq.data.pair3c import SPLITS, read_manifest
 from fadtq.errors import FadtqError
 from fadtq.evaluation.predictions import (
+    METRICS,
     PREDICTIONS,
     append_rows,
     from_completion,
@@ -24,9 +25,12 @@ from fadtq.evaluation.predictions import (
     select_rows,
     write_metrics,
 )
-from fadtq.io import atomic_write_json, atomic_write_jsonl
+from fadtq.io import atomic_write_json, atomic_write_jsonl, check_output_dir, read_text
+from fadtq.preflight import decode_images, render_templates
+from fadtq.prompts import POLICY_TEMPLATE
 
 EVAL_CONFIG = "eval_config.json"
+OUTPUT_FILES = (PREDICTIONS, METRICS, EVAL_CONFIG)
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,15 @@ class GenerationSettings:
     seed: int = 0
     # Longest image side before the processor (PairDataset's default, as in training).
     image_size: int = DEFAULT_MAX_SIDE
+
+    def validate(self) -> None:
+        for flag, value in (("--batch-size", self.batch_size), ("--max-new-tokens", self.max_new_tokens),
+                            ("--image-size", self.image_size)):
+            if value < 1:
+                raise FadtqError(f"{flag} {value}: expected at least 1")
+        if self.sample and not (self.temperature > 0 and 0 < self.top_p <= 1):
+            raise FadtqError(f"--temperature {self.temperature} --top-p {self.top_p}: expected a temperature > 0 "
+                             "and 0 < top-p <= 1")
 
 
 def resolve_benchmark(benchmark_dir: str | Path | None, split: str) -> tuple[Path, Path]:
@@ -63,14 +76,16 @@ def evaluate_file(predictions: str | Path, benchmark_dir: str | Path | None, out
                   name: str | None = None) -> dict:
     """Metrics of predictions made elsewhere; ``tokenizer_path`` enables reasoning lengths in tokens."""
     benchmark, manifest = resolve_benchmark(benchmark_dir, split)
+    out_dir = check_output_dir(out_dir, "--out", OUTPUT_FILES)
     rows = select_rows(read_manifest(manifest), limit)
     tokenizer = None
     if tokenizer_path is not None:
+        if not Path(tokenizer_path).is_dir():
+            raise FadtqError(f"--tokenizer {tokenizer_path}: not a folder (expected a model or tokenizer folder)")
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_path))
     records = import_predictions(Path(predictions), rows, tokenizer)
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_jsonl(out_dir / PREDICTIONS, records)
     source = _source("predictions", benchmark, split, limit, predictions=Path(predictions))
@@ -80,21 +95,28 @@ def evaluate_file(predictions: str | Path, benchmark_dir: str | Path | None, out
 def evaluate(model_path: str | Path, benchmark_dir: str | Path | None, out_dir: str | Path, *,
              split: str = "test", settings: GenerationSettings = GenerationSettings(),
              limit: int | None = None, name: str | None = None) -> dict:
-    """Generate the missing predictions of ``model_path`` into ``out_dir``, then write the metrics."""
+    """Generate the missing predictions of ``model_path`` into ``out_dir``, then write the metrics.
+
+    Everything is checked before the model loads (settings, output folder, manifest, every image
+    to evaluate, the prompt), and ``out_dir`` is written to only once the model is ready."""
     model_path = Path(model_path)
-    if settings.batch_size < 1:
-        raise FadtqError(f"--batch-size {settings.batch_size}: expected at least 1")
+    settings.validate()
     benchmark, manifest = resolve_benchmark(benchmark_dir, split)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _check_resume(out_dir, {"model": str(model_path.resolve()), "benchmark": str(benchmark.resolve()),
-                            "split": split, **asdict(settings)})
+    out_dir = check_output_dir(out_dir, "--out", OUTPUT_FILES)
+    if not (model_path / "config.json").is_file():
+        raise FadtqError(f"--model {model_path}: no config.json; expected a Hugging Face model folder")
+    config = {"model": str(model_path.resolve()), "benchmark": str(benchmark.resolve()), "split": split,
+              **asdict(settings)}
+    _check_resume(out_dir, config)
     all_rows = read_manifest(manifest)
     rows = select_rows(all_rows, limit)
     done = _done_records(out_dir / PREDICTIONS, rows, {row["id"] for row in all_rows}, manifest)
     todo = [row for row in rows if row["id"] not in done]
     if todo:
-        for record in _generate(model_path, manifest, todo, settings, out_dir / PREDICTIONS, len(done), len(rows)):
+        dataset = PairDataset(manifest, max_side=settings.image_size)
+        render_templates(dataset.prompts, [POLICY_TEMPLATE])
+        decode_images(dataset, todo)
+        for record in _generate(model_path, dataset, todo, settings, out_dir, config, len(done), len(rows)):
             done[record["id"]] = record
     source = _source("model", benchmark, split, limit, model=model_path)
     return write_metrics(out_dir, [done[row["id"]] for row in rows], name or default_name(model_path), source)
@@ -106,7 +128,8 @@ def default_name(model_path: Path) -> str:
 
 
 def _check_resume(out_dir: Path, config: dict) -> None:
-    """Refuse to add predictions of another model or decoding to an existing ``predictions.jsonl``."""
+    """Refuse to add predictions of another model or decoding to an existing ``predictions.jsonl``
+    (written, with ``config``, once generation starts)."""
     path = out_dir / EVAL_CONFIG
     unchecked = {"batch_size"}
     if path.is_file() and (out_dir / PREDICTIONS).is_file():
@@ -116,12 +139,11 @@ def _check_resume(out_dir: Path, config: dict) -> None:
             key = changed[0]
             raise FadtqError(f"--out {out_dir}: holds predictions made with {key}={previous.get(key)!r}, "
                              f"now {config[key]!r}; choose another --out or delete {PREDICTIONS}")
-    atomic_write_json(path, config)
 
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_text(path))
     except (OSError, json.JSONDecodeError) as exc:
         raise FadtqError(f"{path}: unreadable ({exc}); delete it to start over") from None
 
@@ -137,9 +159,10 @@ def _done_records(path: Path, rows: list[dict], known: set[str], manifest: Path)
     return {pair_id: record for pair_id, record in done.items() if pair_id in wanted}
 
 
-def _generate(model_path: Path, manifest: Path, todo: list[dict], settings: GenerationSettings,
-              out_path: Path, already: int, total: int):
-    """Yield a record per pair of ``todo``, appending each batch to ``out_path`` as it is finished."""
+def _generate(model_path: Path, dataset: PairDataset, todo: list[dict], settings: GenerationSettings,
+              out_dir: Path, config: dict, already: int, total: int):
+    """Yield a record per pair of ``todo``, appending each batch to ``predictions.jsonl`` as it is
+    finished; ``out_dir`` and its ``eval_config.json`` appear once the model has loaded."""
     import torch
     from tqdm import tqdm
     from transformers import AutoModelForImageTextToText
@@ -147,8 +170,6 @@ def _generate(model_path: Path, manifest: Path, todo: list[dict], settings: Gene
     from fadtq.training.processor import load_processor
     from fadtq.training.rollout import HFRolloutEngine, RolloutPrompt, SamplingParams
 
-    if not (model_path / "config.json").is_file():
-        raise FadtqError(f"--model {model_path}: no config.json; expected a Hugging Face model folder")
     processor = load_processor(model_path)
     model = AutoModelForImageTextToText.from_pretrained(str(model_path))
     if torch.cuda.is_available():  # the engine sends its inputs to wherever the model is
@@ -156,10 +177,11 @@ def _generate(model_path: Path, manifest: Path, todo: list[dict], settings: Gene
     engine = HFRolloutEngine(model, processor)
     params = SamplingParams(temperature=settings.temperature, top_p=settings.top_p,
                             max_new_tokens=settings.max_new_tokens, greedy=not settings.sample)
-    dataset = PairDataset(manifest, max_side=settings.image_size)
     index = {row["id"]: i for i, row in enumerate(dataset.rows)}
-    with out_path.open("a", encoding="utf-8") as handle, tqdm(total=total, initial=already, desc="eval",
-                                                              unit="pair", dynamic_ncols=True) as bar:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out_dir / EVAL_CONFIG, config)
+    with (out_dir / PREDICTIONS).open("a", encoding="utf-8") as handle, \
+            tqdm(total=total, initial=already, desc="eval", unit="pair", dynamic_ncols=True) as bar:
         for start in range(0, len(todo), settings.batch_size):
             batch = todo[start:start + settings.batch_size]
             pairs = [dataset[index[row["id"]]] for row in batch]

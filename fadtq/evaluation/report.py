@@ -27,7 +27,7 @@ from fadtq.data.dataset import PairDataset
 from fadtq.errors import FadtqError
 from fadtq.evaluation.metrics import UNPARSED, category_order
 from fadtq.evaluation.predictions import METRICS, PREDICTIONS
-from fadtq.io import atomic_write_text, read_jsonl
+from fadtq.io import atomic_write_text, check_output_file, read_jsonl, read_text
 from fadtq.prompts import CLASS_NAMES
 from fadtq.table import format_table
 
@@ -41,6 +41,10 @@ CURVES = {
     "length/tokens": "completion length (tokens)", "length/think_words": "reasoning length (words)",
 }
 SHARE_CURVES = ("accuracy", "format_rate")  # drawn on a fixed 0-1 axis
+# What the report reads of an evaluation's metrics.json.
+METRIC_KEYS = ("name", "source", "n", "accuracy", "accuracy_category_mean", "balance_score", "unparsed_rate",
+               "format_rate", "reasoning_words_mean", "reasoning_tokens_mean", "categories", "confusion", "per_class",
+               "macro_f1")
 
 
 @dataclass
@@ -73,7 +77,7 @@ def load_entry(path: Path) -> Entry:
         run_dir, eval_dir = path, path / "eval" if (path / "eval" / METRICS).is_file() else None
     else:
         raise FadtqError(f"{path}: neither an eval folder ({METRICS}) nor a training run (metrics.jsonl)")
-    metrics = _read_json(eval_dir / METRICS) if eval_dir else None
+    metrics = _read_metrics(eval_dir / METRICS) if eval_dir else None
     entry = Entry(name=run_dir.name if run_dir else metrics.get("name") or path.name, eval_dir=eval_dir, metrics=metrics)
     if run_dir:
         entry.run_dir = run_dir
@@ -85,9 +89,20 @@ def load_entry(path: Path) -> Entry:
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text(path))
     except (OSError, json.JSONDecodeError) as exc:
         raise FadtqError(f"{path}: unreadable JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise FadtqError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _read_metrics(path: Path) -> dict:
+    metrics = _read_json(path)
+    missing = [key for key in METRIC_KEYS if key not in metrics]
+    if missing:
+        raise FadtqError(f"{path}: no {missing[0]!r}; expected a {METRICS} written by fadtq eval")
+    return metrics
 
 
 def load_entries(dirs: list[Path]) -> list[Entry]:
@@ -434,6 +449,10 @@ def build_report(dirs: list[Path], out_html: Path, baseline: str | None = None) 
     """Write ``out_html`` and the Markdown tables to ``out_html`` with suffix ``.md``."""
     if not dirs:
         raise FadtqError("report: give at least one eval folder or training run")
+    if out_html.suffix.lower() not in (".html", ".htm"):
+        raise FadtqError(f"--out {out_html}: expected an .html file name (the Markdown tables go next to it as .md)")
+    check_output_file(out_html, "--out")
+    check_output_file(out_html.with_suffix(".md"), "--out")
     entries = load_entries(dirs)
     evaluated = [e for e in entries if e.metrics]
     markdown = _markdown(evaluated, baseline) if evaluated else "No evaluations given: training curves only.\n"

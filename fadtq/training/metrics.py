@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,8 @@ class MetricsLog:
             self._tb = SummaryWriter(str(run_dir / "tensorboard")) if SummaryWriter else None
 
     def _append(self, name: str, row: dict) -> None:
+        """One line of valid JSON: a non-finite number (a loss that diverged) is written as null."""
+        row = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
         handle = self._files[name]
         handle.write(json.dumps(row, sort_keys=True) + "\n")
         handle.flush()

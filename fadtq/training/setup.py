@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -12,14 +13,18 @@ from pathlib import Path
 import torch
 
 from fadtq.api import AdvantageEstimator
+from fadtq.cli import Parser
 from fadtq.commands.reward import parse_name_list
-from fadtq.errors import FadtqError
-from fadtq.io import create_dir_once
-from fadtq.judging import JUDGE_TEMPLATES
-from fadtq.paths import cache_dir
-from fadtq.plugin_manager import Plugins
+from fadtq.config import Origins
+from fadtq.data.dataset import PairDataset
+from fadtq.errors import ConfigError, FadtqError
+from fadtq.io import check_output_dir, create_dir_once
+from fadtq.paths import cache_dir, missing_local_folder
+from fadtq.plugin_manager import Plugins, default_plugins
+from fadtq.preflight import check_scoring, decode_images, render_templates
 from fadtq.prompts import POLICY_TEMPLATE, PromptLibrary
-from fadtq.run_config import RunConfig, load_run_config
+from fadtq.run_config import RunConfig, check_plugins, load_run_config_traced
+from fadtq.scoring import Scorer, build_scorer
 
 log = logging.getLogger("fadtq.train")
 # Checkpoints the project's own `fadtq pretrain` made, each with its recipe and hash (pretrained/README.md).
@@ -36,14 +41,14 @@ class TrainArgs:
 
 def parse_args(argv: Sequence[str]) -> TrainArgs:
     """``--config X``, ``--rewards a,b``, ``--resume RUN_DIR`` and ``--section.key value`` overrides."""
-    parser = argparse.ArgumentParser(prog="fadtq/train.py")
+    parser = Parser(prog="fadtq/train.py")
     parser.add_argument("--config", help="config file or preset name (default: cpu_default)")
     parser.add_argument("--rewards", help="comma-separated active reward terms, e.g. format,accuracy,tq")
     parser.add_argument("--resume", type=Path, help="continue the run in this folder from its last checkpoint")
     parser.add_argument("--local_rank", type=int, default=-1, help=argparse.SUPPRESS)  # set by the launcher
     known, rest = parser.parse_known_args(argv)
     overrides = _overrides(rest)
-    rewards = parse_name_list(known.rewards, "--rewards") if known.rewards else None
+    rewards = parse_name_list(known.rewards, "--rewards") if known.rewards is not None else None
     if known.resume is not None:
         if known.config or overrides or rewards:
             raise FadtqError("--resume: takes the run's own config.yaml; give no --config, --rewards or overrides")
@@ -53,14 +58,15 @@ def parse_args(argv: Sequence[str]) -> TrainArgs:
     return TrainArgs(known.config, overrides, None, rewards)
 
 
-def load_train_config(args: TrainArgs, plugins: Plugins) -> RunConfig:
-    """The run's config: the file or preset, its overrides, then ``--rewards`` selected the way
-    ``fadtq reward --rewards`` does, so a registered reward plugin that is not a configured term
-    becomes an ungated term of weight 1 (and is saved as one in the run's config.yaml)."""
-    cfg = load_run_config(args.config, args.overrides)
+def load_train_config(args: TrainArgs, plugins: Plugins) -> tuple[RunConfig, Origins]:
+    """The run's config and where its keys came from: the file or preset, its overrides, then
+    ``--rewards`` selected the way ``fadtq reward --rewards`` does, so a registered reward plugin
+    that is not a configured term becomes an ungated term of weight 1 (and is saved as one in the
+    run's config.yaml)."""
+    cfg, origins = load_run_config_traced(args.config, args.overrides)
     if args.rewards:
         cfg.reward = cfg.reward.with_active(args.rewards, plugins.rewards.names())
-    return cfg
+    return cfg, origins
 
 
 def _overrides(rest: list[str]) -> dict[str, str]:
@@ -78,6 +84,8 @@ def _overrides(rest: list[str]) -> dict[str, str]:
             i += 2
         else:
             raise FadtqError(f"{flag}: missing value")
+        if key in overrides:
+            raise FadtqError(f"--{key}: given twice")
         overrides[key] = value
     return overrides
 
@@ -95,15 +103,15 @@ def plan_steps(cfg: RunConfig, dataset_size: int, world: int) -> StepPlan:
     """How a step's global batch splits over ranks and micro-batches; errors name the keys."""
     r = cfg.rollout
     if r.prompts_per_step % world:
-        raise FadtqError(f"rollout.prompts_per_step ({r.prompts_per_step}) must be divisible by the {world} ranks")
+        raise ConfigError("rollout.prompts_per_step", f"{r.prompts_per_step} does not divide over the {world} ranks")
     per_rank = r.prompts_per_step // world
     rollouts = per_rank * r.group_size
     if rollouts % cfg.train.micro_batch_size:
-        raise FadtqError(f"train.micro_batch_size ({cfg.train.micro_batch_size}) must divide the {rollouts} "
-                         "rollouts per rank per step (prompts_per_step / ranks * group_size)")
+        raise ConfigError("train.micro_batch_size", f"{cfg.train.micro_batch_size} does not divide the {rollouts} "
+                          "rollouts per rank per step (prompts_per_step / ranks * group_size)")
     per_epoch = dataset_size // r.prompts_per_step
     if per_epoch == 0:
-        raise FadtqError(f"rollout.prompts_per_step ({r.prompts_per_step}) exceeds the {dataset_size} training pairs")
+        raise ConfigError("rollout.prompts_per_step", f"{r.prompts_per_step} exceeds the {dataset_size} training pairs")
     steps = per_epoch * cfg.train.epochs
     if cfg.train.max_steps is not None:
         steps = min(steps, cfg.train.max_steps)
@@ -115,11 +123,13 @@ def check_model_path(path: str) -> str:
     after the data and the engine are set up."""
     from transformers import AutoConfig
 
+    if missing_local_folder(path):
+        raise ConfigError("model.path", f"{path}: no such folder")
     try:
         AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise FadtqError(f"model.path {path}: cannot load a model config ({reason})") from None
+        raise ConfigError("model.path", f"{path}: cannot load a model config ({reason})") from None
     return path
 
 
@@ -165,23 +175,73 @@ def resolve_benchmark(cfg: RunConfig) -> Path:
                                         difficulty=cfg.data.synth_difficulty)
     path = Path(cfg.data.benchmark)
     if not (path / "train.jsonl").is_file():
-        raise FadtqError(f"data.benchmark {path}: no train.jsonl there (build one with fadtq build-benchmark)")
+        raise ConfigError("data.benchmark", f"{path}: no train.jsonl there (build one with fadtq build-benchmark)")
     return path
 
 
-def make_run_dir(cfg: RunConfig, config_name: str) -> Path:
+def new_run_dir(cfg: RunConfig, config_name: str) -> Path:
+    """The folder of a new run: checked here, created by the trainer once the model is ready."""
     name = cfg.output.name or f"{Path(config_name).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_dir = Path(cfg.output.dir) / name
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = check_output_dir(Path(cfg.output.dir) / name, "output.dir")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        raise ConfigError("output.name", f"{run_dir} already holds a run; choose another name, or continue "
+                          f"that run with --resume {run_dir}")
     return run_dir
+
+
+@dataclass
+class Prepared:
+    """What the preflight checked and built, for the trainer to use."""
+
+    plugins: Plugins
+    estimator: AdvantageEstimator
+    prompts: PromptLibrary
+    scorer: Scorer
+    model_path: str | None
+    benchmark: Path
+    dataset: PairDataset  # every image decoded
+
+
+def preflight(cfg: RunConfig) -> Prepared:
+    """Everything a run checks before a model loads or its folder exists: plugins, templates,
+    the reward composition on sample rollouts, the judge, the model path, the data (every image
+    decoded) and the step plan."""
+    from fadtq.training.losses import get_loss
+    from fadtq.training.rollout import ROLLOUT_ENGINES
+
+    plugins = default_plugins()
+    check_plugins(cfg, plugins)
+    if cfg.rollout.engine not in ROLLOUT_ENGINES:
+        raise ConfigError("rollout.engine", f"unknown engine {cfg.rollout.engine!r}; known: "
+                          f"{', '.join(sorted(ROLLOUT_ENGINES))}")
+    estimator = plugins.advantages.get(cfg.advantage.name)
+    get_loss(estimator.loss)
+    prompts = PromptLibrary(cfg.prompts_dir)
+    render_templates(prompts, [POLICY_TEMPLATE])
+    model_path = check_model_path(cfg.model.path) if cfg.model.path else None
+    benchmark, dataset = prepare_data(cfg, prompts)
+    scorer = build_scorer(cfg.reward, cfg.judge, plugins, prompts)
+    check_scoring(scorer, cfg.judge, plugins, prompts, estimator, cfg.advantage.options)
+    return Prepared(plugins, estimator, prompts, scorer, model_path, benchmark, dataset)
+
+
+def prepare_data(cfg: RunConfig, prompts: PromptLibrary) -> tuple[Path, PairDataset]:
+    """The training pairs, every image decoded, after checking that a step fits them and the
+    ranks (the launcher's ``WORLD_SIZE``: the process group does not exist yet)."""
+    benchmark = resolve_benchmark(cfg)
+    dataset = PairDataset(benchmark / "train.jsonl", cfg.data.loco_root, max_side=cfg.data.image_size,
+                          prompts=prompts)
+    plan_steps(cfg, len(dataset), int(os.environ.get("WORLD_SIZE", "1")))
+    decode_images(dataset, dataset.rows, "checking images")
+    return benchmark, dataset
 
 
 def run_metadata(cfg: RunConfig, prompts: PromptLibrary, plugins: Plugins, estimator: AdvantageEstimator,
                  model_path: str, benchmark: Path, plan: StepPlan) -> dict:
-    """What a reader of the run needs beyond its config: template hashes, plugin providers."""
-    templates = (POLICY_TEMPLATE, *JUDGE_TEMPLATES)
+    """What a reader of the run needs beyond its config: hashes of the templates the run renders
+    (the judge's only when it has some and a term asks it), plugin providers."""
     return {
-        "template_hashes": {name: prompts.template_hash(name) for name in templates},
+        "template_hashes": {name: prompts.template_hash(name) for name in sorted(prompts.rendered)},
         "providers": {
             "advantage": plugins.advantages.provider(estimator.name),
             "judge": plugins.judges.provider(cfg.judge.name),

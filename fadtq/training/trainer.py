@@ -25,20 +25,19 @@ import numpy as np
 import torch
 import yaml
 
-from fadtq.errors import FadtqError
+from fadtq.errors import FadtqError, report_errors
 from fadtq.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, drop_partial_last_line, read_jsonl
 from fadtq.plugin_manager import default_plugins
-from fadtq.prompts import PromptLibrary
 from fadtq.rollout import Rollout
 from fadtq.run_config import RunConfig
-from fadtq.scoring import ScoredBatch, build_scorer
+from fadtq.scoring import ScoredBatch
 from fadtq.training import checkpoint, cpu_compat
 from fadtq.training.dynamic_sampling import (SUMMED_OVER_RANKS, choose_groups, concat_scoring, count,
                                             informative_groups, select_scored)
 from fadtq.training.losses import LossInputs, get_loss
 from fadtq.training.metrics import MetricsLog, accuracy, step_metrics
-from fadtq.training.setup import (StepPlan, check_model_path, default_model_dir, load_train_config, make_run_dir,
-                                  parse_args, plan_steps, pretrained_model_dir, resolve_benchmark, run_metadata)
+from fadtq.training.setup import (StepPlan, default_model_dir, load_train_config, new_run_dir, parse_args, plan_steps,
+                                  preflight, pretrained_model_dir, run_metadata)
 
 if TYPE_CHECKING:
     from fadtq.training.rollout import RolloutResult
@@ -61,16 +60,14 @@ class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: Path) -> None:
         self.cfg = cfg
         cpu_compat.apply()
-        from fadtq.data.dataset import PairDataset
+        ready = preflight(cfg)  # every check that can run before a model loads or the run folder exists
         from fadtq.training.strategy import build_actor, build_strategy
 
-        self.plugins = default_plugins()
-        self.estimator = self.plugins.advantages.get(cfg.advantage.name)
+        self.plugins, self.estimator, self.prompts = ready.plugins, ready.estimator, ready.prompts
+        self.scorer = ready.scorer
         self.loss = get_loss(self.estimator.loss)
-        self.prompts = PromptLibrary(cfg.prompts_dir)
-        self.scorer = build_scorer(cfg.reward, cfg.judge, self.plugins, self.prompts)
-        self.model_path = check_model_path(cfg.model.path) if cfg.model.path else None
-        benchmark = resolve_benchmark(cfg)
+        self.model_path = ready.model_path
+        benchmark = ready.benchmark
         param_dtype = "bf16" if cfg.model.dtype == "bfloat16" else "fp32"
         self.strategy = build_strategy(
             zero_stage=cfg.deepspeed.zero_stage, micro_train_batch_size=cfg.train.micro_batch_size,
@@ -78,8 +75,7 @@ class Trainer:
             seed=cfg.train.seed, max_norm=cfg.train.grad_clip)
         self.rank = self.strategy.get_rank()
         world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
-        self.dataset = PairDataset(benchmark / "train.jsonl", cfg.data.loco_root, max_side=cfg.data.image_size,
-                                   prompts=self.prompts)
+        self.dataset = ready.dataset
         self.plan: StepPlan = plan_steps(cfg, len(self.dataset), world)
         if self.model_path is None:  # rank 0 builds the cached default model, the others wait for it
             if self.rank == 0:
@@ -103,14 +99,12 @@ class Trainer:
         from fadtq.training.rollout import ROLLOUT_ENGINES, RolloutEngine, SamplingParams
 
         self.processor = load_processor(self.model_path)
-        if cfg.rollout.engine not in ROLLOUT_ENGINES:
-            raise FadtqError(f"rollout.engine: unknown engine {cfg.rollout.engine!r}; known: "
-                             f"{', '.join(sorted(ROLLOUT_ENGINES))}")
         self.engine: RolloutEngine = ROLLOUT_ENGINES[cfg.rollout.engine](self.policy_model, self.processor)
         self.sampling = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
                                        max_new_tokens=cfg.rollout.max_new_tokens)
         self.run_dir = run_dir
         self.start_step = 0
+        run_dir.mkdir(parents=True, exist_ok=True)  # only now: a run that fails before this leaves no folder
         if self.rank == 0:
             atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(asdict(cfg), sort_keys=False))
             atomic_write_json(run_dir / "metadata.json",
@@ -317,22 +311,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
     trainer = None
-    try:
+
+    def run() -> int:
+        nonlocal trainer
         args = parse_args(sys.argv[1:] if argv is None else argv)
-        cfg = load_train_config(args, default_plugins())
-        run_dir = args.resume or make_run_dir(cfg, args.config or "cpu_default")
-        trainer = Trainer(cfg, run_dir)
+        cfg, origins = load_train_config(args, default_plugins())
+        with origins.blame():
+            run_dir = args.resume or new_run_dir(cfg, args.config or "cpu_default")
+            trainer = Trainer(cfg, run_dir)
         if args.resume:
             trainer.resume()
         trainer.fit()
-    except FadtqError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        if trainer.rank == 0:
+            print(f"run folder: {trainer.run_dir}")
+        return 0
+
+    try:
+        return report_errors(run)
     except KeyboardInterrupt:
         where = trainer and checkpoint.latest_checkpoint(trainer.run_dir)
         print(f"\ninterrupted; last complete checkpoint: {where or 'none'}"
               + (f" (continue with --resume {trainer.run_dir})" if where else ""), file=sys.stderr)
         return 130
-    if trainer.rank == 0:
-        print(f"run folder: {trainer.run_dir}")
-    return 0

@@ -28,9 +28,11 @@ def _png_bytes() -> bytes:
 
 
 def _published_tree(root: Path) -> Path:
-    """A tree of 1-pixel PNGs with the published per-folder counts (no masks)."""
+    """A tree of 1-pixel PNGs with the published per-folder counts (no masks, no defect types)."""
     png = _png_bytes()
     for category in CATEGORIES:
+        (root / category).mkdir(parents=True)
+        (root / category / "defects_config.json").write_text("[]")
         counts = SPECS[category].paper_counts
         folders = ["train/good", "validation/good", "test/good",
                    f"test/{LABEL_FOLDERS['structural']}", f"test/{LABEL_FOLDERS['logical']}"]

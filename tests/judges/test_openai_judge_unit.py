@@ -157,3 +157,17 @@ def test_judging_from_inside_a_running_event_loop_works():
     with FakeOpenAI([GOOD]) as server:
         verdicts = asyncio.run(from_a_notebook_cell())
     assert verdicts == [Verdict(2, 1), Verdict(2, 1)] and len(server.bodies) == 2
+
+
+def test_check_sends_one_request_past_the_cache_and_names_the_option_when_it_fails():
+    with FakeOpenAI([GOOD]) as server:
+        judge = openai_judge([server.url], cache=True, **FAST)
+        judge.judge(items(1))
+        judge.check()  # the item above is cached; the check still reaches the server
+    assert len(server.bodies) == 2
+    with FakeOpenAI([(404, '{"error": "The model judge does not exist"}')]) as server:
+        with pytest.raises(FadtqError, match=r"^judge\.options\.model: the judge server did not answer \(http_404"):
+            openai_judge([server.url], **FAST).check()
+    with FakeOpenAI([(503, "busy")]) as server:
+        with pytest.raises(FadtqError, match=r"^judge\.options\.base_urls: the judge server did not answer \(http_503"):
+            openai_judge([server.url], max_retries=1, **FAST).check()

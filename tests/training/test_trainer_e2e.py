@@ -41,6 +41,7 @@ def check_run_folder(run_dir: Path, world: int) -> None:
     assert SIGNAL_REWARD in config
     meta = json.loads((run_dir / "metadata.json").read_text())
     assert meta["reference_model"] is False and meta["loss"] == "policy_gradient"
+    assert set(meta["template_hashes"]) == {"policy_question.j2"}  # the heuristic judge renders no template
     assert meta["plan"]["world"] == world and meta["plan"]["prompts_per_rank"] == 4 // world
 
     metrics = rows(run_dir / "metrics.jsonl")
