@@ -25,19 +25,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fadtq.commands.warmup import check_training_flags
     from fadtq.errors import FadtqError
+    from fadtq.io import check_output_dir
     from fadtq.training.pretrain import build_pretrained
 
-    out = Path(args.out)
+    check_training_flags(args)
+    out = check_output_dir(args.out, "--out")
     if out.exists():
         raise FadtqError(f"--out {out}: already exists; choose a new folder")
-    for flag, value in (("--steps", args.steps), ("--batch-size", args.batch_size), ("--image-size", args.image_size)):
-        if value < 1:
-            raise FadtqError(f"{flag} {value}: expected a positive integer")
-    if not args.lr > 0:
-        raise FadtqError(f"--lr {args.lr}: expected a positive number")
-    if args.model and not (Path(args.model) / "config.json").is_file():
-        raise FadtqError(f"--model {args.model}: no config.json there (not a Hugging Face model folder)")
     recipe = PretrainRecipe(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                             difficulty=args.difficulty, image_size=args.image_size)
     check = build_pretrained(out, recipe, base_model=Path(args.model) if args.model else None)

@@ -21,15 +21,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
-def preflight(args: argparse.Namespace) -> None:
-    """Flags, the model folder and the output, before any data or model is loaded."""
-    if not (Path(args.model) / "config.json").is_file():
+def check_training_flags(args: argparse.Namespace) -> None:
+    """``--model`` (when given) is a model folder; ``--steps``, ``--batch-size``, ``--image-size``
+    and ``--lr`` are usable (shared by ``fadtq warmup`` and ``fadtq pretrain``)."""
+    if args.model and not (Path(args.model) / "config.json").is_file():
         raise FadtqError(f"--model {args.model}: no config.json there (not a Hugging Face model folder)")
     for flag, value in (("--steps", args.steps), ("--batch-size", args.batch_size), ("--image-size", args.image_size)):
         if value < 1:
             raise FadtqError(f"{flag} {value}: expected at least 1")
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise FadtqError(f"--lr {args.lr}: expected a finite number > 0")
+
+
+def preflight(args: argparse.Namespace) -> None:
+    """Flags, the model folder and the output, before any data or model is loaded."""
+    check_training_flags(args)
     check_output_dir(args.out, "--out", replaces="config.json")
 
 
