@@ -1,9 +1,9 @@
 """The policy's own supervised ceiling: what RL could reach at best with this model and data.
 
 RL turns one scalar per rollout into a gradient; supervised training with the true label in every
-response gives the same model strictly more information per pair. Here the CPU default's policy
-keeps its own reasoning (its greedy description of each training pair, written once before
-training) and is taught the true answer after it. So the test accuracy it reaches, from the same
+response gives the same model strictly more information per pair. Here the pretrained policy of
+``configs/cpu_pretrained.yaml`` keeps its own reasoning (its greedy description of each training
+pair, written once before training) and is taught the true answer after it. So the test accuracy it reaches, from the same
 pretrained start, on the same training pairs and image size, bounds what GPG or GRPO can be
 expected to reach on them. The issue's bar: at least 90%.
 
@@ -64,7 +64,7 @@ def main() -> int:
     from fadtq.training.setup import pretrained_model_dir, resolve_benchmark
     from fadtq.training.warmup import supervised_batch
 
-    cfg = load_run_config(None)
+    cfg = load_run_config("cpu_pretrained")
     work = Path(tempfile.mkdtemp(prefix="policy-ceiling-"))
     benchmark = resolve_benchmark(cfg)
     dataset = PairDataset(benchmark / "train.jsonl", max_side=cfg.data.image_size)

@@ -1,9 +1,9 @@
 """Build, or rebuild and verify, the pretrained policy shipped in ``pretrained/``.
 
-The CPU default starts RL from a ``base`` Qwen2.5-VL that ``fadtq pretrain`` taught to describe
-look-alike images (fadtq/training/pretrain.py). Pretraining takes about 20 minutes on one thread,
-so the repository ships the result with its recipe, the command that made it, its held-out
-description check and the sha256 of its weights (``pretrained/<name>/recipe.json``).
+``configs/cpu_pretrained.yaml`` starts RL from a ``base`` Qwen2.5-VL that ``fadtq pretrain`` taught
+to describe look-alike images (fadtq/training/pretrain.py). Pretraining takes about 20 minutes on
+one thread, so the repository may ship the result with its recipe, the command that made it, its
+held-out description check and the sha256 of its weights (``pretrained/<name>/recipe.json``).
 
     .venv/bin/python bench/pretrained_policy.py            # rebuild in a temp folder, compare the sha256
     .venv/bin/python bench/pretrained_policy.py --write    # (re)write the shipped checkpoint
@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchlib import REPO, atomic_write_json, one_thread
+from benchlib import one_thread
 
 
 def main() -> int:
@@ -28,14 +28,10 @@ def main() -> int:
     args = parser.parse_args()
     one_thread()
     from fadtq.run_config import load_run_config
-    from fadtq.training.pretrain import RECIPE_FILE, PretrainRecipe, build_pretrained, weights_sha256
+    from fadtq.training.pretrain import build_pretrained, recipe_from_config, weights_sha256, write_recipe
     from fadtq.training.setup import SHIPPED_MODELS
 
-    cfg = load_run_config(None)
-    recipe = PretrainRecipe(size=cfg.model.size, steps=cfg.model.pretrain_steps, seed=cfg.model.pretrain_seed,
-                            difficulty=cfg.data.synth_difficulty, image_size=cfg.data.image_size)
-    command = (f"OMP_NUM_THREADS=1 fadtq pretrain --out OUT --steps {recipe.steps} --seed {recipe.seed} "
-               f"--difficulty {recipe.difficulty} --image-size {recipe.image_size}")
+    recipe = recipe_from_config(load_run_config("cpu_pretrained"))
     shipped = SHIPPED_MODELS / recipe.folder_name()
     with tempfile.TemporaryDirectory(prefix="pretrained-") as scratch:
         built = Path(scratch) / "model"
@@ -45,8 +41,7 @@ def main() -> int:
         if args.write:
             shutil.rmtree(shipped, ignore_errors=True)
             shutil.copytree(built, shipped)
-            atomic_write_json(shipped / RECIPE_FILE, {"recipe": vars(recipe), "command": command, "check": check,
-                                                      "sha256": sha, "machine": "2-core CPU, one thread"})
+            write_recipe(shipped, recipe, check)
             print(f"wrote {shipped}")
             return 0
     expected = weights_sha256(shipped)

@@ -1,10 +1,9 @@
 """The main job on its embedded default (``make demo``).
 
 1. ``deepspeed fadtq/train.py --rewards format,accuracy,tq`` with the real launcher: the procedural
-   look-alike benchmark (easy difficulty, CPU scale), the pretrained offline Qwen2.5-VL shipped in
-   ``pretrained/`` (it describes what it sees; its answers are still at chance), the heuristic
+   look-alike benchmark, a tiny Qwen2.5-VL built offline with the format warm-up, the heuristic
    judge, GPG.
-2. The starting policy and the trained one evaluated on the same 150 stratified test pairs.
+2. The starting policy and the trained one evaluated on the same stratified test pairs (at most 150).
 3. One HTML report comparing them (with the run's training curves); its path, the accuracy gain
    and the report's Tables 2 and 3 are printed.
 """
@@ -19,8 +18,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-START = "start (pretrained, before RL)"
-EVAL_PAIRS = 150  # the first 150 of the test split in stratified order: 10 per (category, class)
+START = "start (before RL)"
+EVAL_PAIRS = 150  # at most the first 150 test pairs in stratified order: 10 per (category, class)
 EVAL_BATCH = 16
 EVAL_TOKENS = 64
 

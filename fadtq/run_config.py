@@ -30,7 +30,7 @@ class ModelConfig:
     attn_implementation: str = "sdpa"  # flash_attention_2 on GPUs
 
     def validate(self, key: str) -> None:
-        _choice(key, "size", self.size, ("tiny", "base", "small"))
+        _choice(key, "size", self.size, ("tiny", "base", "base7", "small"))
         _choice(key, "dtype", self.dtype, ("float32", "bfloat16"))
         _at_least(key, self, warmup_steps=0, pretrain_steps=0)
         if self.pretrain_steps and self.warmup_steps:

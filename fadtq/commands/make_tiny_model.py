@@ -11,7 +11,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder to write the model, tokenizer and processor to")
     parser.add_argument(
         "--size",
-        choices=("tiny", "base", "small"),
+        choices=("tiny", "base", "base7", "small"),
         default="tiny",
         help="tiny: about 0.2M parameters (tests); base: about 2M (the CPU default, after fadtq pretrain); "
              "small: about 20M (benchmarks)",

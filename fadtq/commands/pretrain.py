@@ -14,8 +14,10 @@ DEFAULTS = PretrainRecipe()
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="new folder for the pretrained model")
-    parser.add_argument("--model", help="model folder to start from (default: a fresh `base` Qwen2.5-VL, "
+    parser.add_argument("--model", help="model folder to start from (default: a fresh --size Qwen2.5-VL, "
                                          "built with --seed)")
+    parser.add_argument("--size", choices=("tiny", "base", "base7", "small"), default=DEFAULTS.size,
+                        help="make-tiny-model preset of the fresh model (default base)")
     parser.add_argument("--steps", type=int, default=DEFAULTS.steps)
     parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     parser.add_argument("--lr", type=float, default=DEFAULTS.lr)
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     out = check_output_dir(args.out, "--out")
     if out.exists():
         raise FadtqError(f"--out {out}: already exists; choose a new folder")
-    recipe = PretrainRecipe(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+    recipe = PretrainRecipe(size=args.size, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                             difficulty=args.difficulty, image_size=args.image_size)
     check = build_pretrained(out, recipe, base_model=Path(args.model) if args.model else None)
     print(json.dumps(check, indent=2))

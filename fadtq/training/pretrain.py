@@ -181,16 +181,38 @@ def _save(model, processor, folder: Path) -> Path:
     return folder
 
 
+def recipe_from_config(cfg) -> PretrainRecipe:
+    """The recipe a run config asks for (``model.*`` and ``data.*``; the rest at its defaults)."""
+    return PretrainRecipe(size=cfg.model.size, steps=cfg.model.pretrain_steps, seed=cfg.model.pretrain_seed,
+                          difficulty=cfg.data.synth_difficulty, image_size=cfg.data.image_size)
+
+
 def weights_sha256(folder: Path) -> str:
     return hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
 
 
-def verify_shipped(folder: Path) -> Path:
-    """A shipped checkpoint whose weights hash to the one in its ``recipe.json``."""
+def write_recipe(folder: Path, recipe: PretrainRecipe, check: dict) -> None:
+    """``recipe.json`` beside a checkpoint: the recipe, the command that rebuilds it, its check
+    and the sha256 of its weights."""
+    from fadtq.io import atomic_write_json
+
+    command = (f"OMP_NUM_THREADS=1 fadtq pretrain --out OUT --size {recipe.size} --steps {recipe.steps} "
+               f"--batch-size {recipe.batch_size} "
+               f"--lr {recipe.lr} --seed {recipe.seed} --difficulty {recipe.difficulty} "
+               f"--image-size {recipe.image_size}")
+    atomic_write_json(folder / RECIPE_FILE, {"recipe": vars(recipe), "command": command, "check": check,
+                                             "sha256": weights_sha256(folder), "threads": 1})
+
+
+def verify_shipped(folder: Path, recipe: PretrainRecipe) -> Path:
+    """A shipped checkpoint made by ``recipe`` whose weights hash to the one in its ``recipe.json``."""
     try:
-        expected = json.loads((folder / RECIPE_FILE).read_text(encoding="utf-8"))["sha256"]
+        record = json.loads((folder / RECIPE_FILE).read_text(encoding="utf-8"))
+        expected, made_by = record["sha256"], record["recipe"]
     except (OSError, ValueError, KeyError) as exc:
-        raise FadtqError(f"{folder / RECIPE_FILE}: cannot read the checkpoint's sha256 ({exc})") from None
+        raise FadtqError(f"{folder / RECIPE_FILE}: cannot read the checkpoint's recipe and sha256 ({exc})") from None
+    if made_by != vars(recipe):
+        raise FadtqError(f"{folder / RECIPE_FILE}: made by {made_by}, not by the configured {vars(recipe)}")
     if weights_sha256(folder) != expected:
         raise FadtqError(f"{folder / 'model.safetensors'}: sha256 differs from {RECIPE_FILE}; the checkpoint was "
                          "changed: restore it (git checkout) or rebuild it with the command in its recipe.json")
@@ -219,7 +241,7 @@ def description_check(model, processor, recipe: PretrainRecipe, count: int, prom
 
 
 def build_pretrained(out: Path, recipe: PretrainRecipe, base_model: Path | None = None,
-                     progress: bool = True) -> dict:
+                     progress: bool = True, check_examples: int = 60) -> dict:
     """Pretrain ``base_model`` (default: a fresh ``recipe.size`` model seeded by ``recipe.seed``)
     into ``out``; returns the held-out check and the seconds taken."""
     import tempfile
@@ -229,5 +251,5 @@ def build_pretrained(out: Path, recipe: PretrainRecipe, base_model: Path | None 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fadtq-pretrain-") as scratch:
         start = base_model or make_tiny_model(Path(scratch) / "base", size=recipe.size, seed=recipe.seed)
-        check = pretrain(start, out, recipe, progress=progress)
+        check = pretrain(start, out, recipe, progress=progress, check_examples=check_examples)
     return {**check, "seconds": round(time.perf_counter() - started, 1)}

@@ -153,13 +153,12 @@ def default_model_dir(size: str, seed: int, warmup_steps: int, dataset) -> Path:
 def pretrained_model_dir(cfg: RunConfig) -> Path:
     """The policy of ``fadtq pretrain`` for the config's recipe: the checkpoint shipped in
     ``pretrained/`` when its recipe matches (its hash checked), else pretrained into the cache once."""
-    from fadtq.training.pretrain import PretrainRecipe, build_pretrained, verify_shipped
+    from fadtq.training.pretrain import build_pretrained, recipe_from_config, verify_shipped
 
-    recipe = PretrainRecipe(size=cfg.model.size, steps=cfg.model.pretrain_steps, seed=cfg.model.pretrain_seed,
-                            difficulty=cfg.data.synth_difficulty, image_size=cfg.data.image_size)
+    recipe = recipe_from_config(cfg)
     shipped = SHIPPED_MODELS / recipe.folder_name()
     if (shipped / "config.json").is_file():
-        return verify_shipped(shipped)
+        return verify_shipped(shipped, recipe)
     cached = cache_dir() / "models" / recipe.folder_name()
     if not (cached / "config.json").is_file():
         log.info("pretraining %s into the cache (no shipped checkpoint has this recipe)", recipe.folder_name())

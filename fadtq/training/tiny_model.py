@@ -85,6 +85,7 @@ class ModelSize:
     vision_intermediate: int
     min_pixels: int
     max_pixels: int
+    patch_size: int = 14  # vision patch side in pixels; an LLM image token covers 2 x 2 patches
 
 
 SIZES: dict[str, ModelSize] = {
@@ -93,6 +94,8 @@ SIZES: dict[str, ModelSize] = {
     # about 2M parameters, 16 LLM tokens per 112x112 image, head_dim 32: the CPU default's policy
     # after `fadtq pretrain` (large enough to see the look-alike's parts, small enough for 2 cores).
     "base": ModelSize(768, 128, 3, 4, 2, 384, (4, 6, 6), 4, 128, 4, 256, 56 * 56, 112 * 112),
+    # the same with 7-pixel patches: four times the patches (and image tokens) per image
+    "base7": ModelSize(768, 128, 3, 4, 2, 384, (4, 6, 6), 4, 128, 4, 256, 56 * 56, 112 * 112, patch_size=7),
     # about 20M parameters, up to 64 LLM tokens per image: for benchmarks.
     "small": ModelSize(1024, 512, 6, 8, 4, 1376, (8, 12, 12), 4, 256, 4, 512, 56 * 56, 224 * 224),
 }
@@ -155,7 +158,8 @@ def build_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
 
 def build_image_processor(size: ModelSize) -> Qwen2VLImageProcessorPil:
     # An explicit size dict: min_pixels/max_pixels keywords would mutate the class-level default.
-    return Qwen2VLImageProcessorPil(size={"shortest_edge": size.min_pixels, "longest_edge": size.max_pixels})
+    return Qwen2VLImageProcessorPil(size={"shortest_edge": size.min_pixels, "longest_edge": size.max_pixels},
+                                    patch_size=size.patch_size)
 
 
 def build_config(size: ModelSize, tokenizer: PreTrainedTokenizerFast) -> Qwen2_5_VLConfig:
@@ -179,6 +183,7 @@ def build_config(size: ModelSize, tokenizer: PreTrainedTokenizerFast) -> Qwen2_5
         "num_heads": size.vision_heads,
         "intermediate_size": size.vision_intermediate,
         "out_hidden_size": size.text_hidden,
+        "patch_size": size.patch_size,
         "fullatt_block_indexes": [size.vision_depth - 1],
     }
     return Qwen2_5_VLConfig(

@@ -1,8 +1,9 @@
-"""``fadtq pretrain`` and the pretrained policy the CPU default ships.
+"""``fadtq pretrain`` and how a run finds its pretrained policy.
 
-The shipped checkpoint's recipe reproduces: its first steps, run here from the same fresh model,
-give the losses recorded in its ``recipe.json``, and its weights hash to the recorded sha256 (the
-full rebuild is ``bench/pretrained_policy.py``). The embedded default resolves to it."""
+A recipe reproduces: its first steps give the same losses on every run, the same command gives
+the same weights. A checkpoint shipped in ``pretrained/`` is used only when its ``recipe.json``
+names the configured recipe and its weights hash to the recorded sha256; otherwise the recipe is
+pretrained into the cache (``bench/pretrained_policy.py`` rebuilds a shipped one in full)."""
 
 from __future__ import annotations
 
@@ -12,63 +13,79 @@ from itertools import islice
 import pytest
 
 from fadtq.cli import main
+from fadtq.errors import FadtqError
 from fadtq.prompts import PromptLibrary
 from fadtq.run_config import load_run_config
-from fadtq.training.pretrain import (FIRST_LOSSES, RECIPE_FILE, PretrainRecipe, load_start, training_losses,
-                                     verify_shipped, weights_sha256)
-from fadtq.training.setup import SHIPPED_MODELS, pretrained_model_dir
+from fadtq.training import setup
+from fadtq.training.pretrain import (PretrainRecipe, build_pretrained, load_start, recipe_from_config,
+                                     training_losses, verify_shipped, weights_sha256, write_recipe)
 
-
-def default_recipe() -> PretrainRecipe:
-    cfg = load_run_config(None)
-    return PretrainRecipe(size=cfg.model.size, steps=cfg.model.pretrain_steps, seed=cfg.model.pretrain_seed,
-                          difficulty=cfg.data.synth_difficulty, image_size=cfg.data.image_size)
+RECIPE = PretrainRecipe(steps=2)
 
 
 @pytest.fixture(scope="module")
-def shipped():
-    folder = SHIPPED_MODELS / default_recipe().folder_name()
-    assert (folder / "config.json").is_file(), f"the CPU default's pretrained policy is not shipped in {folder}"
-    return folder, json.loads((folder / RECIPE_FILE).read_text())
-
-
-def test_the_cpu_default_resolves_to_the_shipped_checkpoint(shipped):
-    folder, recipe = shipped
-    assert pretrained_model_dir(load_run_config(None)) == folder
-    assert weights_sha256(folder) == recipe["sha256"] and verify_shipped(folder) == folder
-    assert recipe["recipe"] == vars(default_recipe())
-    assert (folder / "model.safetensors").stat().st_size <= 10 * 2**20
-
-
-def test_the_first_steps_of_the_recipe_reproduce(shipped, tmp_path):
+def base_model(tmp_path_factory):
     from fadtq.training.tiny_model import make_tiny_model
 
-    _, recorded = shipped
-    recipe = default_recipe()
-    model, processor = load_start(make_tiny_model(tmp_path / "base", size=recipe.size, seed=recipe.seed))
-    losses = list(islice(training_losses(model, processor, recipe, PromptLibrary()), FIRST_LOSSES))
-    assert losses == pytest.approx(recorded["check"]["first_losses"], abs=1e-5)
+    return make_tiny_model(tmp_path_factory.mktemp("base") / "model", size=RECIPE.size, seed=RECIPE.seed)
+
+
+def test_the_first_steps_of_a_recipe_reproduce(base_model):
+    runs = [list(islice(training_losses(*load_start(base_model), RECIPE, PromptLibrary()), 2)) for _ in range(2)]
+    assert runs[0] == runs[1] and runs[0][0] > runs[0][1] > 0
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory, base_model):
+    """A checkpoint made by RECIPE, shipped in a stand-in ``pretrained/`` folder."""
+    folder = tmp_path_factory.mktemp("pretrained") / RECIPE.folder_name()
+    check = build_pretrained(folder, RECIPE, base_model=base_model, progress=False, check_examples=2)
+    write_recipe(folder, RECIPE, check)
+    return folder
+
+
+def config_asking_for(recipe: PretrainRecipe):
+    return load_run_config("cpu_pretrained", {"model.pretrain_steps": str(recipe.steps)})
+
+
+def test_a_run_uses_the_shipped_checkpoint_of_its_recipe(shipped, monkeypatch):
+    monkeypatch.setattr(setup, "SHIPPED_MODELS", shipped.parent)
+    cfg = config_asking_for(RECIPE)
+    assert recipe_from_config(cfg) == RECIPE and setup.pretrained_model_dir(cfg) == shipped
+    record = json.loads((shipped / "recipe.json").read_text())
+    assert record["sha256"] == weights_sha256(shipped) and f"--steps {RECIPE.steps}" in record["command"]
+
+
+def test_a_checkpoint_of_another_recipe_under_the_same_name_is_refused(shipped, tmp_path):
+    import dataclasses
+    import shutil
+
+    copy = shutil.copytree(shipped, tmp_path / shipped.name)
+    write_recipe(copy, dataclasses.replace(RECIPE, batch_size=4), {})
+    with pytest.raises(FadtqError, match="not by the configured"):
+        verify_shipped(copy, RECIPE)
 
 
 def test_a_changed_checkpoint_is_refused(shipped, tmp_path):
     import shutil
 
-    from fadtq.errors import FadtqError
-
-    folder, _ = shipped
-    copy = shutil.copytree(folder, tmp_path / "copy")
+    copy = shutil.copytree(shipped, tmp_path / "copy")
     data = bytearray((copy / "model.safetensors").read_bytes())
     data[-1] ^= 1
     (copy / "model.safetensors").write_bytes(bytes(data))
     with pytest.raises(FadtqError, match="sha256 differs"):
-        verify_shipped(copy)
+        verify_shipped(copy, RECIPE)
 
 
-def test_pretrain_command_trains_saves_and_checks(tmp_path, capsys):
-    out = tmp_path / "model"
-    assert main(["pretrain", "--out", str(out), "--steps", "2", "--batch-size", "2", "--seed", "1"]) == 0
-    report = json.loads(capsys.readouterr().out.split("pretrained model:")[0])
-    assert (out / "model.safetensors").is_file() and len(report["first_losses"]) == 2
-    assert 0 <= report["test_description_exact"] <= 1 and report["examples"] == 60
-    assert main(["pretrain", "--out", str(out), "--steps", "2"]) == 2  # an existing folder is never overwritten
+def test_pretrain_command_trains_saves_checks_and_reproduces(tmp_path, capsys):
+    digests = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        assert main(["pretrain", "--out", str(out), "--steps", "2", "--batch-size", "2", "--seed", "1"]) == 0
+        report = json.loads(capsys.readouterr().out.split("pretrained model:")[0])
+        assert (out / "model.safetensors").is_file() and len(report["first_losses"]) == 2
+        assert 0 <= report["test_description_exact"] <= 1 and report["examples"] == 60
+        digests.append(weights_sha256(out))
+    assert digests[0] == digests[1]
+    assert main(["pretrain", "--out", str(tmp_path / "a"), "--steps", "2"]) == 2  # never overwritten
     assert "already exists" in capsys.readouterr().err
