@@ -1,7 +1,9 @@
 """The ``fadtq`` command line. Each subcommand lives in ``fadtq/commands/<name>.py``.
 
 A command module exposes ``add_arguments(parser)`` and ``run(args) -> int``. Only the module of
-the command being run is imported, so ``fadtq reward`` does not pay for torch.
+the command being run is imported, so ``fadtq reward`` does not pay for torch. A module with
+``TAKES_REST = True`` receives the arguments its parser does not know as ``args.rest`` (``fadtq
+train`` passes them to the trainer's own parser).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("fadtq.commands.synth", "write a procedural look-alike of MVTec LOCO AD"),
     "build-benchmark": ("fadtq.commands.build_benchmark", "build MVTec-LOCO-AD-Pair3C manifests from a LOCO root"),
     "make-tiny-model": ("fadtq.commands.make_tiny_model", "build a small Qwen2.5-VL offline (tokenizer included)"),
+    "train": ("fadtq.commands.train", "train a policy with RL (as deepspeed fadtq/train.py; any --section.key value)"),
     "pretrain": ("fadtq.commands.pretrain", "give an offline Qwen2.5-VL eyes: describe fresh look-alike images"),
     "warmup": ("fadtq.commands.warmup", "teach a from-scratch model the answer format (random answers)"),
     "eval": ("fadtq.commands.eval", "accuracy, Balance Score and more for a model or a predictions file"),
@@ -51,7 +54,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
         if name == chosen:
             module = importlib.import_module(module_name)
             module.add_arguments(command)
-            command.set_defaults(_run=module.run)
+            command.set_defaults(_run=module.run, _takes_rest=getattr(module, "TAKES_REST", False))
     return parser
 
 
@@ -59,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
 
     def run() -> int:
-        args = build_parser(argv).parse_args(argv)
+        parser = build_parser(argv)
+        args, rest = parser.parse_known_args(argv)
+        if rest and not args._takes_rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        args.rest = rest
         return args._run(args)
 
     return report_errors(run)

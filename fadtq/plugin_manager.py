@@ -121,7 +121,20 @@ def new_plugin_manager(load_entry_points: bool = True) -> PluginManager:
         manager.register(importlib.import_module(module_name), name=module_name)
     if load_entry_points:
         _load_entry_points(manager)
+    _check_hook_names(manager)
     return manager
+
+
+def _check_hook_names(manager: PluginManager) -> None:
+    """A ``@hookimpl`` whose name matches no hook (``register_reward`` for ``register_rewards``)
+    would be silently ignored: refuse it, naming the plugin (pluggy's ``check_pending``)."""
+    try:
+        manager.check_pending()
+    except pluggy.PluginValidationError as exc:
+        name = manager.get_name(exc.plugin) or repr(exc.plugin)
+        provider = getattr(manager, "providers", {}).get(name) or name
+        known = ", ".join(sorted(n for n in dir(hookspecs) if n.startswith("register_")))
+        raise FadtqError(f"plugin {provider}: {' '.join(str(exc).split())}; known hooks: {known}") from None
 
 
 def collect(manager: PluginManager) -> Plugins:

@@ -385,3 +385,13 @@ def test_a_plugin_hook_that_returns_the_wrong_things_is_named(plugin_dir):
     with pytest.raises(FadtqError, match=r"^plugin fadtq-test-wrong 0\.1: register_rewards returned 'format'; "
                                          r"expected RewardFunction objects"):
         collect(new_plugin_manager())
+
+
+def test_a_misnamed_hook_is_refused_naming_the_plugin(plugin_dir, capsys):
+    """``register_reward`` (singular) matches no hook: pluggy would ignore it and add nothing."""
+    plugin_dir("fadtq_test_misnamed", "from fadtq.api import hookimpl\n\n\n"
+                                      "@hookimpl\ndef register_reward():\n    return []\n")
+    with pytest.raises(FadtqError, match=r"^plugin fadtq-test-misnamed 0\.1: .*register_reward.*known hooks: "
+                                         r".*register_rewards"):
+        new_plugin_manager()
+    fails(["plugins"], capsys, "plugin fadtq-test-misnamed 0.1: ")

@@ -100,5 +100,8 @@ def print_summary(output: str, scored) -> None:
         mean = f"{sum(present) / len(present):.4f}" if present else "-"
         rows.append([name, mean, len(present)])
     print(format_table(["component", "mean", "computed"], rows))
+    logs = [[key, f"{value:.4f}"] for key, value in sorted(scored.logs.items()) if not key.startswith("judge/")]
+    if logs:
+        print(format_table(["plugin log (term/key)", "value"], logs))
     j = scored.judge
     print(f"{n} rollouts -> {output}; judge: {j.judged} judged, {j.skipped} skipped by the gate, {j.failed} failed")

@@ -57,7 +57,8 @@ def count(flags: Sequence[Sequence[bool]], chosen: Sequence[tuple[int, int]]) ->
 
 def select_scored(batches: Sequence[ScoredBatch], rows: Sequence[tuple[int, int]]) -> ScoredBatch:
     """The ``(batch, row)`` rows of several scored batches as one; the judge counts are those of all
-    batches (every one of those calls was made)."""
+    batches (every one of those calls was made), the plugins' logs those of the first (the step's
+    own prompts, unfiltered)."""
     names = batches[0].components
     judge = JudgeStats(failure_examples=[e for b in batches for e in b.judge.failure_examples])
     for batch in batches:

@@ -25,6 +25,9 @@ def step_metrics(scored: ScoredBatch, rollouts: list[Rollout], lengths: list[int
         present = [v for v in values if v is not None]
         if present:
             metrics[f"reward/{name}"] = float(np.mean(present))
+    # what reward plugins logged (RewardOutput.logs), as reward/<term>/<key>
+    metrics.update({f"reward/{key}": float(value) for key, value in scored.logs.items()
+                    if not key.startswith("judge/")})
     metrics["accuracy"] = accuracy(rollouts)
     metrics["format_rate"] = float(np.mean([format_ok(r.completion) for r in rollouts]))
     metrics["length/tokens"] = float(np.mean(lengths))

@@ -66,6 +66,14 @@ def check_run_folder(run_dir: Path, world: int) -> None:
     assert {s["step"] for s in samples} == {0, 1}
     assert all({"prompt", "completion", "rewards"} <= s.keys() for s in samples)
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    # what the plugin logged reaches metrics.jsonl and TensorBoard as reward/<term>/<key>
+    log_key = f"reward/{SIGNAL_REWARD}/mean_chars"
+    assert all(m[log_key] > 0 for m in metrics)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars(log_key)] == [0, 1]
 
     ckpts = complete_checkpoints(run_dir)
     assert [c.name for c in ckpts] == ["step-000001", "step-000002"]

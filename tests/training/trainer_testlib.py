@@ -40,7 +40,9 @@ from fadtq.api import RewardFunction, RewardOutput, hookimpl
 
 
 def signal_reward(rollouts, ctx):
-    return RewardOutput([(sum(map(ord, r.completion)) % 7) / 6.0 for r in rollouts])
+    chars = [len(r.completion) for r in rollouts]
+    return RewardOutput([(sum(map(ord, r.completion)) % 7) / 6.0 for r in rollouts],
+                        {"mean_chars": sum(chars) / len(chars)})
 
 
 @hookimpl
