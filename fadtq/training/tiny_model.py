@@ -13,6 +13,8 @@ loads the model, and :func:`fadtq.training.processor.load_processor` the process
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -208,7 +210,8 @@ def build_model(config: Qwen2_5_VLConfig, seed: int) -> Qwen2_5_VLForConditional
 
 
 def make_tiny_model(out: str | Path, size: str = "tiny", seed: int = 0) -> Path:
-    """Build and save the ``size`` preset to ``out``; returns the folder."""
+    """Build and save the ``size`` preset to ``out``; returns the folder. The folder appears whole:
+    it is written beside ``out`` and renamed into place (replacing what ``out`` held)."""
     if size not in SIZES:
         raise FadtqError(f"--size {size}: expected one of {', '.join(SIZES)}")
     out = Path(out)
@@ -217,11 +220,17 @@ def make_tiny_model(out: str | Path, size: str = "tiny", seed: int = 0) -> Path:
     preset = SIZES[size]
     tokenizer = build_tokenizer(preset.vocab_size)
     model = build_model(build_config(preset, tokenizer), seed)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    build_image_processor(preset).save_pretrained(out)
-    _write_processor_config(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        build_image_processor(preset).save_pretrained(staging)
+        _write_processor_config(staging)
+        shutil.rmtree(out, ignore_errors=True)
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return out
 
 

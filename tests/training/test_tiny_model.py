@@ -95,3 +95,20 @@ def test_rotary_sections_cover_half_of_each_head(name):
     size = SIZES[name]
     assert 2 * sum(size.mrope_section) == size.text_hidden // size.text_heads
     assert size.text_heads % size.text_kv_heads == 0 and size.vision_hidden % size.vision_heads == 0
+
+
+def test_the_model_folder_appears_whole(tmp_path, monkeypatch):
+    """Written beside the target and renamed: a failure half-way leaves the target as it was."""
+    from fadtq.training import tiny_model
+
+    target = make_tiny_model(tmp_path / "m")
+    before = sorted(p.name for p in target.iterdir())
+
+    def broken(out):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tiny_model, "_write_processor_config", broken)
+    with pytest.raises(OSError, match="disk full"):
+        make_tiny_model(target, seed=1)
+    assert sorted(p.name for p in target.iterdir()) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no staging folder left behind
