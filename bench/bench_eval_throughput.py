@@ -42,7 +42,7 @@ def timed_eval(model: Path, batch_size: int, pairs: int, tokens: int, tag: str) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--pairs", type=int, default=48)
     parser.add_argument("--tokens", type=int, default=64)

@@ -117,7 +117,7 @@ def run(options: dict, args: argparse.Namespace) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--other-step-seconds", type=float, default=60.0)
     parser.add_argument("--base-url")

@@ -119,7 +119,7 @@ def collect(run_dir: Path, minutes: float) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--runs", default="fadtq-s0,grpo-s0", help="comma-separated METHOD-sSEED, at most two")
     parser.add_argument("--minutes", type=float, default=20.0, help="training budget per run (wall clock)")
     parser.add_argument("--replot", action="store_true", help="only redraw the figure from the saved results")

@@ -45,7 +45,7 @@ def save(model, processor, out: Path) -> Path:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget (wall clock)")
     parser.add_argument("--eval-every", type=float, default=2.5, help="minutes between test evaluations")
     parser.add_argument("--eval-pairs", type=int, default=300, help="stratified test pairs (300: the whole split)")

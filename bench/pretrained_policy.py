@@ -23,7 +23,7 @@ from benchlib import one_thread
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--write", action="store_true", help="write pretrained/<name>/ instead of verifying it")
     args = parser.parse_args()
     one_thread()
