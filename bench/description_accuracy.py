@@ -30,6 +30,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--model", required=True, help="a pretrained model folder")
     parser.add_argument("--images", type=int, default=300, help="held-out fresh images")
+    parser.add_argument("--categories", help="comma-separated scenes (default: all five)")
     args = parser.parse_args()
     one_thread()
     import torch
@@ -43,7 +44,8 @@ def main() -> int:
     model = AutoModelForImageTextToText.from_pretrained(args.model, dtype=torch.float32).eval()
     processor = load_processor(args.model)
     suppress = processor.tokenizer.convert_tokens_to_ids(list(VISION_CONTROL_TOKENS))
-    held_out = list(examples(PretrainRecipe(), VALIDATION_OFFSET, args.images, PromptLibrary(), pair=False))
+    recipe = PretrainRecipe(categories=tuple(args.categories.split(","))) if args.categories else PretrainRecipe()
+    held_out = list(examples(recipe, VALIDATION_OFFSET, args.images, PromptLibrary(), pair=False))
     right, seen, truths = Counter(), Counter(), defaultdict(Counter)
     for start in range(0, len(held_out), 32):
         chunk = held_out[start:start + 32]

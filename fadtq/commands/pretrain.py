@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of the weights, images and answers")
     parser.add_argument("--difficulty", choices=tuple(DIFFICULTIES), default=DEFAULTS.difficulty)
     parser.add_argument("--image-size", type=int, default=DEFAULTS.image_size)
+    parser.add_argument("--categories", default=",".join(DEFAULTS.categories),
+                        help="comma-separated scenes to draw (default: all five)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,12 +34,19 @@ def run(args: argparse.Namespace) -> int:
     from fadtq.io import check_output_dir
     from fadtq.training.pretrain import build_pretrained
 
+    from fadtq.commands.reward import parse_name_list
+    from fadtq.data.loco import CATEGORIES
+
     check_training_flags(args)
+    categories = tuple(parse_name_list(args.categories, "--categories"))
+    unknown = sorted(set(categories) - set(CATEGORIES))
+    if unknown:
+        raise FadtqError(f"--categories: unknown {', '.join(unknown)}; known: {', '.join(CATEGORIES)}")
     out = check_output_dir(args.out, "--out")
     if out.exists():
         raise FadtqError(f"--out {out}: already exists; choose a new folder")
     recipe = PretrainRecipe(size=args.size, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                            difficulty=args.difficulty, image_size=args.image_size)
+                            difficulty=args.difficulty, image_size=args.image_size, categories=categories)
     check = build_pretrained(out, recipe, base_model=Path(args.model) if args.model else None)
     print(json.dumps(check, indent=2))
     print(f"pretrained model: {out}")

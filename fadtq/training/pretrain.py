@@ -50,10 +50,15 @@ class PretrainRecipe:
     steps: int = 3000
     batch_size: int = 16
     single_share: float = 0.75  # share of single-image description examples; the rest are pairs
+    categories: tuple[str, ...] = CATEGORIES  # the scenes drawn (fewer: more images of each)
     lr: float = 1e-3
     seed: int = 0
     difficulty: str = "easy"
     image_size: int = 112  # longest side, as the trainer's data.image_size
+
+    def as_dict(self) -> dict:
+        """The recipe as ``recipe.json`` stores it (tuples as lists)."""
+        return json.loads(json.dumps(vars(self)))
 
     def folder_name(self) -> str:
         return f"qwen2.5-vl-{self.size}-seed{self.seed}-pretrain{self.steps}-{self.difficulty}-{self.image_size}px"
@@ -88,7 +93,7 @@ def make_example(recipe: PretrainRecipe, index: int, prompts: PromptLibrary, pai
     ``single_share`` of the examples) or after a fresh normal reference in the policy's question,
     with both images described and an answer drawn at random. ``pair`` forces the kind."""
     choice = random.Random(f"pretrain:{recipe.seed}:{index}")
-    category = choice.choice(CATEGORIES)
+    category = choice.choice(recipe.categories)
     label = choice.randrange(len(CLASS_NAMES))
     single = choice.random() < recipe.single_share if pair is None else not pair
     difficulty = difficulty_named(recipe.difficulty)
@@ -199,8 +204,8 @@ def write_recipe(folder: Path, recipe: PretrainRecipe, check: dict) -> None:
     command = (f"OMP_NUM_THREADS=1 fadtq pretrain --out OUT --size {recipe.size} --steps {recipe.steps} "
                f"--batch-size {recipe.batch_size} "
                f"--lr {recipe.lr} --seed {recipe.seed} --difficulty {recipe.difficulty} "
-               f"--image-size {recipe.image_size}")
-    atomic_write_json(folder / RECIPE_FILE, {"recipe": vars(recipe), "command": command, "check": check,
+               f"--image-size {recipe.image_size} --categories {','.join(recipe.categories)}")
+    atomic_write_json(folder / RECIPE_FILE, {"recipe": recipe.as_dict(), "command": command, "check": check,
                                              "sha256": weights_sha256(folder), "threads": 1})
 
 
@@ -211,8 +216,8 @@ def verify_shipped(folder: Path, recipe: PretrainRecipe) -> Path:
         expected, made_by = record["sha256"], record["recipe"]
     except (OSError, ValueError, KeyError) as exc:
         raise FadtqError(f"{folder / RECIPE_FILE}: cannot read the checkpoint's recipe and sha256 ({exc})") from None
-    if made_by != vars(recipe):
-        raise FadtqError(f"{folder / RECIPE_FILE}: made by {made_by}, not by the configured {vars(recipe)}")
+    if made_by != recipe.as_dict():
+        raise FadtqError(f"{folder / RECIPE_FILE}: made by {made_by}, not by the configured {recipe.as_dict()}")
     if weights_sha256(folder) != expected:
         raise FadtqError(f"{folder / 'model.safetensors'}: sha256 differs from {RECIPE_FILE}; the checkpoint was "
                          "changed: restore it (git checkout) or rebuild it with the command in its recipe.json")

@@ -118,3 +118,12 @@ def test_pretraining_images_are_none_of_any_benchmark_image(tmp_path):
                 image = render(category, label, pretrain_rng(RECIPE.seed, category, role, index), 128,
                                DIFFICULTIES["easy"]).image
                 assert hashlib.sha256(image.tobytes()).hexdigest() not in benchmark
+
+
+def test_a_recipe_can_draw_fewer_scenes():
+    """``--categories pushpins``: every example is a pushpins scene; the default draws all five, in
+    the same order as before the option existed (the first example of seed 0 is a pushpins scene)."""
+    only = PretrainRecipe(categories=("pushpins",))
+    assert {e.category for e in examples(only, 0, 40, PromptLibrary())} == {"pushpins"}
+    assert {e.category for e in examples(RECIPE, 0, 60, PromptLibrary())} == set(CATEGORIES)
+    assert make_example(RECIPE, 0, PromptLibrary()).category == "pushpins"
