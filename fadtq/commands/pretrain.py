@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of the weights, images and answers")
     parser.add_argument("--difficulty", choices=tuple(DIFFICULTIES), default=DEFAULTS.difficulty)
     parser.add_argument("--image-size", type=int, default=DEFAULTS.image_size)
+    parser.add_argument("--single-share", type=float, default=DEFAULTS.single_share,
+                        help="share of single-image examples; the rest are pairs in the policy's question")
     parser.add_argument("--categories", default=",".join(DEFAULTS.categories),
                         help="comma-separated scenes to draw (default: all five)")
 
@@ -39,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
 
     check_training_flags(args)
     categories = tuple(parse_name_list(args.categories, "--categories"))
+    if not 0.0 <= args.single_share <= 1.0:
+        raise FadtqError(f"--single-share {args.single_share}: expected a number between 0 and 1")
     unknown = sorted(set(categories) - set(CATEGORIES))
     if unknown:
         raise FadtqError(f"--categories: unknown {', '.join(unknown)}; known: {', '.join(CATEGORIES)}")
@@ -46,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     if out.exists():
         raise FadtqError(f"--out {out}: already exists; choose a new folder")
     recipe = PretrainRecipe(size=args.size, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                            difficulty=args.difficulty, image_size=args.image_size, categories=categories)
+                            difficulty=args.difficulty, image_size=args.image_size, categories=categories,
+                            single_share=args.single_share)
     check = build_pretrained(out, recipe, base_model=Path(args.model) if args.model else None)
     print(json.dumps(check, indent=2))
     print(f"pretrained model: {out}")

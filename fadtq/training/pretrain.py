@@ -204,7 +204,8 @@ def write_recipe(folder: Path, recipe: PretrainRecipe, check: dict) -> None:
     command = (f"OMP_NUM_THREADS=1 fadtq pretrain --out OUT --size {recipe.size} --steps {recipe.steps} "
                f"--batch-size {recipe.batch_size} "
                f"--lr {recipe.lr} --seed {recipe.seed} --difficulty {recipe.difficulty} "
-               f"--image-size {recipe.image_size} --categories {','.join(recipe.categories)}")
+               f"--image-size {recipe.image_size} --categories {','.join(recipe.categories)} "
+               f"--single-share {recipe.single_share}")
     atomic_write_json(folder / RECIPE_FILE, {"recipe": recipe.as_dict(), "command": command, "check": check,
                                              "sha256": weights_sha256(folder), "threads": 1})
 

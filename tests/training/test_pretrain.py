@@ -89,3 +89,12 @@ def test_pretrain_command_trains_saves_checks_and_reproduces(tmp_path, capsys):
     assert digests[0] == digests[1]
     assert main(["pretrain", "--out", str(tmp_path / "a"), "--steps", "2"]) == 2  # never overwritten
     assert "already exists" in capsys.readouterr().err
+
+
+def test_pretrain_flags_are_checked_before_any_work(tmp_path, capsys):
+    for flags, fragment in ((["--single-share", "2"], "--single-share 2.0: expected a number between 0 and 1"),
+                            (["--categories", "pushpin"], "--categories: unknown pushpin"),
+                            (["--steps", "0"], "--steps 0: expected at least 1")):
+        assert main(["pretrain", "--out", str(tmp_path / "m"), *flags]) == 2
+        assert fragment in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
