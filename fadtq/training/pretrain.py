@@ -33,7 +33,7 @@ from fadtq.data.describe import describe
 from fadtq.data.loco import CATEGORIES
 from fadtq.data.synth import DEFAULT_SIZE, difficulty_named, render
 from fadtq.errors import FadtqError
-from fadtq.io import create_dir_once
+from fadtq.io import atomic_write_json, create_dir_once
 from fadtq.prompts import CLASS_NAMES, PromptLibrary, policy_messages, pretty_category
 
 REFERENCE_ROLE = len(CLASS_NAMES)  # roles 0-2: a test image of that class; 3: the reference
@@ -199,8 +199,6 @@ def weights_sha256(folder: Path) -> str:
 def write_recipe(folder: Path, recipe: PretrainRecipe, check: dict) -> None:
     """``recipe.json`` beside a checkpoint: the recipe, the command that rebuilds it, its check
     and the sha256 of its weights."""
-    from fadtq.io import atomic_write_json
-
     command = (f"OMP_NUM_THREADS=1 fadtq pretrain --out OUT --size {recipe.size} --steps {recipe.steps} "
                f"--batch-size {recipe.batch_size} "
                f"--lr {recipe.lr} --seed {recipe.seed} --difficulty {recipe.difficulty} "

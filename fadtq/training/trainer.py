@@ -199,13 +199,14 @@ class Trainer:
         scored = self.scorer.score(rollouts)
         return Draw(result, rollouts, scored, generated - started, time.perf_counter() - generated)
 
-    def sample_batch(self, step: int) -> tuple[list[Draw], list[tuple[int, int]]]:
-        """The step's draws and the ``(draw, group)`` pairs it trains on: every group of the one
-        draw, or with dynamic sampling the informative groups of up to ``1 + max_draws`` draws."""
+    def sample_batch(self, step: int) -> tuple[list[Draw], list[list[bool]], list[tuple[int, int]]]:
+        """The step's draws, which of their groups are informative (with dynamic sampling) and the
+        ``(draw, group)`` pairs it trains on: every group of the one draw, or with dynamic sampling
+        the informative groups of up to ``1 + max_draws`` draws."""
         rollout = self.cfg.rollout
         draws = [self.draw(step, 0, self.step_pairs(step))]
         if not rollout.dynamic_sampling:
-            return draws, [(0, g) for g in range(len(draws[0].result.groups))]
+            return draws, [], [(0, g) for g in range(len(draws[0].result.groups))]
         wanted = self.plan.prompts_per_rank
         flags = [informative_groups(draws[0].scored.total, rollout.group_size)]
         for number in range(1, rollout.max_draws + 1):
@@ -214,10 +215,10 @@ class Trainer:
                 break
             draws.append(self.draw(step, number, self.refill_pairs(step, number)))
             flags.append(informative_groups(draws[-1].scored.total, rollout.group_size))
-        return draws, sorted(choose_groups(flags, wanted))
+        return draws, flags, sorted(choose_groups(flags, wanted))
 
     def train_step(self, step: int) -> tuple[dict[str, float], list[dict]]:
-        draws, chosen = self.sample_batch(step)
+        draws, flags, chosen = self.sample_batch(step)
         size = self.cfg.rollout.group_size
         rows = [(d, g * size + k) for d, g in chosen for k in range(size)]
         rollouts = [draws[d].rollouts[r] for d, r in rows]
@@ -235,7 +236,6 @@ class Trainer:
                       "time/score": sum(d.score_seconds for d in draws),
                       "time/update": time.perf_counter() - scored_at})
         if self.cfg.rollout.dynamic_sampling:
-            flags = [informative_groups(d.scored.total, size) for d in draws]
             local.update(count(flags, chosen).metrics())
             local["sampling/first_draw_accuracy"] = accuracy(draws[0].rollouts)
         samples = []
