@@ -18,7 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                          "built with --seed)")
     parser.add_argument("--size", choices=("tiny", "base", "base7", "small"), default=DEFAULTS.size,
                         help="make-tiny-model preset of the fresh model (default base)")
-    parser.add_argument("--steps", type=int, default=DEFAULTS.steps)
+    parser.add_argument("--vision-steps", type=int, default=DEFAULTS.vision_steps,
+                        help="first stage: steps of the vision tower alone on single images' facts")
+    parser.add_argument("--vision-batch-size", type=int, default=DEFAULTS.vision_batch_size)
+    parser.add_argument("--steps", type=int, default=DEFAULTS.steps,
+                        help="second stage: steps of the whole model on descriptions")
     parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     parser.add_argument("--lr", type=float, default=DEFAULTS.lr)
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of the weights, images and answers")
@@ -41,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
 
     check_training_flags(args)
     categories = tuple(parse_name_list(args.categories, "--categories"))
+    if args.vision_steps < 0 or args.vision_batch_size < 1:
+        raise FadtqError(f"--vision-steps {args.vision_steps} / --vision-batch-size {args.vision_batch_size}: "
+                         "expected at least 0 and at least 1")
     if not 0.0 <= args.single_share <= 1.0:
         raise FadtqError(f"--single-share {args.single_share}: expected a number between 0 and 1")
     unknown = sorted(set(categories) - set(CATEGORIES))
@@ -49,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     out = check_output_dir(args.out, "--out")
     if out.exists():
         raise FadtqError(f"--out {out}: already exists; choose a new folder")
-    recipe = PretrainRecipe(size=args.size, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+    recipe = PretrainRecipe(size=args.size, vision_steps=args.vision_steps,
+                            vision_batch_size=args.vision_batch_size, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                             difficulty=args.difficulty, image_size=args.image_size, categories=categories,
                             single_share=args.single_share)
     check = build_pretrained(out, recipe, base_model=Path(args.model) if args.model else None)

@@ -35,6 +35,7 @@ from fadtq.data.synth import DEFAULT_SIZE, difficulty_named, render
 from fadtq.errors import FadtqError
 from fadtq.io import atomic_write_json, create_dir_once
 from fadtq.prompts import CLASS_NAMES, PromptLibrary, policy_messages, pretty_category
+from fadtq.training.vision_facts import FactHeads, fact_targets, pool_images, tower_loss
 
 REFERENCE_ROLE = len(CLASS_NAMES)  # roles 0-2: a test image of that class; 3: the reference
 VALIDATION_OFFSET = 10**9  # example indices of the held-out check, never trained on
@@ -47,7 +48,9 @@ class PretrainRecipe:
     """Everything that determines the pretrained model: the same recipe gives the same bytes."""
 
     size: str = "base"  # the make-tiny-model preset the weights start from (seeded by ``seed``)
-    steps: int = 3000
+    vision_steps: int = 1500  # first stage: the vision tower alone learns the facts (vision_facts.py)
+    vision_batch_size: int = 32
+    steps: int = 3000  # second stage: the whole model learns the descriptions, the facts kept
     batch_size: int = 16
     single_share: float = 0.75  # share of single-image description examples; the rest are pairs
     categories: tuple[str, ...] = CATEGORIES  # the scenes drawn (fewer: more images of each)
@@ -74,6 +77,7 @@ class PretrainExample:
     messages: list[dict]
     think: str
     response: str
+    facts: list[dict[str, int]]  # per image, the vision tower's targets (vision_facts.fact_targets)
 
 
 def pretrain_rng(seed: int, category: str, role: int, index: int) -> np.random.Generator:
@@ -101,13 +105,15 @@ def make_example(recipe: PretrainRecipe, index: int, prompts: PromptLibrary, pai
                   difficulty)
     if single:
         return PretrainExample(category, [_image(test.image, recipe.image_size)], single_image_messages(category),
-                               describe(category, test), f"{describe(category, test)}.")
+                               describe(category, test), f"{describe(category, test)}.",
+                               [fact_targets(category, test)])
     ref = render(category, "good", pretrain_rng(recipe.seed, category, REFERENCE_ROLE, index), DEFAULT_SIZE,
                  difficulty)
     think = f"reference: {describe(category, ref)}. test: {describe(category, test)}."
     answer = choice.choice(CLASS_NAMES)
     return PretrainExample(category, [_image(ref.image, recipe.image_size), _image(test.image, recipe.image_size)],
-                           policy_messages(prompts, category), think, f"<think>{think}</think><answer>{answer}</answer>")
+                           policy_messages(prompts, category), think, f"<think>{think}</think><answer>{answer}</answer>",
+                           [fact_targets(category, ref), fact_targets(category, test)])
 
 
 def single_image_messages(category: str) -> list[dict]:
@@ -133,22 +139,55 @@ def load_start(model_path: str | Path):
 
 
 def training_losses(model, processor, recipe: PretrainRecipe, prompts: PromptLibrary) -> Iterator[float]:
-    """Run the recipe's steps on ``model``, yielding each step's loss; stop consuming to stop early
-    (the first steps of a recipe are the same whatever follows, so they can be checked alone)."""
-    from fadtq.training.warmup import supervised_batch
+    """Run the recipe's two stages on ``model``, yielding each step's loss; stop consuming to stop
+    early (the first steps of a recipe are the same whatever follows, so they can be checked alone).
 
+    Stage one trains the vision tower alone on single images' facts; stage two the whole model on
+    descriptions, with the facts' loss kept on the tower so that it does not forget them."""
     torch.manual_seed(recipe.seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, recipe.steps))
-    for step in range(recipe.steps):
-        batch = list(examples(recipe, step * recipe.batch_size, recipe.batch_size, prompts))
-        loss = model(**supervised_batch(processor, batch, [e.response for e in batch])).loss
+    heads = FactHeads(model.config.text_config.hidden_size)
+    tower = list(model.model.visual.parameters()) + list(heads.parameters())
+    yield from _steps(tower, recipe.lr, recipe.vision_steps, lambda step: _tower_step(
+        model, processor, heads, list(examples(recipe, step * recipe.vision_batch_size, recipe.vision_batch_size,
+                                               prompts, pair=False))))
+    first = recipe.vision_steps * recipe.vision_batch_size  # stage two's images are new ones
+    yield from _steps(list(model.parameters()) + list(heads.parameters()), recipe.lr, recipe.steps,
+                      lambda step: _description_step(model, processor, heads, list(examples(
+                          recipe, first + step * recipe.batch_size, recipe.batch_size, prompts))))
+
+
+def _steps(parameters: list, lr: float, steps: int, loss_of_step) -> Iterator[float]:
+    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, steps))
+    for step in range(steps):
+        loss = loss_of_step(step)
         optimizer.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimizer.step()
         schedule.step()
         yield loss.item()
+
+
+def _tower_step(model, processor, heads: FactHeads, batch: list[PretrainExample]) -> torch.Tensor:
+    images = dict(processor.image_processor(images=[e.images[0] for e in batch], return_tensors="pt"))
+    return tower_loss(model, heads, images, [e.facts[0] for e in batch])
+
+
+def _description_step(model, processor, heads: FactHeads, batch: list[PretrainExample]) -> torch.Tensor:
+    """The descriptions' loss plus the facts' loss on the image tokens the same forward pass made."""
+    from fadtq.training.warmup import supervised_batch
+
+    inputs = supervised_batch(processor, batch, [e.response for e in batch])
+    seen = []
+    hook = model.model.visual.register_forward_hook(lambda module, args, output: seen.append(output.pooler_output))
+    try:
+        loss = model(**inputs).loss
+    finally:
+        hook.remove()
+    merge = model.model.visual.spatial_merge_size ** 2
+    pooled = pool_images(seen[0], inputs["image_grid_thw"], merge)
+    return loss + heads.loss(pooled, [facts for e in batch for facts in e.facts])
 
 
 def pretrain(model_path: str | Path, out: str | Path, recipe: PretrainRecipe, *, progress: bool = True,
@@ -159,7 +198,7 @@ def pretrain(model_path: str | Path, out: str | Path, recipe: PretrainRecipe, *,
 
     prompts = PromptLibrary()
     model, processor = load_start(model_path)
-    bar = tqdm(training_losses(model, processor, recipe, prompts), total=recipe.steps, desc="pretrain",
+    bar = tqdm(training_losses(model, processor, recipe, prompts), total=recipe.vision_steps + recipe.steps, desc="pretrain",
                disable=not progress)
     losses = []
     for loss in bar:
@@ -199,8 +238,9 @@ def weights_sha256(folder: Path) -> str:
 def write_recipe(folder: Path, recipe: PretrainRecipe, check: dict) -> None:
     """``recipe.json`` beside a checkpoint: the recipe, the command that rebuilds it, its check
     and the sha256 of its weights."""
-    command = (f"OMP_NUM_THREADS=1 fadtq pretrain --out OUT --size {recipe.size} --steps {recipe.steps} "
-               f"--batch-size {recipe.batch_size} "
+    command = (f"OMP_NUM_THREADS=1 fadtq pretrain --out OUT --size {recipe.size} "
+               f"--vision-steps {recipe.vision_steps} --vision-batch-size {recipe.vision_batch_size} "
+               f"--steps {recipe.steps} --batch-size {recipe.batch_size} "
                f"--lr {recipe.lr} --seed {recipe.seed} --difficulty {recipe.difficulty} "
                f"--image-size {recipe.image_size} --categories {','.join(recipe.categories)} "
                f"--single-share {recipe.single_share}")
