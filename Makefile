@@ -30,7 +30,7 @@ test: $(STAMP)
 JUDGE_PORT ?= 8000
 JUDGE_MODEL ?= tiny
 judge-server: $(STAMP)
-	$(PY) -m fadtq.judge_server --port $(JUDGE_PORT) --model $(JUDGE_MODEL)
+	$(PY) -m fadtq.judges.server --port $(JUDGE_PORT) --model $(JUDGE_MODEL)
 
 clean:
 	rm -rf $(VENV) .venv-judge .cache build *.egg-info

@@ -28,7 +28,7 @@ import benchlib  # noqa: E402
 def timed_eval(model: Path, batch_size: int, pairs: int, tokens: int, tag: str) -> dict:
     """One evaluation of ``pairs`` test pairs into a scratch folder; seconds and generated tokens."""
     from fadtq.evaluation import evaluate_model
-    from fadtq.io import read_jsonl
+    from fadtq.files import read_jsonl
 
     out = benchlib.SCRATCH / f"eval-{tag}"
     shutil.rmtree(out, ignore_errors=True)

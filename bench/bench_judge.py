@@ -3,7 +3,7 @@
 Usage: .venv/bin/python bench/bench_judge.py [--concurrency 16] [--other-step-seconds 60]
        [--base-url http://HOST:PORT/v1 --model NAME]   # an already running server instead of the tiny one
 
-Without ``--base-url`` it starts the tiny offline judge with ``fadtq.judge_server`` (installing
+Without ``--base-url`` it starts the tiny offline judge with ``fadtq.judges.server`` (installing
 ``.venv-judge`` on first use) and stops it at the end. A batch of 256 rollouts (64 groups of 4;
 40% wrong answers; in each group two samples share their reasoning) is judged:
 
@@ -26,8 +26,8 @@ from pathlib import Path
 
 from fadtq.api import JudgeItem
 from fadtq.composition import PluginChoice, RewardConfig, TermConfig
-from fadtq.io import atomic_write_json
-from fadtq.judge_server import TINY_SERVED_NAME, detect_device, free_port, serve
+from fadtq.files import atomic_write_json
+from fadtq.judges.server import TINY_SERVED_NAME, detect_device, free_port, serve
 from fadtq.plugin_manager import default_plugins
 from fadtq.prompts import PromptLibrary
 from fadtq.rollout import Rollout

@@ -18,7 +18,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from fadtq.data.synth import DEFAULT_SIZE, jobs, synthesize  # noqa: E402
-from fadtq.io import atomic_write_json  # noqa: E402
+from fadtq.files import atomic_write_json  # noqa: E402
 
 TARGET_SECONDS = 120.0
 HERE = Path(__file__).resolve().parent

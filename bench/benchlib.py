@@ -32,7 +32,7 @@ RESULT_TAG = "BENCH_RESULT "
 if str(REPO) not in sys.path:  # a fresh clone whose venv has no editable install still imports fadtq
     sys.path.insert(0, str(REPO))
 
-from fadtq.io import atomic_write_json  # noqa: E402,F401 - the benchmarks write their results with it
+from fadtq.files import atomic_write_json  # noqa: E402,F401 - the benchmarks write their results with it
 
 
 def one_thread() -> None:

@@ -36,10 +36,10 @@ def main() -> int:
     import torch
     from transformers import AutoModelForImageTextToText
 
+    from fadtq.generation.engine import VISION_CONTROL_TOKENS
     from fadtq.prompts import PromptLibrary
     from fadtq.training.pretrain import VALIDATION_OFFSET, PretrainRecipe, examples
     from fadtq.training.processor import load_processor
-    from fadtq.training.rollout import VISION_CONTROL_TOKENS
 
     model = AutoModelForImageTextToText.from_pretrained(args.model, dtype=torch.float32).eval()
     processor = load_processor(args.model)

@@ -85,7 +85,7 @@ def evaluate(run_dir: Path, out: Path) -> subprocess.Popen:
 def write_points(run_dir: str) -> None:
     """Greedy test metrics of the start and of every checkpoint, into ``RUN/points.json``."""
     from fadtq.evaluation import evaluate_model
-    from fadtq.io import atomic_write_json
+    from fadtq.files import atomic_write_json
 
     run = Path(run_dir)
     metadata = json.loads((run / "metadata.json").read_text())
@@ -135,7 +135,7 @@ def main() -> int:
         stop_after({run: start(run, out, overrides) for run in runs}, args.minutes)
         for process in [evaluate(out / run, out) for run in runs]:
             process.wait()
-        from fadtq.io import atomic_write_json
+        from fadtq.files import atomic_write_json
 
         for run in runs:
             results[run] = collect(out / run, args.minutes) | {"overrides": overrides}

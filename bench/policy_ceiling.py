@@ -28,7 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 def own_reasoning(model, processor, dataset) -> list[str]:
     """The policy's greedy reasoning for every pair of ``dataset``, in order."""
     from fadtq.answer import think_text
-    from fadtq.training.rollout import HFRolloutEngine, RolloutPrompt, SamplingParams
+    from fadtq.generation.engine import RolloutPrompt, SamplingParams
+    from fadtq.generation.hf import HFRolloutEngine
 
     engine, params, thoughts = HFRolloutEngine(model, processor), SamplingParams(max_new_tokens=64, greedy=True), []
     for start in range(0, len(dataset), 16):
@@ -58,15 +59,15 @@ def main() -> int:
 
     from fadtq.data.dataset import PairDataset
     from fadtq.evaluation import evaluate_model
-    from fadtq.io import atomic_write_json
+    from fadtq.files import atomic_write_json
     from fadtq.run_config import load_run_config
     from fadtq.training.processor import load_processor
-    from fadtq.training.setup import pretrained_model_dir, resolve_benchmark
+    from fadtq.training.setup import pretrained_model_dir, training_benchmark
     from fadtq.training.warmup import supervised_batch
 
     cfg = load_run_config("cpu_pretrained")
     work = Path(tempfile.mkdtemp(prefix="policy-ceiling-"))
-    benchmark = resolve_benchmark(cfg)
+    benchmark = training_benchmark(cfg)
     dataset = PairDataset(benchmark / "train.jsonl", max_side=cfg.data.image_size)
     start = pretrained_model_dir(cfg)
     processor = load_processor(start)

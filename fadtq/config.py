@@ -22,7 +22,7 @@ from typing import Any, TypeVar, Union
 import yaml
 
 from fadtq.errors import ConfigError, FadtqError
-from fadtq.io import read_text
+from fadtq.files import read_text
 
 T = TypeVar("T")
 DEFAULT_CONFIG = "cpu_default.yaml"

@@ -1,4 +1,9 @@
-"""Every equation of the method, in one place, each tested against hand-computed values.
+"""The method's reward, advantage and evaluation equations (numpy, no torch), each tested against
+hand-computed values: the reward gate and mix, group advantages (GRPO, Dr. GRPO, RLOO), GPG's
+alpha, accuracy, Balance Score, precision, recall and F1.
+
+The policy losses (GPG's policy gradient, GRPO's clipped ratio with its KL term) are torch code on
+log-probabilities and live in :mod:`fadtq.training.losses`.
 
 Notation follows the seed (section 2.3): R is a rollout's total reward, a *group* is the set of
 rollouts sampled for one prompt, eps = 1e-12.

@@ -15,7 +15,7 @@ import numpy as np
 
 from fadtq.api import AdvantageEstimator, JudgeItem, Verdict
 from fadtq.composition import PluginChoice
-from fadtq.judging import judge_messages
+from fadtq.judges.protocol import judge_messages
 from fadtq.plugin_manager import Plugins
 from fadtq.prompts import CLASS_NAMES, POLICY_TEMPLATE, PromptLibrary, policy_question
 from fadtq.rollout import Rollout

@@ -18,7 +18,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from fadtq.errors import ConfigError, FadtqError
-from fadtq.io import read_text
+from fadtq.files import read_text
 
 CLASS_NAMES = ("good", "structural", "logical")
 CLASS_MEANINGS = {

@@ -17,7 +17,7 @@ from fadtq.api import Judge, RewardFunction, Verdict
 from fadtq.composition import PluginChoice, RewardConfig
 from fadtq.errors import FadtqError
 from fadtq.formulas import clamp01, weighted_sum
-from fadtq.judging import SCORE_RANGE, judge_item
+from fadtq.judges.protocol import SCORE_RANGE, judge_item
 from fadtq.plugin_manager import Plugins
 from fadtq.prompts import PromptLibrary
 from fadtq.rollout import Rollout

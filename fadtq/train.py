@@ -7,8 +7,9 @@ preset name from ``configs/`` (default: ``cpu_default``).
 import sys
 from pathlib import Path
 
-# Run as a script, Python puts fadtq/ itself first on sys.path, where modules such as io.py or
-# config.py would shadow top-level ones. Import the package, not the folder.
+# Run as a script, Python puts fadtq/ itself first on sys.path, where its modules and packages
+# (config.py, data/, api.py, paths.py, ...) would shadow any top-level ones of the same name that a
+# dependency imports. Import the package, not the folder.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 

@@ -8,7 +8,7 @@ Options (``judge.options``)::
     max_new_tokens: 64        # free generation (structured_output: false) only
     dtype: float32            # or bfloat16 / float16
     device: cpu
-    cache: true               # verdict cache (fadtq.judge_cache), in memory
+    cache: true               # verdict cache (fadtq.judges.cache), in memory
     cache_path: null          # and in this SQLite file
     cache_memory_entries: 200000  # most recently used verdicts kept in memory
 
@@ -29,9 +29,9 @@ from collections.abc import Sequence
 
 from fadtq.api import JudgeFactory, JudgeItem, Verdict, hookimpl
 from fadtq.errors import ConfigError
-from fadtq.judge_cache import VerdictCache, cache_from_options, judge_through_cache
-from fadtq.judge_options import JudgeOptions
-from fadtq.judging import JUDGE_TEMPLATES, SCORE_FIELDS, SCORE_RANGE, judge_messages, parse_verdict
+from fadtq.judges.cache import VerdictCache, cache_from_options, judge_through_cache
+from fadtq.judges.options import JudgeOptions
+from fadtq.judges.protocol import JUDGE_TEMPLATES, SCORE_FIELDS, SCORE_RANGE, judge_messages, parse_verdict
 from fadtq.paths import missing_local_folder
 from fadtq.prompts import PromptLibrary
 

@@ -12,7 +12,7 @@ Options (``judge.options``)::
     max_tokens: 64
     structured_output: true                 # response_format json_schema (turn off for servers without it)
     api_key_env: null                       # name of an environment variable holding a bearer token
-    cache: true                             # verdict cache (fadtq.judge_cache), in memory
+    cache: true                             # verdict cache (fadtq.judges.cache), in memory
     cache_path: null                        # and in this SQLite file
     cache_memory_entries: 200000            # most recently used verdicts kept in memory
 
@@ -41,9 +41,9 @@ import aiohttp
 
 from fadtq.api import JudgeFactory, JudgeItem, Verdict, hookimpl
 from fadtq.errors import ConfigError
-from fadtq.judge_cache import VerdictCache, cache_from_options, judge_through_cache
-from fadtq.judge_options import JudgeOptions
-from fadtq.judging import JUDGE_TEMPLATES, VERDICT_JSON_SCHEMA, judge_messages, parse_verdict
+from fadtq.judges.cache import VerdictCache, cache_from_options, judge_through_cache
+from fadtq.judges.options import JudgeOptions
+from fadtq.judges.protocol import JUDGE_TEMPLATES, VERDICT_JSON_SCHEMA, judge_messages, parse_verdict
 from fadtq.prompts import PromptLibrary
 
 log = logging.getLogger("fadtq.judge.openai")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fadtq.api import RewardFunction, hookimpl
-from fadtq.judging import judged_reward
+from fadtq.judges.protocol import judged_reward
 
 
 def conciseness_reward(rollouts, ctx):

@@ -25,7 +25,7 @@ from fadtq.composition import PluginChoice
 from fadtq.data.pair3c import build_pair3c, write_benchmark
 from fadtq.data.synth import synthesize
 from fadtq.errors import FadtqError, report_errors
-from fadtq.judging import JUDGE_TEMPLATES
+from fadtq.judges.protocol import JUDGE_TEMPLATES
 from fadtq.plugin_manager import collect, default_plugins, new_plugin_manager
 from fadtq.preflight import judge_templates
 from fadtq.prompts import PromptLibrary

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from fadtq.api import JudgeItem, Verdict
-from fadtq.judging import (
+from fadtq.judges.protocol import (
     VERDICT_JSON_SCHEMA,
     judge_item,
     judge_messages,

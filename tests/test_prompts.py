@@ -9,7 +9,7 @@ import pytest
 
 from fadtq.api import JudgeItem
 from fadtq.errors import FadtqError
-from fadtq.judging import JUDGE_TEMPLATES, JUDGE_USER_TEMPLATE, judge_messages
+from fadtq.judges.protocol import JUDGE_TEMPLATES, JUDGE_USER_TEMPLATE, judge_messages
 from fadtq.prompts import (
     CLASS_MEANINGS,
     CLASS_NAMES,

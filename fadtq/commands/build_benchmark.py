@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from fadtq.errors import FadtqError
-from fadtq.io import check_output_dir
+from fadtq.files import check_output_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fadtq.io import check_output_dir
+from fadtq.files import check_output_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

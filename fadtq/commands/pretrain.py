@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from fadtq.commands.warmup import check_training_flags
     from fadtq.errors import FadtqError
-    from fadtq.io import check_output_dir
+    from fadtq.files import check_output_dir
     from fadtq.training.pretrain import build_pretrained
 
     from fadtq.commands.reward import parse_name_list

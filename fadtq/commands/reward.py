@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from fadtq.errors import FadtqError
-from fadtq.io import atomic_write_jsonl, check_output_file, read_jsonl
+from fadtq.files import atomic_write_jsonl, check_output_file, read_jsonl
 from fadtq.plugin_manager import default_plugins
 from fadtq.preflight import judge_templates, reach_judge, render_templates
 from fadtq.prompts import PromptLibrary

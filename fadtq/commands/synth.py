@@ -6,7 +6,7 @@ import argparse
 import time
 
 from fadtq.errors import FadtqError
-from fadtq.io import check_output_dir, check_output_file
+from fadtq.files import check_output_dir, check_output_file
 
 MAX_SIZE = 4096
 

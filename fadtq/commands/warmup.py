@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from fadtq.errors import FadtqError
-from fadtq.io import check_output_dir
+from fadtq.files import check_output_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from fadtq.data.loco import load_rgb
 from fadtq.data.pair3c import build_pair3c, read_manifest, write_benchmark
-from fadtq.errors import FadtqError
-from fadtq.io import create_dir_once, read_text
+from fadtq.errors import ConfigError, FadtqError
+from fadtq.files import create_dir_once, read_text
 from fadtq.paths import cache_dir
 from fadtq.prompts import PromptLibrary, policy_messages, policy_question
 
@@ -115,3 +115,15 @@ def ensure_default_benchmark(scale: str = "tiny", seed: int = 0, difficulty: str
         built = build_pair3c(root, seed=seed, train_per_class=TRAIN_PER_CLASS[scale])
         create_dir_once(bench, lambda tmp: write_benchmark(built, tmp / "tree"))
     return bench
+
+
+def resolve_benchmark(folder: str | Path | None, split: str, where: str, *, scale: str = "tiny", seed: int = 0,
+                      difficulty: str = "standard") -> tuple[Path, Path]:
+    """(benchmark folder, its manifest of ``split``): ``folder``, which ``where`` (a flag or config key)
+    gave, else the cached look-alike of ``scale``, ``seed`` and ``difficulty``."""
+    if not folder:
+        folder = ensure_default_benchmark(scale, seed, difficulty)
+    manifest = Path(folder) / f"{split}.jsonl"
+    if not manifest.is_file():
+        raise ConfigError(where, f"{folder}: no {split}.jsonl there (build one with fadtq build-benchmark)")
+    return Path(folder), manifest

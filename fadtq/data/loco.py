@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fadtq.errors import FadtqError
-from fadtq.io import read_text
+from fadtq.files import read_text
 
 CATEGORIES = ("breakfast_box", "juice_bottle", "pushpins", "screw_bag", "splicing_connectors")
 LABELS = ("good", "structural", "logical")

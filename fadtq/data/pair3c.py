@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fadtq.data.loco import LABELS, LocoCategory, LocoImage, check_image, read_loco
 from fadtq.errors import FadtqError
-from fadtq.io import atomic_write_json, atomic_write_jsonl, read_jsonl
+from fadtq.files import atomic_write_json, atomic_write_jsonl, read_jsonl
 
 DEFAULT_TRAIN_PER_CLASS = 40
 SPLITS = ("train", "test")

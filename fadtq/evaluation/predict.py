@@ -1,6 +1,6 @@
 """Evaluating a model (batched generation, resumable) or a predictions file on a benchmark split.
 
-Generation goes through the training rollout engine (:class:`~fadtq.training.rollout.HFRolloutEngine`)
+Generation goes through training's rollout engine (:class:`~fadtq.generation.hf.HFRolloutEngine`)
 with the training prompts, so a model is asked exactly what it was trained on; decoding is greedy
 unless sampling is asked for. ``eval_config.json`` records what produced ``predictions.jsonl``:
 resuming with a different model, benchmark or decoding is refused rather than mixed.
@@ -8,11 +8,10 @@ resuming with a different model, benchmark or decoding is refused rather than mi
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from fadtq.data.dataset import DEFAULT_MAX_SIDE, PairDataset, ensure_default_benchmark
+from fadtq.data.dataset import DEFAULT_MAX_SIDE, PairDataset, resolve_benchmark
 from fadtq.data.pair3c import SPLITS, read_manifest
 from fadtq.errors import FadtqError
 from fadtq.evaluation.predictions import (
@@ -25,7 +24,7 @@ from fadtq.evaluation.predictions import (
     select_rows,
     write_metrics,
 )
-from fadtq.io import atomic_write_json, atomic_write_jsonl, check_output_dir, read_text
+from fadtq.files import atomic_write_json, atomic_write_jsonl, check_output_dir, read_json
 from fadtq.preflight import decode_images, render_templates
 from fadtq.prompts import POLICY_TEMPLATE
 
@@ -54,16 +53,11 @@ class GenerationSettings:
                              "and 0 < top-p <= 1")
 
 
-def resolve_benchmark(benchmark_dir: str | Path | None, split: str) -> tuple[Path, Path]:
-    """(benchmark folder, manifest of ``split``); the cached look-alike when no folder is given."""
+def _benchmark(benchmark_dir: str | Path | None, split: str) -> tuple[Path, Path]:
+    """(benchmark folder, manifest of ``split``) of the ``--benchmark`` and ``--split`` flags."""
     if split not in SPLITS:
         raise FadtqError(f"--split {split}: expected one of {', '.join(SPLITS)}")
-    if benchmark_dir is None:
-        benchmark_dir = ensure_default_benchmark()
-    manifest = Path(benchmark_dir) / f"{split}.jsonl"
-    if not manifest.is_file():
-        raise FadtqError(f"--benchmark {benchmark_dir}: no {split}.jsonl; build one with `fadtq build-benchmark`")
-    return Path(benchmark_dir), manifest
+    return resolve_benchmark(benchmark_dir, split, "--benchmark")
 
 
 def _source(kind: str, benchmark: Path, split: str, limit: int | None, **paths: Path) -> dict:
@@ -75,7 +69,7 @@ def evaluate_file(predictions: str | Path, benchmark_dir: str | Path | None, out
                   split: str = "test", limit: int | None = None, tokenizer_path: str | Path | None = None,
                   name: str | None = None) -> dict:
     """Metrics of predictions made elsewhere; ``tokenizer_path`` enables reasoning lengths in tokens."""
-    benchmark, manifest = resolve_benchmark(benchmark_dir, split)
+    benchmark, manifest = _benchmark(benchmark_dir, split)
     out_dir = check_output_dir(out_dir, "--out", OUTPUT_FILES)
     rows = select_rows(read_manifest(manifest), limit)
     tokenizer = None
@@ -101,7 +95,7 @@ def evaluate(model_path: str | Path, benchmark_dir: str | Path | None, out_dir: 
     to evaluate, the prompt), and ``out_dir`` is written to only once the model is ready."""
     model_path = Path(model_path)
     settings.validate()
-    benchmark, manifest = resolve_benchmark(benchmark_dir, split)
+    benchmark, manifest = _benchmark(benchmark_dir, split)
     out_dir = check_output_dir(out_dir, "--out", OUTPUT_FILES)
     if not (model_path / "config.json").is_file():
         raise FadtqError(f"--model {model_path}: no config.json; expected a Hugging Face model folder")
@@ -133,19 +127,12 @@ def _check_resume(out_dir: Path, config: dict) -> None:
     path = out_dir / EVAL_CONFIG
     unchecked = {"batch_size"}
     if path.is_file() and (out_dir / PREDICTIONS).is_file():
-        previous = _read_json(path)
+        previous = read_json(path, "delete it to start over")
         changed = sorted(k for k in config if k not in unchecked and previous.get(k) != config[k])
         if changed:
             key = changed[0]
             raise FadtqError(f"--out {out_dir}: holds predictions made with {key}={previous.get(key)!r}, "
                              f"now {config[key]!r}; choose another --out or delete {PREDICTIONS}")
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(read_text(path))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise FadtqError(f"{path}: unreadable ({exc}); delete it to start over") from None
 
 
 def _done_records(path: Path, rows: list[dict], known: set[str], manifest: Path) -> dict[str, dict]:
@@ -167,8 +154,9 @@ def _generate(model_path: Path, dataset: PairDataset, todo: list[dict], settings
     from tqdm import tqdm
     from transformers import AutoModelForImageTextToText
 
+    from fadtq.generation.engine import RolloutPrompt, SamplingParams
+    from fadtq.generation.hf import HFRolloutEngine
     from fadtq.training.processor import load_processor
-    from fadtq.training.rollout import HFRolloutEngine, RolloutPrompt, SamplingParams
 
     processor = load_processor(model_path)
     model = AutoModelForImageTextToText.from_pretrained(str(model_path))

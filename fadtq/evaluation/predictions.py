@@ -20,7 +20,7 @@ from pathlib import Path
 from fadtq.answer import extract_answer, format_ok, parse_class, think_text
 from fadtq.errors import FadtqError
 from fadtq.evaluation.metrics import compute_metrics
-from fadtq.io import atomic_write_json, drop_partial_last_line, read_jsonl
+from fadtq.files import atomic_write_json, drop_partial_last_line, read_jsonl
 
 PREDICTIONS = "predictions.jsonl"
 METRICS = "metrics.json"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import shutil
 import subprocess
 import tempfile
@@ -27,7 +26,7 @@ from fadtq.data.dataset import PairDataset
 from fadtq.errors import FadtqError
 from fadtq.evaluation.metrics import UNPARSED, category_order
 from fadtq.evaluation.predictions import METRICS, PREDICTIONS
-from fadtq.io import atomic_write_text, check_output_file, read_jsonl, read_text
+from fadtq.files import atomic_write_text, check_output_file, read_json, read_jsonl
 from fadtq.prompts import CLASS_NAMES
 from fadtq.table import format_table
 
@@ -83,22 +82,12 @@ def load_entry(path: Path) -> Entry:
         entry.run_dir = run_dir
         entry.steps = [row for _, row in read_jsonl(run_dir / "metrics.jsonl")]
         metadata = run_dir / "metadata.json"
-        entry.reference_model = _read_json(metadata).get("reference_model") if metadata.is_file() else None
+        entry.reference_model = read_json(metadata).get("reference_model") if metadata.is_file() else None
     return entry
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(read_text(path))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise FadtqError(f"{path}: unreadable JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise FadtqError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
-
-
 def _read_metrics(path: Path) -> dict:
-    metrics = _read_json(path)
+    metrics = read_json(path)
     missing = [key for key in METRIC_KEYS if key not in metrics]
     if missing:
         raise FadtqError(f"{path}: no {missing[0]!r}; expected a {METRICS} written by fadtq eval")

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from fadtq.io import atomic_write_json
+from fadtq.files import atomic_write_json
 
 _COMPLETE = re.compile(r"^step-(\d{6})$")
 STATE_FILE = "state.json"

@@ -33,7 +33,7 @@ from fadtq.data.describe import describe
 from fadtq.data.loco import CATEGORIES
 from fadtq.data.synth import DEFAULT_SIZE, difficulty_named, render
 from fadtq.errors import FadtqError
-from fadtq.io import atomic_write_json, create_dir_once
+from fadtq.files import atomic_write_json, create_dir_once
 from fadtq.prompts import CLASS_NAMES, PromptLibrary, policy_messages, pretty_category
 from fadtq.training.vision_facts import FactHeads, fact_targets, pool_images, tower_loss
 
@@ -268,7 +268,8 @@ def description_check(model, processor, recipe: PretrainRecipe, count: int, prom
     """Greedy reasoning on ``count`` held-out fresh pairs: the share whose description of the test
     image (and of the whole reasoning) matches the scene's own facts exactly."""
     from fadtq.answer import think_text
-    from fadtq.training.rollout import HFRolloutEngine, RolloutPrompt, SamplingParams
+    from fadtq.generation.engine import RolloutPrompt, SamplingParams
+    from fadtq.generation.hf import HFRolloutEngine
 
     engine = HFRolloutEngine(model, processor)
     params = SamplingParams(max_new_tokens=64, greedy=True)

@@ -16,9 +16,9 @@ from fadtq.api import AdvantageEstimator
 from fadtq.cli import Parser
 from fadtq.commands.reward import parse_name_list
 from fadtq.config import Origins
-from fadtq.data.dataset import PairDataset
+from fadtq.data.dataset import PairDataset, resolve_benchmark
 from fadtq.errors import ConfigError, FadtqError
-from fadtq.io import check_output_dir, create_dir_once
+from fadtq.files import check_output_dir, create_dir_once
 from fadtq.paths import cache_dir, missing_local_folder
 from fadtq.plugin_manager import Plugins, default_plugins
 from fadtq.preflight import check_scoring, decode_images, render_templates
@@ -166,16 +166,10 @@ def pretrained_model_dir(cfg: RunConfig) -> Path:
     return cached
 
 
-def resolve_benchmark(cfg: RunConfig) -> Path:
-    from fadtq.data.dataset import ensure_default_benchmark
-
-    if not cfg.data.benchmark:
-        return ensure_default_benchmark(scale=cfg.data.synth_scale, seed=cfg.data.seed,
-                                        difficulty=cfg.data.synth_difficulty)
-    path = Path(cfg.data.benchmark)
-    if not (path / "train.jsonl").is_file():
-        raise ConfigError("data.benchmark", f"{path}: no train.jsonl there (build one with fadtq build-benchmark)")
-    return path
+def training_benchmark(cfg: RunConfig) -> Path:
+    """The benchmark folder of ``data.benchmark`` (it must hold train.jsonl), else the config's look-alike."""
+    return resolve_benchmark(cfg.data.benchmark, "train", "data.benchmark", scale=cfg.data.synth_scale,
+                             seed=cfg.data.seed, difficulty=cfg.data.synth_difficulty)[0]
 
 
 def new_run_dir(cfg: RunConfig, config_name: str) -> Path:
@@ -205,8 +199,8 @@ def preflight(cfg: RunConfig) -> Prepared:
     """Everything a run checks before a model loads or its folder exists: plugins, templates,
     the reward composition on sample rollouts, the judge, the model path, the data (every image
     decoded) and the step plan."""
+    from fadtq.generation import ROLLOUT_ENGINES
     from fadtq.training.losses import get_loss
-    from fadtq.training.rollout import ROLLOUT_ENGINES
 
     plugins = default_plugins()
     check_plugins(cfg, plugins)
@@ -227,7 +221,7 @@ def preflight(cfg: RunConfig) -> Prepared:
 def prepare_data(cfg: RunConfig, prompts: PromptLibrary) -> tuple[Path, PairDataset]:
     """The training pairs, every image decoded, after checking that a step fits them and the
     ranks (the launcher's ``WORLD_SIZE``: the process group does not exist yet)."""
-    benchmark = resolve_benchmark(cfg)
+    benchmark = training_benchmark(cfg)
     dataset = PairDataset(benchmark / "train.jsonl", cfg.data.loco_root, max_side=cfg.data.image_size,
                           prompts=prompts)
     plan_steps(cfg, len(dataset), int(os.environ.get("WORLD_SIZE", "1")))

@@ -26,7 +26,7 @@ import torch
 import yaml
 
 from fadtq.errors import FadtqError, report_errors
-from fadtq.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, drop_partial_last_line, read_jsonl
+from fadtq.files import atomic_write_json, atomic_write_jsonl, atomic_write_text, drop_partial_last_line, read_jsonl
 from fadtq.plugin_manager import default_plugins
 from fadtq.rollout import Rollout
 from fadtq.run_config import RunConfig
@@ -40,7 +40,7 @@ from fadtq.training.setup import (StepPlan, default_model_dir, load_train_config
                                   preflight, pretrained_model_dir, run_metadata)
 
 if TYPE_CHECKING:
-    from fadtq.training.rollout import RolloutResult
+    from fadtq.generation.engine import RolloutResult
 
 log = logging.getLogger("fadtq.train")
 
@@ -95,8 +95,9 @@ class Trainer:
         if self.estimator.needs_reference:  # GPG never gets here: a test holds it to that
             self.reference = self.strategy.prepare(build_actor(self.model_path, param_dtype,
                                                                cfg.model.attn_implementation))
+        from fadtq.generation import ROLLOUT_ENGINES
+        from fadtq.generation.engine import RolloutEngine, SamplingParams
         from fadtq.training.processor import load_processor
-        from fadtq.training.rollout import ROLLOUT_ENGINES, RolloutEngine, SamplingParams
 
         self.processor = load_processor(self.model_path)
         self.engine: RolloutEngine = ROLLOUT_ENGINES[cfg.rollout.engine](self.policy_model, self.processor)
@@ -184,7 +185,7 @@ class Trainer:
 
     def draw(self, step: int, number: int, pairs: list) -> Draw:
         """Generate a group per prompt and score it."""
-        from fadtq.training.rollout import RolloutPrompt
+        from fadtq.generation.engine import RolloutPrompt
 
         started = time.perf_counter()
         result = self.engine.generate([RolloutPrompt(p.ref_image, p.test_image, p.messages) for p in pairs],

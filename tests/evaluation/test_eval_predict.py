@@ -162,8 +162,9 @@ def test_greedy_decoding_ignores_the_seed_and_sampling_does_not(tiny_model, smal
     from transformers import AutoModelForImageTextToText
 
     from fadtq.data.dataset import PairDataset
+    from fadtq.generation.engine import RolloutPrompt, SamplingParams
+    from fadtq.generation.hf import HFRolloutEngine
     from fadtq.training.processor import load_processor
-    from fadtq.training.rollout import HFRolloutEngine, RolloutPrompt, SamplingParams
 
     engine = HFRolloutEngine(AutoModelForImageTextToText.from_pretrained(tiny_model), load_processor(tiny_model))
     pair = PairDataset(small_bench / "test.jsonl")[0]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fadtq.judge_server import TINY_SERVED_NAME, JudgeServer, ensure_tiny_model, ensure_venv, free_port, start_server
+from fadtq.judges.server import TINY_SERVED_NAME, JudgeServer, ensure_tiny_model, ensure_venv, free_port, start_server
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import urllib.request
 
 from fadtq.api import JudgeItem
 from fadtq.composition import PluginChoice, RewardConfig, TermConfig
-from fadtq.judge_server import TINY_SERVED_NAME
+from fadtq.judges.server import TINY_SERVED_NAME
 from fadtq.plugin_manager import default_plugins
 from fadtq.prompts import PromptLibrary
 from fadtq.rollout import Rollout

@@ -11,7 +11,7 @@ from fake_openai import FakeOpenAI, ok
 from judge_testlib import openai_judge
 
 from fadtq.api import JudgeItem
-from fadtq.judging import judge_messages, parse_verdict
+from fadtq.judges.protocol import judge_messages, parse_verdict
 from fadtq.prompts import PromptLibrary
 
 PERFECT = '{"conciseness": 3, "relevance": 3}'

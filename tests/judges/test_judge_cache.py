@@ -10,8 +10,8 @@ from judge_testlib import items
 
 from fadtq.api import Verdict
 from fadtq.errors import FadtqError
-from fadtq.judge_cache import VerdictCache, judge_through_cache, templates_hash
-from fadtq.judging import JUDGE_TEMPLATES
+from fadtq.judges.cache import VerdictCache, judge_through_cache, templates_hash
+from fadtq.judges.protocol import JUDGE_TEMPLATES
 from fadtq.prompts import PromptLibrary, packaged_prompts_dir
 
 
@@ -62,8 +62,8 @@ def test_memory_keeps_the_most_recently_used_entries_and_sqlite_keeps_all(tmp_pa
 
 
 def test_memory_bound_is_validated_as_a_judge_option():
-    from fadtq.judge_cache import cache_from_options
-    from fadtq.judge_options import JudgeOptions
+    from fadtq.judges.cache import cache_from_options
+    from fadtq.judges.options import JudgeOptions
 
     with pytest.raises(FadtqError, match=r"judge\.options\.cache_memory_entries: expected an integer >= 1"):
         cache_from_options(JudgeOptions({"cache_memory_entries": 0}, "openai"), "m", PromptLibrary())

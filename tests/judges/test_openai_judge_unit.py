@@ -10,7 +10,7 @@ from judge_testlib import items, openai_judge
 
 from fadtq.api import Verdict
 from fadtq.errors import FadtqError
-from fadtq.judging import VERDICT_JSON_SCHEMA
+from fadtq.judges.protocol import VERDICT_JSON_SCHEMA
 
 GOOD = ok('{"conciseness": 2, "relevance": 1}')
 FAST = {"backoff_s": 0.01, "backoff_max_s": 0.05}

@@ -26,8 +26,8 @@ def _pair(shade: int) -> tuple[Image.Image, Image.Image]:
 @pytest.fixture
 def two_prompts():
     """Two (reference, test, question) prompts in the policy's chat format."""
+    from fadtq.generation.engine import RolloutPrompt
     from fadtq.prompts import PromptLibrary, policy_messages
-    from fadtq.training.rollout import RolloutPrompt
 
     library = PromptLibrary()
     return [

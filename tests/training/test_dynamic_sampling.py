@@ -45,9 +45,10 @@ def test_stacked_draws_score_as_the_draws_alone(tiny_model_dir, two_prompts):
     right-padded completions): every row's log-probs equal those of its own draw's forward."""
     from transformers import AutoModelForImageTextToText
 
+    from fadtq.generation.engine import SamplingParams
+    from fadtq.generation.hf import HFRolloutEngine
     from fadtq.training.logprobs import completion_logprobs
     from fadtq.training.processor import load_processor
-    from fadtq.training.rollout import HFRolloutEngine, SamplingParams
 
     torch.manual_seed(0)
     model = AutoModelForImageTextToText.from_pretrained(str(tiny_model_dir), dtype=torch.float32).eval()

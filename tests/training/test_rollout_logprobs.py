@@ -7,9 +7,10 @@ import torch
 from transformers import AutoModelForImageTextToText
 
 from fadtq.errors import FadtqError
+from fadtq.generation.engine import SamplingParams
+from fadtq.generation.hf import HFRolloutEngine
 from fadtq.training.logprobs import completion_logprobs
 from fadtq.training.processor import load_processor
-from fadtq.training.rollout import HFRolloutEngine, SamplingParams
 
 PARAMS = SamplingParams(temperature=0.7, top_p=0.9, max_new_tokens=24, return_logprobs=True)
 

@@ -10,8 +10,9 @@ from transformers import AutoModelForImageTextToText, AutoTokenizer
 
 from fadtq.commands import make_tiny_model as command
 from fadtq.errors import FadtqError
+from fadtq.generation.engine import SamplingParams
+from fadtq.generation.hf import HFRolloutEngine
 from fadtq.training.processor import load_processor
-from fadtq.training.rollout import HFRolloutEngine, SamplingParams
 from fadtq.training.tiny_model import CONTROL_TOKENS, REASONING_TAGS, SIZES, make_tiny_model
 
 

@@ -205,7 +205,7 @@ def test_bad_input_main_returns_2_with_one_line_naming_the_key(in_process, model
 
 
 def test_a_metric_that_diverged_is_logged_as_null_so_the_log_stays_json(tmp_path):
-    from fadtq.io import read_jsonl
+    from fadtq.files import read_jsonl
     from fadtq.training.metrics import MetricsLog
 
     log = MetricsLog(tmp_path, enabled=True)

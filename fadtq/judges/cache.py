@@ -22,8 +22,8 @@ from pathlib import Path
 
 from fadtq.api import JudgeItem, Verdict
 from fadtq.errors import ConfigError
-from fadtq.judge_options import JudgeOptions
-from fadtq.judging import JUDGE_TEMPLATES
+from fadtq.judges.options import JudgeOptions
+from fadtq.judges.protocol import JUDGE_TEMPLATES
 from fadtq.prompts import PromptLibrary
 
 DEFAULT_MEMORY_ENTRIES = 200_000  # about 60 MB of keys and verdicts

@@ -1,5 +1,5 @@
-"""Files on disk: atomic writes, UTF-8 and line-numbered JSONL reading, and output paths checked
-before any work starts."""
+"""Files on disk: atomic writes, UTF-8, JSON and line-numbered JSONL reading, and output paths
+checked before any work starts."""
 
 from __future__ import annotations
 
@@ -60,6 +60,20 @@ def read_text(path: str | os.PathLike) -> str:
     """The whole of a UTF-8 text file."""
     path = Path(path)
     return _decode(path.read_bytes(), path)
+
+
+def read_json(path: str | os.PathLike, remedy: str = "") -> dict:
+    """A JSON file holding an object; an unreadable file or another value names the path, and
+    ``remedy`` (such as ``"delete it to start over"``) is added to the message."""
+    path = Path(path)
+    suffix = f"; {remedy}" if remedy else ""
+    try:
+        data = json.loads(read_text(path))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise FadtqError(f"{path}: unreadable JSON ({exc}){suffix}") from None
+    if not isinstance(data, dict):
+        raise FadtqError(f"{path}: expected a JSON object, got {type(data).__name__}{suffix}")
+    return data
 
 
 def _not_json(constant: str) -> NoReturn:

@@ -16,7 +16,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
 from fadtq.api import JudgeItem
-from fadtq.judging import judge_messages
+from fadtq.judges.protocol import judge_messages
 from fadtq.prompts import PromptLibrary
 
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")

@@ -1,81 +1,15 @@
-"""Rollout engines: sample a group of completions per (reference image, test image, question) prompt.
-
-The engine is a replaceable part of the trainer: :class:`RolloutEngine` is what the loop relies
-on, :class:`HFRolloutEngine` implements it with Hugging Face ``generate`` (a vLLM engine can
-implement the same on GPU machines). Besides the completions it returns the exact inputs of the
-scoring forward (:class:`~fadtq.training.logprobs.ScoringInputs`), so that log-probabilities are
-computed for the very sequences that were sampled.
-
-The vision control tokens are never sampled: a sampled ``<|image_pad|>`` has no image features
-behind it and the scoring forward fails ("Image features and image tokens do not match").
-"""
+"""The Hugging Face transformers generation engine: sampling with ``model.generate``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
 import torch
-from PIL import Image
 from transformers import GenerationConfig, ProcessorMixin
 
 from fadtq.errors import FadtqError
+from fadtq.generation.engine import VISION_CONTROL_TOKENS, Completion, RolloutPrompt, RolloutResult, SamplingParams
 from fadtq.training.logprobs import ScoringInputs, token_distribution
-
-VISION_CONTROL_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
-
-
-@dataclass(frozen=True)
-class RolloutPrompt:
-    """One question about a (reference, test) image pair, as chat messages with two image parts."""
-
-    ref_image: Image.Image
-    test_image: Image.Image
-    messages: list[dict]
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 128
-    # Also return the sampling-time log-probabilities: costs (rows x new tokens x vocab) floats.
-    return_logprobs: bool = False
-    # Greedy decoding (evaluation): temperature and top_p are then ignored.
-    greedy: bool = False
-
-
-@dataclass
-class Completion:
-    """One sampled completion; ``row`` is its row in :attr:`RolloutResult.scoring`."""
-
-    row: int
-    prompt_ids: list[int]
-    completion_ids: list[int]
-    text: str
-    finished: bool
-
-
-@dataclass
-class RolloutResult:
-    """``groups[i]`` holds the completions of prompt ``i``; rows are ordered prompt by prompt.
-
-    ``logprobs`` (rows x completion length, zero past the end) is set when asked for.
-    """
-
-    groups: list[list[Completion]]
-    scoring: ScoringInputs
-    logprobs: torch.Tensor | None = None
-
-
-class RolloutEngine(Protocol):
-    suppressed_token_ids: tuple[int, ...]
-    pad_token_id: int
-
-    def generate(self, prompts: Sequence[RolloutPrompt], n_samples: int, params: SamplingParams) -> RolloutResult:
-        """Sample ``n_samples`` completions for each prompt."""
-        ...
 
 
 class HFRolloutEngine:
@@ -192,7 +126,3 @@ class HFRolloutEngine:
         log_dist = token_distribution(logits, params.temperature, self.suppressed_token_ids)
         picked = log_dist.gather(-1, completions.unsqueeze(-1)).squeeze(-1)
         return torch.where(action_mask.bool(), picked, picked.new_zeros(()))
-
-
-# rollout.engine -> engine class; a vLLM engine for GPU machines registers here the same way.
-ROLLOUT_ENGINES: dict[str, type] = {"hf": HFRolloutEngine}
