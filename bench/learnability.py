@@ -142,6 +142,8 @@ def main() -> int:
             print(f"{run}: {results[run]['steps']} steps; test accuracy "
                   f"{[round(p['accuracy'], 3) for p in results[run]['test']]}")
         atomic_write_json(RESULTS, {"protocol": "pretrained-v1", "train_window": TRAIN_WINDOW, "results": results})
+    if not results:
+        parser.error(f"--replot: no pretrained-v1 results in {RESULTS}; run some first")
     plot(results, FIGURE)
     print(table(results))
     return 0
@@ -164,30 +166,19 @@ def table(results: dict) -> str:
 
 
 def plot(results: dict, png: Path) -> None:
-    import matplotlib
+    """Test accuracy and the two training curves side by side, one colour per run."""
+    from fadtq.evaluation.charts import COLOURS, add_legend, draw_curves, new_figure, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    panels = (("greedy test accuracy (300 pairs)", lambda r: [(p["step"], p["accuracy"]) for p in r["test"]]),
-              (f"train reward R (mean of {TRAIN_WINDOW} steps)", lambda r: r["train_reward"]),
-              (f"sampled train accuracy (mean of {TRAIN_WINDOW} steps)", lambda r: r["train_accuracy"]))
-    for axis, (title, series) in zip(axes, panels):
-        for run, r in sorted(results.items()):
-            xs, ys = zip(*series(r)) if series(r) else ((), ())
-            axis.plot(xs, ys, label=run, marker="o" if "test" in title else None, markersize=3)
-        axis.set_title(title)
-        axis.set_xlabel("step")
-        if "accuracy" in title:
-            axis.set_ylim(0, 1)
-        axis.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle("RL from the pretrained base policy, same wall clock per run (bench/learnability.py)")
-    fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
+    figure = new_figure((15, 4))
+    panels = (("greedy test accuracy (300 pairs)", lambda r: [(p["step"], p["accuracy"]) for p in r["test"]], (0, 1)),
+              (f"train reward R (mean of {TRAIN_WINDOW} steps)", lambda r: r["train_reward"], None),
+              (f"sampled train accuracy (mean of {TRAIN_WINDOW} steps)", lambda r: r["train_accuracy"], (0, 1)))
+    for axes, (title, points, y_range) in zip(figure.subplots(1, 3), panels):
+        series = [(run, COLOURS[i % len(COLOURS)], points(r)) for i, (run, r) in enumerate(sorted(results.items()))]
+        draw_curves(axes, title, [s for s in series if s[2]], y_range)
+    add_legend(figure, columns=len(results))
+    figure.suptitle("RL from the pretrained base policy, same wall clock per run (bench/learnability.py)")
+    save_png(figure, png)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
 ``build_report`` takes eval folders (``metrics.json`` + ``predictions.jsonl``) and training runs
 (``metrics.jsonl``; the run's evaluation is read from ``RUN/eval`` when present) and writes one
-self-contained HTML file: images are embedded as base64 PNG, curves are inline SVG, there is no
-script and no external resource, so the file opens anywhere and renders without a network. The
-same tables go to the terminal and to a Markdown file next to the HTML.
+self-contained HTML file: images are embedded as base64 PNG, curves are inline SVG drawn by
+matplotlib (``fadtq.evaluation.charts``), there is no script and no external resource, so the file
+opens anywhere and renders without a network. The same tables go to the terminal and to a Markdown
+file next to the HTML.
 
 Numbers are percentages with two decimals, as in the seed. In Table 2 the best value of each
 column is bold and, for accuracy, the second best underlined (Markdown: italic); Balance Scores
@@ -16,14 +17,12 @@ from __future__ import annotations
 import base64
 import html
 import io
-import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fadtq.data.dataset import PairDataset
 from fadtq.errors import FadtqError
+from fadtq.evaluation.charts import COLOURS, curve_chart, svg_markup
 from fadtq.evaluation.metrics import UNPARSED, category_order
 from fadtq.evaluation.predictions import METRICS, PREDICTIONS
 from fadtq.files import atomic_write_text, check_output_file, read_json, read_jsonl
@@ -32,7 +31,6 @@ from fadtq.table import format_table
 
 LOW_BALANCE = 0.15
 THUMBNAIL = 224
-COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 CURVES = {
     "reward/total": "total reward", "reward/format": "format reward", "reward/accuracy": "accuracy reward",
     "reward/tq": "thinking-quality reward", "reward/conciseness": "conciseness reward",
@@ -271,58 +269,6 @@ def confusion_html(entry: Entry) -> str:
             f"<thead><tr><th>true \\ predicted</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></figure>")
 
 
-def _ticks(low: float, high: float) -> list[float]:
-    return [low + (high - low) * i / 4 for i in range(5)]
-
-
-def _fmt(value: float) -> str:
-    """Three significant digits, but whole numbers (steps) in full: 2310, not 2.31e+03."""
-    return f"{value:.0f}" if abs(value) >= 1000 and float(value).is_integer() else f"{value:.3g}"
-
-
-def curve_svg(title: str, series: list[tuple[str, str, list[tuple[float, float]]]],
-              y_range: tuple[float, float] | None = None) -> str:
-    """A line chart as inline SVG: ``series`` is (name, colour, [(step, value), ...]) per run.
-
-    ``y_range`` fixes the value axis (accuracies: (0, 1)), so that a flat curve looks flat
-    instead of being stretched over the whole chart; values outside it widen it.
-    """
-    width, height, left, right, top, bottom = 360, 210, 48, 12, 26, 36
-    points = [p for _, _, pts in series for p in pts]
-    x_low, x_high = min(p[0] for p in points), max(p[0] for p in points)
-    y_low, y_high = min(p[1] for p in points), max(p[1] for p in points)
-    if y_range is not None:
-        y_low, y_high = min(y_low, y_range[0]), max(y_high, y_range[1])
-    if x_high == x_low:
-        x_high = x_low + 1
-    if y_high == y_low:
-        y_low, y_high = y_low - 0.5, y_high + 0.5
-
-    def sx(x: float) -> float:
-        return left + (x - x_low) / (x_high - x_low) * (width - left - right)
-
-    def sy(y: float) -> float:
-        return height - bottom - (y - y_low) / (y_high - y_low) * (height - top - bottom)
-
-    grid = "".join(f'<line x1="{left}" x2="{width - right}" y1="{sy(t):.1f}" y2="{sy(t):.1f}" class="grid"/>'
-                   f'<text x="{left - 4}" y="{sy(t) + 4:.1f}" text-anchor="end">{_fmt(t)}</text>'
-                   for t in _ticks(y_low, y_high))
-    lines = []
-    for name, colour, pts in series:
-        coords = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in pts)
-        dots = "".join(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2" fill="{colour}"/>' for x, y in pts) \
-            if len(pts) < 30 else ""
-        lines.append(f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="1.6">'
-                     f"<title>{esc(name)}</title></polyline>{dots}")
-    x_axis = (f'<text x="{left}" y="{height - bottom + 16}" text-anchor="middle">{_fmt(x_low)}</text>'
-              f'<text x="{width - right}" y="{height - bottom + 16}" text-anchor="end">{_fmt(x_high)}</text>'
-              f'<text x="{(left + width - right) / 2}" y="{height - 4}" text-anchor="middle">step</text>')
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-            f'role="img" aria-label="{esc(title)}"><text x="{width / 2}" y="16" text-anchor="middle" class="title">'
-            f'{esc(title)}</text>{grid}<rect x="{left}" y="{top}" width="{width - left - right}" '
-            f'height="{height - top - bottom}" class="frame"/>{"".join(lines)}{x_axis}</svg>')
-
-
 def curve_keys(runs: list[Entry]) -> list[str]:
     present = {k for e in runs for row in e.steps for k, v in row.items() if isinstance(v, (int, float)) and k != "step"}
     extra = sorted(k for k in present if k.startswith("reward/") and k not in CURVES)
@@ -330,16 +276,16 @@ def curve_keys(runs: list[Entry]) -> list[str]:
 
 
 def curves_html(runs: list[Entry]) -> str:
+    """One chart per curve key, each run in the same colour in every chart."""
     colours = {e.name: COLOURS[i % len(COLOURS)] for i, e in enumerate(runs)}
-    legend = "".join(f'<span class="key"><i style="background:{colours[e.name]}"></i>{esc(e.name)}</span>' for e in runs)
     charts = []
     for key in curve_keys(runs):
         series = [(e.name, colours[e.name], [(float(row.get("step", i)), float(row[key]))
                                                for i, row in enumerate(e.steps)
                                                if isinstance(row.get(key), (int, float))]) for e in runs]
-        charts.append(curve_svg(CURVES.get(key, key), [s for s in series if s[2]],
-                                (0, 1) if key in SHARE_CURVES else None))
-    return f'<div class="legend">{legend}</div><div class="charts">{"".join(charts)}</div>'
+        y_range = (0, 1) if key in SHARE_CURVES else None
+        charts.append(svg_markup(curve_chart(CURVES.get(key, key), [s for s in series if s[2]], y_range)))
+    return f'<div class="charts">{"".join(charts)}</div>'
 
 
 def png_data_uri(image) -> str:
@@ -395,9 +341,7 @@ table{border-collapse:collapse;font-size:13px;margin:8px 0}th,td{border:1px soli
 th:first-child,td:first-child{text-align:left}thead th{background:#f3f3f3}
 .bs{color:#777}.bs.low{color:#bbb}.note{color:#555;font-size:13px}
 .cms{display:flex;flex-wrap:wrap;gap:18px}.confusion{margin:0}.confusion figcaption{font-weight:600;font-size:13px}
-.charts{display:flex;flex-wrap:wrap;gap:10px}svg{background:#fff;font-size:10px}svg .title{font-size:12px;font-weight:600}
-svg .grid{stroke:#eee}svg .frame{fill:none;stroke:#999}
-.legend{font-size:13px;margin:6px 0}.key{margin-right:14px}.key i{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:middle}
+.charts{display:flex;flex-wrap:wrap;gap:10px}
 .gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:14px}
 .case{border:1px solid #ddd;border-radius:6px;padding:10px}.case h4{margin:0 0 6px}.case h5{margin:8px 0 2px}
 .pair{display:flex;gap:8px}.pair figure{margin:0}.pair img{width:160px;image-rendering:auto;border:1px solid #ccc}
@@ -449,34 +393,3 @@ def build_report(dirs: list[Path], out_html: Path, baseline: str | None = None) 
     atomic_write_text(out_html, render_html(entries, baseline))
     atomic_write_text(markdown_path, "# FAD-TQ evaluation report\n\n" + markdown)
     return Report(html_path=out_html, markdown_path=markdown_path, markdown=markdown)
-
-
-# ----------------------------------------------------------------------------- screenshots
-def chromium_binary() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if found := shutil.which(name):
-            return found
-    raise FadtqError("chromium not found on PATH; install it (Debian: apt-get install chromium)")
-
-
-def headless_args(profile: Path) -> list[str]:
-    """Flags for a quiet, offline, one-shot headless Chromium (root in containers needs --no-sandbox)."""
-    return [chromium_binary(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-            f"--user-data-dir={profile}"]
-
-
-def screenshot(html_path: str | Path, png_path: str | Path, width: int = 1280, height: int = 2000) -> Path:
-    """A PNG of the top ``width`` x ``height`` pixels of the page, rendered by headless Chromium."""
-    html_path, png_path = Path(html_path).resolve(), Path(png_path).resolve()
-    if not html_path.is_file():
-        raise FadtqError(f"{html_path}: not found")
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="fadtq-chromium-") as profile:
-        done = subprocess.run([*headless_args(Path(profile)), f"--screenshot={png_path}",
-                               f"--window-size={width},{height}", html_path.as_uri()],
-                              capture_output=True, text=True, timeout=120)
-    if done.returncode != 0 or not png_path.is_file():
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise FadtqError(f"{png_path}: chromium screenshot failed (exit {done.returncode}): {last}")
-    return png_path

@@ -7,11 +7,14 @@ import re
 from pathlib import Path
 
 import pytest
+from matplotlib.figure import Figure
+from PIL import Image
 
 from fadtq.cli import main as cli_main
 from fadtq.errors import FadtqError
 from fadtq.evaluation import write_report
-from fadtq.evaluation.report import CURVES, curve_keys, curve_svg, load_entry, ranks
+from fadtq.evaluation.charts import CHART_SIZE, curve_chart, save_png, svg_markup, value_range
+from fadtq.evaluation.report import CURVES, curve_keys, load_entry, ranks
 
 
 def test_ranks_mark_best_and_second_with_ties_and_gaps():
@@ -44,10 +47,11 @@ def test_report_tables_and_markdown(model_eval: Path, demo_run: Path, tmp_path: 
 def test_report_html_is_self_contained_with_curves_confusions_and_gallery(model_eval, demo_run, tmp_path):
     out = write_report([model_eval, demo_run], tmp_path / "report.html")
     page = out.read_text()
-    assert "<script" not in page and not re.search(r"(src|href)=\"(?!data:)", page)
+    assert "<script" not in page and not re.search(r"(src|href)=\"(?!data:|#)", page)  # #id: inside the page
     steps = [json.loads(line) for line in (demo_run / "metrics.jsonl").read_text().splitlines()]
     keys = [k for k in CURVES if k in steps[0]]
     assert page.count("<svg") == len(keys) == 10
+    assert page.count(">fadtq-demo</text>") == 10  # each chart's legend names the run
     assert page.count('class="confusion"') == 2
     # Figure 3: one case per class for each evaluation, two embedded PNGs per case.
     assert page.count('class="case"') == 6
@@ -81,11 +85,62 @@ def test_report_errors_name_the_folder_or_flag(model_eval, tmp_path):
         write_report([model_eval, model_eval], tmp_path / "x.html", baseline="nope")
 
 
-def test_curve_axes_show_whole_steps_and_a_fixed_share_range():
-    flat = [("gpg", "#000", [(0.0, 0.333), (1000.0, 0.333), (2310.0, 0.333)])]
-    svg = curve_svg("test accuracy", flat, y_range=(0, 1))
-    labels = re.findall(r">([^<>]+)</text>", svg)
-    assert "2310" in labels and not any("e+" in label for label in labels)
-    assert labels[1:6] == ["0", "0.25", "0.5", "0.75", "1"]  # y ticks span 0-1, not 0.333 +- 0.5
-    outside = curve_svg("share", [("a", "#000", [(0.0, -0.5), (1.0, 0.5)])], y_range=(0, 1))
-    assert re.findall(r">([^<>]+)</text>", outside)[1] == "-0.5"  # values outside the range widen it
+FLAT = ("gpg", "#1f77b4", [(0.0, 0.333), (1000.0, 0.333), (2310.0, 0.333)])
+RISING = ("grpo <ref> $x$", "#d62728", [(0.0, 0.2), (2310.0, 0.6)])  # shown as is, not as TeX
+
+
+def texts(svg: str) -> list[str]:
+    return re.findall(r">([^<>]+)</text>", svg)
+
+
+def step_labels(chart: Figure) -> list[str]:
+    """The x axis's tick labels, each a whole number (no 0.5 step, no exponent)."""
+    labels = texts(svg_markup(chart))
+    steps = labels[:labels.index("step")]
+    assert all(re.fullmatch(r"\d+", label) for label in steps), steps
+    return steps
+
+
+def test_chart_svg_has_the_title_a_line_per_series_and_a_legend():
+    svg = svg_markup(curve_chart("test accuracy", [FLAT, RISING], y_range=(0, 1)))
+    assert svg.startswith("<svg ") and svg.rstrip().endswith("</svg>")  # inlined: no XML declaration or DOCTYPE
+    plot, legend = svg.split('<g id="legend_1">')
+    for name, colour, points in (FLAT, RISING):
+        lines = re.findall(rf'<path d="[^"]*"[^>]*stroke: {colour};[^>]*>', plot)
+        assert [line.count("L") + 1 for line in lines] == [len(points)]  # one line, through every point
+        assert "clip-path" not in lines[0]  # drawn whole where it lies on the frame (a format rate of 1.0)
+        assert colour in legend
+    labels = texts(svg)
+    assert "test accuracy" in labels and "step" in labels
+    assert texts(legend) == ["gpg", "grpo &lt;ref&gt; $x$"]  # the runs' names, escaped
+
+
+def test_chart_svg_is_the_same_bytes_for_the_same_data():
+    first, again = (svg_markup(curve_chart("share", [FLAT, RISING], (0, 1))) for _ in range(2))
+    assert first == again and "<metadata" not in first  # fixed ids, no date
+    assert svg_markup(curve_chart("share", [FLAT], (0, 1))) != first
+
+
+def test_chart_axes_show_whole_steps_and_a_fixed_share_range():
+    chart = curve_chart("test accuracy", [FLAT], y_range=(0, 1))
+    assert chart.axes[0].get_ylim() == (0, 1)  # a flat 0.333 stays flat, not 0.333 +- 0.5
+    assert "2100" in step_labels(chart)  # not 2.1e+03
+    assert step_labels(curve_chart("reward", [("a", "#000000", [(0.0, 1.0), (2.0, 1.5)])])) == ["0", "1", "2"]
+    assert "100002" in step_labels(curve_chart("reward", [("a", "#000000", [(100000.0, 1.0), (100004.0, 1.5)])]))
+    below = curve_chart("share", [("a", "#000000", [(0.0, -0.5), (1.0, 0.5)])], y_range=(0, 1))
+    assert below.axes[0].get_ylim() == (-0.5, 1)  # values outside the range widen it
+    assert curve_chart("reward", [FLAT]).axes[0].get_ylim() == pytest.approx((-0.167, 0.833))
+
+
+def test_value_range_is_the_data_widened_to_the_fixed_range():
+    assert value_range([0.2, 0.7]) == (0.2, 0.7)
+    assert value_range([0.2, 0.7], (0, 1)) == (0, 1)
+    assert value_range([1.5, -0.2], (0, 1)) == (-0.2, 1.5)
+    assert value_range([3.0]) == (2.5, 3.5)
+
+
+def test_png_is_written_whole_into_a_new_folder(tmp_path):
+    png = save_png(curve_chart("share", [FLAT, RISING], (0, 1)), tmp_path / "docs" / "chart.png", dpi=50)
+    with Image.open(png) as image:
+        assert image.format == "PNG" and image.size == (round(CHART_SIZE[0] * 50), round(CHART_SIZE[1] * 50))
+    assert [p.name for p in png.parent.iterdir()] == ["chart.png"]  # no temporary file left behind
