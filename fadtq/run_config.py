@@ -24,7 +24,8 @@ class ModelConfig:
     # For path None: steps of `fadtq pretrain` (fadtq/training/pretrain.py) on fresh look-alike images
     # of data.synth_difficulty; 0 for none. The shipped checkpoint in pretrained/ is used when its
     # recipe matches, else the model is pretrained into the cache on first use.
-    pretrain_steps: int = 0
+    pretrain_steps: int = 0  # second stage: the whole model learns descriptions
+    pretrain_vision_steps: int = 1500  # first stage: the vision tower alone learns the scene's facts
     pretrain_seed: int = 0
     dtype: str = "float32"  # float32 | bfloat16
     attn_implementation: str = "sdpa"  # flash_attention_2 on GPUs
@@ -32,7 +33,7 @@ class ModelConfig:
     def validate(self, key: str) -> None:
         _choice(key, "size", self.size, ("tiny", "base", "base7", "small"))
         _choice(key, "dtype", self.dtype, ("float32", "bfloat16"))
-        _at_least(key, self, warmup_steps=0, pretrain_steps=0)
+        _at_least(key, self, warmup_steps=0, pretrain_steps=0, pretrain_vision_steps=0)
         if self.pretrain_steps and self.warmup_steps:
             raise ConfigError(f"{key}.warmup_steps", "set 0 with pretrain_steps (pretraining already teaches the format)")
         if self.path is not None and not self.path.strip():
@@ -81,6 +82,7 @@ class TrainConfig:
     epochs: int = 1
     max_steps: int | None = None
     lr: float = 1e-4
+    freeze_vision_tower: bool = False  # RL trains the language model only; the tower keeps what it sees
     weight_decay: float = 0.0
     micro_batch_size: int = 8
     grad_clip: float = 1.0

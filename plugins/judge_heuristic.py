@@ -2,7 +2,7 @@
 
 Conciseness (0-3) starts at 3 and loses a point for each of:
   * more than ``LONG_WORDS`` words, and another beyond ``VERY_LONG_WORDS``;
-  * a repetition rate (share of word trigrams seen before) above ``REPEAT_SOME``, and another
+  * a repetition rate (share of word trigrams seen twice before) above ``REPEAT_SOME``, and another
     above ``REPEAT_MUCH``;
   * filler phrases making up more than ``FILLER_SHARE`` of the words.
 A reasoning of fewer than ``TERSE_WORDS`` words scores at most 1: too terse to be clear (without
@@ -17,7 +17,7 @@ Relevance (0-3) earns a point for each of:
     count: "no damage" is no evidence of damage) is the class of the final answer. Evidence
     implying another class caps the score at 1.
 Keyword stuffing does not pay: with ten or more words and fewer than ``MIN_DIVERSITY`` distinct
-words per word, relevance is capped at 1 (and the repetition rules cut conciseness).
+words per word, relevance and conciseness are capped at 1.
 """
 
 from __future__ import annotations
@@ -65,8 +65,16 @@ def words_of(text: str) -> list[str]:
 
 
 def repetition_rate(words: Sequence[str], n: int = 3) -> float:
+    """The share of word ``n``-grams used for the third time or more. A second use is free: a
+    comparison describes the reference and the test image in the same words ("reference: 6 pins,
+    no damage. test: 6 pins, no damage."), which is parallel, not redundant."""
     grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
-    return 0.0 if not grams else 1.0 - len(set(grams)) / len(grams)
+    seen: dict[tuple[str, ...], int] = {}
+    repeats = 0
+    for gram in grams:
+        seen[gram] = seen.get(gram, 0) + 1
+        repeats += seen[gram] > 2
+    return repeats / len(grams) if grams else 0.0
 
 
 def filler_share(text: str, n_words: int) -> float:
@@ -84,7 +92,12 @@ def conciseness(reasoning: str) -> int:
     penalties += (rate > REPEAT_SOME) + (rate > REPEAT_MUCH)
     penalties += filler_share(reasoning, len(words)) > FILLER_SHARE
     score = max(0, 3 - penalties)
-    return min(score, 1) if len(words) < TERSE_WORDS else score
+    return min(score, 1) if len(words) < TERSE_WORDS or padded(words) else score
+
+
+def padded(words: Sequence[str]) -> bool:
+    """Ten or more words with fewer than ``MIN_DIVERSITY`` distinct words per word: keyword stuffing."""
+    return len(words) >= 10 and len(set(words)) / len(words) < MIN_DIVERSITY
 
 
 def implied_class(vocabulary: set[str]) -> str | None:
@@ -105,9 +118,7 @@ def relevance(reasoning: str, answer: str) -> int:
     score += int(implied is not None and implied == answered)
     if implied is not None and answered is not None and implied != answered:
         score = min(score, 1)
-    if len(words) >= 10 and len(vocabulary) / len(words) < MIN_DIVERSITY:
-        score = min(score, 1)
-    return score
+    return min(score, 1) if padded(words) else score
 
 
 class HeuristicJudge:

@@ -1,7 +1,7 @@
 """The heuristic judge: its documented rules, checked with expected scores computed by hand.
 
 Rules (plugins/judge_heuristic.py docstring): conciseness starts at 3 and loses one point each for
-> 60 words, > 120 words, trigram repetition rate > .15, > .4, filler share > .05; empty -> 0.
+> 60 words, > 120 words, rate of trigrams used a third time > .15, > .4, filler share > .05; empty -> 0.
 Relevance earns one point each for: mentions both images; a comparison word plus an object word;
 implied class == answered class (a cue right after no, not, without or never does not count).
 A contradicting implied class caps relevance at 1, and so does
@@ -78,11 +78,14 @@ def test_stuffing_never_pays_at_any_length(repeat):
         ("let me think " + distinct_words(121) + " you know um uh", 0),
         # 19 distinct + "well": 20 words, filler 1/20 = .05, not > .05 -> no penalty
         (distinct_words(19) + " well", 3),
-        # w0..w9 then w0..w3 again: 14 words, 12 trigrams, (w0 w1 w2),(w1 w2 w3) repeat ->
-        # 10 distinct, rate 1 - 10/12 = .167 > .15 (-1), not > .4 -> 2
-        (distinct_words(10) + " " + distinct_words(4), 2),
-        # w0..w9 twice: 20 words, 18 trigrams, 10 distinct -> rate 1 - 10/18 = .444 > .4 -> -2 -> 1
-        (distinct_words(10) + " " + distinct_words(10), 1),
+        # w0..w9 twice: every trigram used at most twice -> rate 0 -> 3
+        (distinct_words(10) + " " + distinct_words(10), 3),
+        # w0..w23, then w0..w7 twice: 40 words, 38 trigrams; the last copy's 6 internal trigrams are
+        # third uses -> rate 6/38 = .158 > .15 (-1), not > .4 -> 2 (24 distinct / 40: not padded)
+        (distinct_words(24) + " " + distinct_words(8) + " " + distinct_words(8), 2),
+        # w0..w9 four times: 40 words, 38 trigrams; copies 3 and 4 (8 internal each) and the third
+        # boundary (2) are third uses -> 18/38 = .47 > .4 (-2) -> 1; also padded (10 distinct / 40)
+        (" ".join([distinct_words(10)] * 4), 1),
         # 4 words: fewer than TERSE_WORDS (5) -> at most 1; 5 words -> no cap
         (distinct_words(4), 1),
         (distinct_words(5), 3),
@@ -102,18 +105,30 @@ def test_long_rambling_with_filler_loses_points():
     # x3 = 75, + 17 grounded = 92 words
     assert len(words) == 92
     # > 60 -> -1; not > 120.
-    # 90 trigrams. Copy 1 has 23 internal trigrams, 22 distinct ("well let me" occurs twice);
-    # the copy boundary adds "think so hmm", "so hmm well" (2, repeated at the 2nd boundary);
-    # copies 2 and 3 repeat copy 1; into the grounded sentence: "think so the", "so the reference" (2);
-    # grounded: 15 distinct. distinct = 22 + 2 + 2 + 15 = 41 -> rate = 1 - 41/90 = .544 > .4 -> -2
-    assert h.repetition_rate(words) == pytest.approx(1 - 41 / 90)
+    # 90 trigrams; a trigram counts as repeated from its third use. Copy 1 has 23 internal trigrams
+    # ("well let me" twice: free); the copy boundaries add "think so hmm" and "so hmm well" twice
+    # each (free). Copy 2 repeats copy 1 (second uses, free) except "well let me", at its third and
+    # fourth use (2); copy 3's 23 trigrams are all third uses (23). -> 25 / 90 = .278 > .15 -> -1
+    assert h.repetition_rate(words) == pytest.approx(25 / 90)
     # fillers per copy: hmm x2, well x2, "let me think" (3), basically, "i think" x2 (4), "let me see" (3),
     # actually -> 2+2+3+1+4+3+1 = 16 words; x3 = 48 of 92 -> .52 > .05 -> -1
     assert h.filler_share(ramble, len(words)) == pytest.approx(48 / 92)
-    # 3 - 1 - 2 - 1 = -1 -> floored at 0
+    # 3 - 1 - 1 - 1 = 0
     assert h.conciseness(ramble) == 0
     (v,) = judge().judge([JudgeItem("Q", ramble, "logical")])
     assert v.conciseness == 0 < h.conciseness(GROUNDED)
+
+
+def test_parallel_description_of_both_images_is_not_repetition():
+    # describing both images in the same words is a comparison: each trigram is used twice at most
+    parallel = "reference: 3 fruits, toppings, cereals, no damage. test: 3 fruits, toppings, cereals, no damage."
+    assert h.repetition_rate(h.words_of(parallel)) == 0.0
+    assert h.conciseness(parallel) == 3
+    # a loop uses its trigrams a third time: 15 words, 13 trigrams; the third "labels no damage",
+    # "no damage labels" and "damage labels no" -> 3 / 13 = .23 > .15 -> conciseness 2
+    loop = "reference: 4 small parts, no damage. labels, no damage. labels, no damage. labels, no damage."
+    assert h.repetition_rate(h.words_of(loop)) == pytest.approx(3 / 13)
+    assert h.conciseness(loop) == 2
 
 
 @pytest.mark.parametrize("answer", ["good", "structural", "A", "B. structural"])

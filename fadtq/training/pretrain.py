@@ -50,7 +50,7 @@ class PretrainRecipe:
     size: str = "base"  # the make-tiny-model preset the weights start from (seeded by ``seed``)
     vision_steps: int = 1500  # first stage: the vision tower alone learns the facts (vision_facts.py)
     vision_batch_size: int = 32
-    steps: int = 3000  # second stage: the whole model learns the descriptions, the facts kept
+    steps: int = 1500  # second stage: the whole model learns the descriptions, the facts kept
     batch_size: int = 16
     single_share: float = 0.75  # share of single-image description examples; the rest are pairs
     categories: tuple[str, ...] = CATEGORIES  # the scenes drawn (fewer: more images of each)
@@ -64,7 +64,8 @@ class PretrainRecipe:
         return json.loads(json.dumps(vars(self)))
 
     def folder_name(self) -> str:
-        return f"qwen2.5-vl-{self.size}-seed{self.seed}-pretrain{self.steps}-{self.difficulty}-{self.image_size}px"
+        return (f"qwen2.5-vl-{self.size}-seed{self.seed}-pretrain{self.vision_steps}+{self.steps}-{self.difficulty}-"
+                f"{self.image_size}px")
 
 
 @dataclass
@@ -227,7 +228,8 @@ def _save(model, processor, folder: Path) -> Path:
 
 def recipe_from_config(cfg) -> PretrainRecipe:
     """The recipe a run config asks for (``model.*`` and ``data.*``; the rest at its defaults)."""
-    return PretrainRecipe(size=cfg.model.size, steps=cfg.model.pretrain_steps, seed=cfg.model.pretrain_seed,
+    return PretrainRecipe(size=cfg.model.size, vision_steps=cfg.model.pretrain_vision_steps,
+                          steps=cfg.model.pretrain_steps, seed=cfg.model.pretrain_seed,
                           difficulty=cfg.data.synth_difficulty, image_size=cfg.data.image_size)
 
 

@@ -75,3 +75,4 @@ def build_actor(path: str, param_dtype: str, attn_implementation: str, ds_config
         exact = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32).state_dict()
         actor.model.to(torch.float32).load_state_dict(exact)
     return actor
+

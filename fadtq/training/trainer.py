@@ -61,6 +61,7 @@ class Trainer:
         self.cfg = cfg
         cpu_compat.apply()
         ready = preflight(cfg)  # every check that can run before a model loads or the run folder exists
+        from fadtq.training.freeze import freeze_vision_tower
         from fadtq.training.strategy import build_actor, build_strategy
 
         self.plugins, self.estimator, self.prompts = ready.plugins, ready.estimator, ready.prompts
@@ -90,6 +91,8 @@ class Trainer:
         }
         actor = build_actor(self.model_path, param_dtype, cfg.model.attn_implementation,
                             ds_config=self.strategy.get_ds_train_config())
+        if cfg.train.freeze_vision_tower:
+            freeze_vision_tower(actor.model)
         self.actor, self.optim, self.scheduler = self.strategy.prepare((actor, optim_cfg))
         self.reference = None
         if self.estimator.needs_reference:  # GPG never gets here: a test holds it to that

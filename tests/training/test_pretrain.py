@@ -20,7 +20,7 @@ from fadtq.training import setup
 from fadtq.training.pretrain import (PretrainRecipe, build_pretrained, load_start, recipe_from_config,
                                      training_losses, verify_shipped, weights_sha256, write_recipe)
 
-RECIPE = PretrainRecipe(steps=2)
+RECIPE = PretrainRecipe(vision_steps=2, steps=2)
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +31,10 @@ def base_model(tmp_path_factory):
 
 
 def test_the_first_steps_of_a_recipe_reproduce(base_model):
-    runs = [list(islice(training_losses(*load_start(base_model), RECIPE, PromptLibrary()), 2)) for _ in range(2)]
-    assert runs[0] == runs[1] and runs[0][0] > runs[0][1] > 0
+    # two steps of the vision tower on the facts, then two of the whole model on descriptions
+    runs = [list(islice(training_losses(*load_start(base_model), RECIPE, PromptLibrary()), 4)) for _ in range(2)]
+    assert runs[0] == runs[1] and runs[0][0] > runs[0][1] > 0 and runs[0][3] > 0
+    assert abs(runs[0][2] - runs[0][1]) > 0.5  # the description stage's loss adds the text's
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,8 @@ def shipped(tmp_path_factory, base_model):
 
 
 def config_asking_for(recipe: PretrainRecipe):
-    return load_run_config("cpu_pretrained", {"model.pretrain_steps": str(recipe.steps)})
+    return load_run_config("cpu_pretrained", {"model.pretrain_steps": str(recipe.steps),
+                                              "model.pretrain_vision_steps": str(recipe.vision_steps)})
 
 
 def test_a_run_uses_the_shipped_checkpoint_of_its_recipe(shipped, monkeypatch):
@@ -54,6 +57,7 @@ def test_a_run_uses_the_shipped_checkpoint_of_its_recipe(shipped, monkeypatch):
     assert recipe_from_config(cfg) == RECIPE and setup.pretrained_model_dir(cfg) == shipped
     record = json.loads((shipped / "recipe.json").read_text())
     assert record["sha256"] == weights_sha256(shipped) and f"--steps {RECIPE.steps}" in record["command"]
+    assert f"--vision-steps {RECIPE.vision_steps}" in record["command"]
 
 
 def test_a_checkpoint_of_another_recipe_under_the_same_name_is_refused(shipped, tmp_path):
@@ -81,9 +85,11 @@ def test_pretrain_command_trains_saves_checks_and_reproduces(tmp_path, capsys):
     digests = []
     for name in ("a", "b"):
         out = tmp_path / name
-        assert main(["pretrain", "--out", str(out), "--steps", "2", "--batch-size", "2", "--seed", "1"]) == 0
-        report = json.loads(capsys.readouterr().out.split("pretrained model:")[0])
-        assert (out / "model.safetensors").is_file() and len(report["first_losses"]) == 2
+        assert main(["pretrain", "--out", str(out), "--vision-steps", "2", "--steps", "2", "--batch-size", "2",
+                     "--seed", "1"]) == 0
+        out_text = capsys.readouterr().out  # DeepSpeed may log its accelerator on the first line
+        report = json.loads(out_text[out_text.index("{\n"):].split("pretrained model:")[0])
+        assert (out / "model.safetensors").is_file() and len(report["first_losses"]) == 3  # FIRST_LOSSES
         assert 0 <= report["test_description_exact"] <= 1 and report["examples"] == 60
         digests.append(weights_sha256(out))
     assert digests[0] == digests[1]
@@ -94,7 +100,8 @@ def test_pretrain_command_trains_saves_checks_and_reproduces(tmp_path, capsys):
 def test_pretrain_flags_are_checked_before_any_work(tmp_path, capsys):
     for flags, fragment in ((["--single-share", "2"], "--single-share 2.0: expected a number between 0 and 1"),
                             (["--categories", "pushpin"], "--categories: unknown pushpin"),
-                            (["--steps", "0"], "--steps 0: expected at least 1")):
+                            (["--steps", "0"], "--steps 0: expected at least 1"),
+                            (["--vision-steps", "-1"], "--vision-steps -1")):
         assert main(["pretrain", "--out", str(tmp_path / "m"), *flags]) == 2
         assert fragment in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
