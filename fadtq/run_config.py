@@ -83,6 +83,10 @@ class TrainConfig:
     max_steps: int | None = None
     lr: float = 1e-4
     freeze_vision_tower: bool = False  # RL trains the language model only; the tower keeps what it sees
+    # Each micro-batch also trains the pretraining descriptions of ptx_batch_size fresh look-alike
+    # images, weighted ptx_coef (fadtq/training/ptx.py); 0: pure RL.
+    ptx_coef: float = 0.0
+    ptx_batch_size: int = 4
     weight_decay: float = 0.0
     micro_batch_size: int = 8
     grad_clip: float = 1.0
@@ -91,7 +95,8 @@ class TrainConfig:
     seed: int = 0
 
     def validate(self, key: str) -> None:
-        _at_least(key, self, epochs=1, micro_batch_size=1, weight_decay=0.0, grad_clip=0.0, kl_coef=0.0, seed=0)
+        _at_least(key, self, epochs=1, micro_batch_size=1, weight_decay=0.0, grad_clip=0.0, kl_coef=0.0, seed=0,
+                  ptx_coef=0.0, ptx_batch_size=1)
         if self.max_steps is not None:
             _at_least(key, self, max_steps=1)
         _above(key, self, lr=0.0, clip_eps=0.0)

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from fadtq import formulas
 from fadtq.answer import extract_answer, format_ok, think_text
+from fadtq.prompts import CLASS_NAMES
 from fadtq.rollout import Rollout
 from fadtq.scoring import ScoredBatch
 
@@ -30,6 +32,7 @@ def step_metrics(scored: ScoredBatch, rollouts: list[Rollout], lengths: list[int
                     if not key.startswith("judge/")})
     metrics["accuracy"] = accuracy(rollouts)
     metrics["format_rate"] = float(np.mean([format_ok(r.completion) for r in rollouts]))
+    metrics.update(answer_shares(rollouts))
     metrics["length/tokens"] = float(np.mean(lengths))
     metrics["length/think_words"] = float(np.mean([len((think_text(r.completion) or "").split()) for r in rollouts]))
     judge = scored.judge
@@ -39,6 +42,15 @@ def step_metrics(scored: ScoredBatch, rollouts: list[Rollout], lengths: list[int
     if judge.perfect_share is not None:  # a share, averaged over ranks: outside the summed judge/ counts
         metrics["reward/judge_perfect_share"] = judge.perfect_share
     return metrics
+
+
+def answer_shares(rollouts: list[Rollout]) -> dict[str, float]:
+    """How often each class was answered (``answers/<class>``) and their Balance Score: a policy
+    collapsing onto one answer stops exploring, which these show before accuracy does."""
+    answers = [extract_answer(r.completion) for r in rollouts]
+    counts = [sum(a == name for a in answers) for name in CLASS_NAMES]
+    shares = {f"answers/{name}": count / len(rollouts) for name, count in zip(CLASS_NAMES, counts)}
+    return {**shares, "answers/balance_score": formulas.balance_score(counts)} if sum(counts) else shares
 
 
 class MetricsLog:

@@ -36,6 +36,7 @@ from fadtq.training.dynamic_sampling import (SUMMED_OVER_RANKS, choose_groups, c
                                             informative_groups, select_scored)
 from fadtq.training.losses import LossInputs, get_loss
 from fadtq.training.metrics import MetricsLog, accuracy, step_metrics
+from fadtq.training.ptx import DescriptionLoss
 from fadtq.training.setup import (StepPlan, default_model_dir, load_train_config, new_run_dir, parse_args, plan_steps,
                                   preflight, pretrained_model_dir, run_metadata)
 
@@ -75,7 +76,7 @@ class Trainer:
             train_batch_size=cfg.rollout.prompts_per_step * cfg.rollout.group_size, param_dtype=param_dtype,
             seed=cfg.train.seed, max_norm=cfg.train.grad_clip)
         self.rank = self.strategy.get_rank()
-        world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+        self.world_size = world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
         self.dataset = ready.dataset
         self.plan: StepPlan = plan_steps(cfg, len(self.dataset), world)
         if self.model_path is None:  # rank 0 builds the cached default model, the others wait for it
@@ -104,6 +105,8 @@ class Trainer:
 
         self.processor = load_processor(self.model_path)
         self.engine: RolloutEngine = ROLLOUT_ENGINES[cfg.rollout.engine](self.policy_model, self.processor)
+        self.ptx = DescriptionLoss(cfg, self.processor, self.rank, self.world_size) \
+            if cfg.train.ptx_coef > 0 else None
         self.sampling = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
                                        max_new_tokens=cfg.rollout.max_new_tokens)
         self.run_dir = run_dir
@@ -232,7 +235,7 @@ class Trainer:
         advantages = self.estimator(np.asarray(scored.total), [r.group for r in rollouts], **self.cfg.advantage.options)
         scored_at = time.perf_counter()
         device = next(self.policy_model.parameters()).device
-        update = self.update(scoring, torch.as_tensor(advantages, dtype=torch.float32, device=device))
+        update = self.update(step, scoring, torch.as_tensor(advantages, dtype=torch.float32, device=device))
         lengths = [len(draws[d].result.groups[r // size][r % size].completion_ids) for d, r in rows]
         local = step_metrics(scored, rollouts, lengths)
         local.update(update)
@@ -250,7 +253,7 @@ class Trainer:
                        for i, r in enumerate(rollouts[: self.cfg.output.samples_per_step])]
         return self.reduce(local), samples
 
-    def update(self, scoring, advantages: torch.Tensor) -> dict[str, float]:
+    def update(self, step: int, scoring, advantages: torch.Tensor) -> dict[str, float]:
         from fadtq.training.logprobs import completion_logprobs
 
         temperature, suppress = self.cfg.rollout.temperature, self.engine.suppressed_token_ids
@@ -267,10 +270,14 @@ class Trainer:
                 frozen.append((old, ref))
         totals: dict[str, float] = {}
         entropy_sum, tokens, grad_norm = 0.0, 0.0, None
-        for rows, batch, (old, ref) in zip(chunks, batches, frozen):
+        for number, (rows, batch, (old, ref)) in enumerate(zip(chunks, batches, frozen)):
             stats = completion_logprobs(self.policy_model, batch, temperature, suppress, with_entropy=True)
             inputs = LossInputs(stats.logprobs, advantages[rows], batch.action_mask, old, ref)
             loss, parts = self.loss.fn(inputs, clip_eps=self.cfg.train.clip_eps, kl_coef=self.cfg.train.kl_coef)
+            if self.ptx is not None:
+                ptx_loss = self.ptx(self.policy_model, step, number, len(chunks))
+                loss = loss + self.cfg.train.ptx_coef * ptx_loss
+                parts["ptx_loss"] = ptx_loss.item()
             self.strategy.backward(loss, self.actor, self.optim)
             if self.actor.model.is_gradient_accumulation_boundary():
                 grad_norm = _grad_norm(self.policy_model)  # reduced over ranks, before the step clips and zeroes

@@ -34,11 +34,12 @@ def synthetic_response(rng: random.Random) -> str:
     return f"<think>{think}</think><answer>{rng.choice(CLASS_NAMES)}</answer>"
 
 
-def supervised_batch(processor, pairs, responses) -> dict[str, torch.Tensor]:
+def supervised_batch(processor, pairs, responses, finished: bool = True) -> dict[str, torch.Tensor]:
     """Inputs with labels on the response tokens only (prompt and padding are -100). Each item of
-    ``pairs`` has ``messages`` and either ``images`` (a list) or ``ref_image`` and ``test_image``."""
+    ``pairs`` has ``messages`` and either ``images`` (a list) or ``ref_image`` and ``test_image``.
+    ``finished=False``: the responses are beginnings, with no end-of-turn token after them."""
     prompts = [processor.apply_chat_template(p.messages, add_generation_prompt=True, tokenize=False) for p in pairs]
-    end = processor.tokenizer.eos_token
+    end = processor.tokenizer.eos_token if finished else ""
     texts = [prompt + response + end for prompt, response in zip(prompts, responses)]
     images = [list(getattr(p, "images", None) or (p.ref_image, p.test_image)) for p in pairs]
     inputs = dict(processor(text=texts, images=images, padding=True, padding_side="right", return_tensors="pt"))

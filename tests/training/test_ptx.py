@@ -1,0 +1,37 @@
+"""``train.ptx_coef``: RL mixes in the policy's pretraining reasoning on fresh pairs, never the answer."""
+
+from __future__ import annotations
+
+import torch
+
+from fadtq.run_config import load_run_config
+from fadtq.training.processor import load_processor
+from fadtq.training.ptx import PTX_OFFSET, DescriptionLoss
+from fadtq.training.warmup import supervised_batch
+
+
+def test_beginnings_carry_no_end_of_turn(tiny_model_dir):
+    processor = load_processor(tiny_model_dir)
+    from fadtq.training.pretrain import PretrainRecipe, examples
+    from fadtq.prompts import PromptLibrary
+
+    pair = next(examples(PretrainRecipe(), PTX_OFFSET, 1, PromptLibrary(), pair=True))
+    eos = processor.tokenizer.convert_tokens_to_ids(processor.tokenizer.eos_token)
+    whole = supervised_batch(processor, [pair], [pair.response])
+    begun = supervised_batch(processor, [pair], [f"<think>{pair.think}</think><answer>"], finished=False)
+    assert eos in whole["labels"][0].tolist() and eos not in begun["labels"][0].tolist()
+    labelled = begun["input_ids"][0][begun["labels"][0] != -100]
+    text = processor.tokenizer.decode(labelled)
+    assert text.startswith("<think>reference:") and text.endswith("<answer>")
+
+
+def test_the_mix_is_the_same_for_the_same_slot_and_differs_between_slots(tiny_model_dir):
+    from transformers import AutoModelForImageTextToText
+
+    cfg = load_run_config("cpu_pretrained", {"train.ptx_coef": "1.0", "train.ptx_batch_size": "2"})
+    model = AutoModelForImageTextToText.from_pretrained(str(tiny_model_dir), dtype=torch.float32).eval()
+    ptx = DescriptionLoss(cfg, load_processor(tiny_model_dir), rank=0, world_size=2)
+    with torch.no_grad():
+        first, again = ptx(model, 3, 1, 4), ptx(model, 3, 1, 4)
+        other_rank = DescriptionLoss(cfg, load_processor(tiny_model_dir), rank=1, world_size=2)(model, 3, 1, 4)
+    assert torch.isfinite(first) and first.item() == again.item() != other_rank.item()
