@@ -3,7 +3,7 @@
 Usage: .venv/bin/python bench/bench_gpg_vs_grpo.py [--rounds 2] [--steps 4] [--prompts 2] [--group 4]
        [--tokens 32] [--image-size 112]
 
-The seed claims GPG saves memory and time by dropping the reference model (and, with its plain
+The paper claims GPG saves memory and time by dropping the reference model (and, with its plain
 policy-gradient loss, the old-log-prob forward). Both variants run the same prompts, group size,
 completion length and rollout seeds; each variant runs in its own subprocess so its peak RSS is
 clean, and the rounds alternate which variant goes first, so load from other jobs on the machine

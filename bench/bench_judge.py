@@ -8,7 +8,7 @@ Without ``--base-url`` it starts the tiny offline judge with ``fadtq.judges.serv
 40% wrong answers; in each group two samples share their reasoning) is judged:
 
 * 256 distinct items with ``--concurrency`` requests in flight, then one at a time: the ratio;
-* scored as in training (the seed's reward, accuracy-gated, cache on): requests the gate saved,
+* scored as in training (the paper's reward, accuracy-gated, cache on): requests the gate saved,
   requests the cache saved within the batch, and all of them when the batch is scored again;
 * the judge's share of a training step: gated judge time / (that + ``--other-step-seconds``),
   an assumed time for the rest of the step (rollouts and update), since it depends on the policy.

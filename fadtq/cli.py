@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pretrain": ("fadtq.commands.pretrain", "give an offline Qwen2.5-VL eyes: describe fresh look-alike images"),
     "warmup": ("fadtq.commands.warmup", "teach a from-scratch model the answer format (random answers)"),
     "eval": ("fadtq.commands.eval", "accuracy, Balance Score and more for a model or a predictions file"),
-    "report": ("fadtq.commands.report", "HTML and Markdown report (the seed's tables, curves, examples) over evals and runs"),
+    "report": ("fadtq.commands.report", "HTML and Markdown report (the paper's tables, curves, examples) over evals and runs"),
 }
 
 

@@ -4,7 +4,7 @@ A *term* is either a reward plugin (``reward: accuracy``) or a weighted mix of o
 (``mix: {conciseness: eta, relevance: 1-eta}``), optionally *gated* by another term: the gate's
 value g = min(1, max(0, value)) multiplies the term, and where g = 0 the term is not computed at
 all (so the judge is never asked about a wrong or unparseable answer). The total is
-``sum(weight * g * value)`` over the ``active`` terms, which ``--rewards`` selects. The seed's
+``sum(weight * g * value)`` over the ``active`` terms, which ``--rewards`` selects. The paper's
 
     R = r_format + r_acc + min(1, max(0, r_acc)) * (eta * r_conc + (1 - eta) * r_rel)
 

@@ -5,7 +5,7 @@ alpha, accuracy, Balance Score, precision, recall and F1.
 The policy losses (GPG's policy gradient, GRPO's clipped ratio with its KL term) are torch code on
 log-probabilities and live in :mod:`fadtq.training.losses`.
 
-Notation follows the seed (section 2.3): R is a rollout's total reward, a *group* is the set of
+Notation follows the paper (section 2.3): R is a rollout's total reward, a *group* is the set of
 rollouts sampled for one prompt, eps = 1e-12.
 """
 
@@ -19,13 +19,13 @@ EPS = 1e-12
 
 
 def clamp01(value: float | None) -> float:
-    """``min(1, max(0, value))``: the seed's gate on the accuracy reward (``None`` closes it)."""
+    """``min(1, max(0, value))``: the paper's gate on the accuracy reward (``None`` closes it)."""
     return 0.0 if value is None else min(1.0, max(0.0, float(value)))
 
 
 def weighted_sum(parts: list[tuple[float, float]]) -> float:
     """sum(weight * value) over (value, weight) pairs: a ``mix`` term. With the weights
-    (eta, 1 - eta) on (r_conc, r_rel) it is the seed's r_tq = eta * r_conc + (1 - eta) * r_rel."""
+    (eta, 1 - eta) on (r_conc, r_rel) it is the paper's r_tq = eta * r_conc + (1 - eta) * r_rel."""
     return sum(value * weight for value, weight in parts)
 
 
@@ -45,7 +45,7 @@ def group_index(groups: Sequence[Hashable]) -> list[np.ndarray]:
 def group_standardise(rewards: np.ndarray, groups: Sequence[Hashable], eps: float = EPS, ddof: int = 0) -> np.ndarray:
     """A = (R - mu_group) / (sigma_group + eps); zero for zero-variance and single-rollout groups.
 
-    ``ddof=0`` is the population standard deviation (the seed's "empirical" sigma); OpenRLHF and
+    ``ddof=0`` is the population standard deviation (the paper's "empirical" sigma); OpenRLHF and
     verl use ``ddof=1``, which only rescales advantages by sqrt(n / (n - 1)).
     """
     rewards = np.asarray(rewards, dtype=np.float64)
@@ -98,7 +98,7 @@ def gpg_alpha(rewards: np.ndarray, groups: Sequence[Hashable]) -> float:
     return 1.0 if flat == batch else batch / (batch - flat)
 
 
-# ----------------------------------------------------------------------------- evaluation (seed, section 3.1)
+# ----------------------------------------------------------------------------- evaluation (the paper, section 3.1)
 def accuracy(correct: Sequence[bool]) -> float:
     """Accuracy = (1/N) sum_i 1[y_hat_i = y_i]; an unparseable answer is simply not equal to y_i."""
     if not correct:
@@ -110,7 +110,7 @@ def balance_score(counts: Sequence[float], eps: float = EPS) -> float:
     """Balance Score = H(p) / log(3), H(p) = -sum_c p_c log(p_c + eps), p the predicted-option distribution.
 
     ``counts`` holds how often each of the three options was chosen. With eps inside the log, one
-    option chosen every time gives -log(1 + eps) / log 3 ~ -9e-13, not exactly 0, as the seed's
+    option chosen every time gives -log(1 + eps) / log 3 ~ -9e-13, not exactly 0, as the paper's
     formula says; the normaliser is log 3 whatever the length of ``counts``.
     """
     counts = np.asarray(counts, dtype=np.float64)

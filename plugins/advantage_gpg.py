@@ -1,4 +1,4 @@
-"""``gpg``: the seed's Group Policy Gradient advantage, A = (R - mu) / (sigma + eps) per group.
+"""``gpg``: the paper's Group Policy Gradient advantage, A = (R - mu) / (sigma + eps) per group.
 
 Optimised with the plain policy-gradient loss (no ratio, no clip, no reference model, no KL).
 ``adjust_gd=True`` multiplies by the GPG paper's alpha = B / (B - M) (off by default; see

@@ -1,5 +1,5 @@
 """``grpo``: standardised group advantages for the clipped-ratio loss with a KL penalty to a
-frozen reference model (the baseline of the seed's Table 3)."""
+frozen reference model (the baseline of the paper's Table 3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``openai``: a judge behind any OpenAI-compatible chat endpoint (vLLM in the seed).
+"""``openai``: a judge behind any OpenAI-compatible chat endpoint (vLLM in the paper).
 
 Options (``judge.options``)::
 

@@ -32,12 +32,12 @@ INTERLEAVED_R = [0.0, 5.0, 3.0, 7.0, 1.0, 3.0]
 INTERLEAVED_G = ["a", "b", "a", "c", "b", "a"]
 
 
-def test_eps_is_the_seeds():
+def test_eps_is_the_papers():
     assert EPS == 1e-12
 
 
 # --------------------------------------------------------------------------------------------
-# clamp01, weighted_sum (the seed's eta mix), normalise_score
+# clamp01, weighted_sum (the paper's eta mix), normalise_score
 # --------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(
@@ -67,7 +67,7 @@ def test_eta_mix(conc, rel, eta, expected):
 
 
 def eta_mix(conc: float, rel: float, eta: float) -> float:
-    """The seed's r_tq through the library's mix: weights (eta, 1 - eta) on (r_conc, r_rel)."""
+    """The paper's r_tq through the library's mix: weights (eta, 1 - eta) on (r_conc, r_rel)."""
     return weighted_sum([(conc, eta), (rel, 1.0 - eta)])
 
 
@@ -159,7 +159,7 @@ def test_standardise_zero_variance_exact_values_give_zeros(value, n):
     [
         (0.1, 3),
         (2.7, 3),
-        (2.0 + eta_mix(normalise_score(2), normalise_score(3), 0.5), 6),  # realistic seed R = 2.8333...
+        (2.0 + eta_mix(normalise_score(2), normalise_score(3), 0.5), 6),  # a realistic R of the paper = 2.8333...
         (2.0 + eta_mix(normalise_score(0), normalise_score(3), 0.3), 3),  # R = 2 + .7 = 2.7
     ],
 )

@@ -1,4 +1,4 @@
-"""``fadtq eval``: the seed's metrics for a model (generated here) or for a predictions file."""
+"""``fadtq eval``: the paper's metrics for a model (generated here) or for a predictions file."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""MVTec-LOCO-AD-Pair3C: the seed's reference/test pair benchmark built on MVTec LOCO AD.
+"""MVTec-LOCO-AD-Pair3C: the paper's reference/test pair benchmark built on MVTec LOCO AD.
 
-Protocol (seed, section 2.2): for each category and class (good / structural / logical) sample
+Protocol (the paper, section 2.2): for each category and class (good / structural / logical) sample
 ``train_per_class`` test images for training; the rest form the test set. Training pairs take a
 reference from ``train/good``, test pairs from ``validation/good``.
 """
@@ -171,7 +171,7 @@ def write_benchmark(benchmark: Benchmark, out: str | Path) -> Path:
 
 
 def format_table1(stats: dict) -> str:
-    """The seed's Table 1 as an aligned text table (train/test for total, good, SA, LA)."""
+    """The paper's Table 1 as an aligned text table (train/test for total, good, SA, LA)."""
     groups = (("Total", "total"), ("Good", "good"), ("SA", "structural"), ("LA", "logical"))
     rows = [[name.replace("_", " ").title()] + _cells(counts, groups) for name, counts in stats["categories"].items()]
     rows.append(["Total"] + _cells(stats["total"], groups))

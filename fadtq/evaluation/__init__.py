@@ -1,4 +1,4 @@
-"""Evaluation: predictions from a model or a file, the seed's metrics, and HTML/Markdown reports.
+"""Evaluation: predictions from a model or a file, the paper's metrics, and HTML/Markdown reports.
 
 ``evaluate_model`` and ``write_report`` are the entry points the main job calls; the command line
 (``fadtq eval``, ``fadtq report``) wraps the same functions. Heavy imports (torch, transformers)

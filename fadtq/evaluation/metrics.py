@@ -1,4 +1,4 @@
-"""The seed's evaluation metrics (section 3.1) and the diagnostics the report shows next to them.
+"""The paper's evaluation metrics (section 3.1) and the diagnostics the report shows next to them.
 
 Decisions, stated once:
 
@@ -8,7 +8,7 @@ Decisions, stated once:
   unparseable answer is not an option. Their count and rate are reported next to it
   (``unparsed``) and they fill the fourth column of the confusion matrix. A category with no
   parseable answer at all has no Balance Score (``null``).
-* **Overall accuracy** is pooled over all pairs, as in the seed: its 55.89 is 541 / 968 correct
+* **Overall accuracy** is pooled over all pairs, as in the paper: its 55.89 is 541 / 968 correct
   pairs, while the mean of its five category accuracies is 56.89. Both are reported
   (``accuracy`` and ``accuracy_category_mean``). The overall Balance Score is that of the pooled
   distribution of chosen options.
@@ -29,7 +29,7 @@ from fadtq import formulas
 from fadtq.prompts import CLASS_NAMES
 
 UNPARSED = "unparsed"
-# The seed's Table 2 column order; other categories follow alphabetically.
+# The paper's Table 2 column order; other categories follow alphabetically.
 TABLE2_ORDER = ("breakfast_box", "splicing_connectors", "juice_bottle", "screw_bag", "pushpins")
 
 

@@ -1,4 +1,4 @@
-"""Reports: the seed's Tables 2 and 3, confusion matrices, training curves and a Figure-3 gallery.
+"""Reports: the paper's Tables 2 and 3, confusion matrices, training curves and a Figure-3 gallery.
 
 ``build_report`` takes eval folders (``metrics.json`` + ``predictions.jsonl``) and training runs
 (``metrics.jsonl``; the run's evaluation is read from ``RUN/eval`` when present) and writes one
@@ -7,9 +7,9 @@ matplotlib (``fadtq.evaluation.charts``), there is no script and no external res
 opens anywhere and renders without a network. The same tables go to the terminal and to a Markdown
 file next to the HTML.
 
-Numbers are percentages with two decimals, as in the seed. In Table 2 the best value of each
+Numbers are percentages with two decimals, as in the paper. In Table 2 the best value of each
 column is bold and, for accuracy, the second best underlined (Markdown: italic); Balance Scores
-are grey, and lighter below 15 % (the seed's flag for degenerate option choice).
+are grey, and lighter below 15 % (the paper's flag for degenerate option choice).
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def ranks(rows: list[list[float | None]]) -> list[list[int]]:
 
 
 def table3(evaluated: list[Entry], baseline: Entry) -> tuple[list[str], list[list[str]]]:
-    """The seed's Table 3: method, +Ref, accuracy, gain over the baseline, mean reasoning length."""
+    """The paper's Table 3: method, +Ref, accuracy, gain over the baseline, mean reasoning length."""
     header = ["Method", "+Ref", "Accuracy", "Accuracy Gain", "Avg. Length (words)", "Avg. Length (tokens)"]
     rows = []
     for entry in evaluated:
@@ -242,7 +242,7 @@ def _html_cell(value: float | None, rank: int, kind: str) -> str:
 
 
 def table2_html(evaluated: list[Entry]) -> str:
-    """Table 2 with the seed's two header rows: a group per category (Acc., BS), then Overall."""
+    """Table 2 with the paper's two header rows: a group per category (Acc., BS), then Overall."""
     header, rows, kinds = table2(evaluated)
     marks = ranks(rows)
     groups = [h.rsplit(" ", 1)[0] for h in header[1:-1:2]]

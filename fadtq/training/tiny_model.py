@@ -2,7 +2,7 @@
 
 Tests and CPU runs need a real Qwen2.5-VL architecture (3-D rotary positions, vision tower,
 image placeholder tokens) without a model hub. Everything here is made locally and is
-deterministic from the seed: the byte-level BPE tokenizer is trained on an in-repo corpus (the
+deterministic from its seed: the byte-level BPE tokenizer is trained on an in-repo corpus (the
 policy's question, the class names, words a reasoning about anomalies uses, the think/answer
 tags), and the weights are drawn after ``torch.manual_seed(seed)``.
 

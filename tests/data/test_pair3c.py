@@ -11,7 +11,7 @@ from fadtq.data.pair3c import build_pair3c, format_table1, read_manifest, write_
 from fadtq.data.synth import SPECS
 from fadtq.errors import FadtqError
 
-# The seed's Table 1, test split: total, good, structural, logical.
+# The paper's Table 1, test split: total, good, structural, logical.
 TABLE1_TEST = {
     "breakfast_box": (155, 62, 50, 43),
     "juice_bottle": (210, 54, 54, 102),

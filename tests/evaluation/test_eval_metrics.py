@@ -13,7 +13,7 @@ LN2, LN3 = math.log(2), math.log(3)
 
 
 def test_balance_score_of_one_option_is_zero_and_keeps_the_seed_eps():
-    # p = (1, 0, 0): H = -(1 * log(1 + eps)) - 0 - 0, a hair below 0, as the seed's formula gives.
+    # p = (1, 0, 0): H = -(1 * log(1 + eps)) - 0 - 0, a hair below 0, as the paper's formula gives.
     assert balance_score([7, 0, 0]) == pytest.approx(0.0, abs=1e-9)
     assert balance_score([0, 0, 7]) == pytest.approx(-math.log(1 + EPS) / LN3, rel=1e-12)
 
