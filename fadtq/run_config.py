@@ -25,7 +25,7 @@ class ModelConfig:
     # of data.synth_difficulty; 0 for none. The shipped checkpoint in pretrained/ is used when its
     # recipe matches, else the model is pretrained into the cache on first use.
     pretrain_steps: int = 0  # second stage: the whole model learns descriptions
-    pretrain_vision_steps: int = 1500  # first stage: the vision tower alone learns the scene's facts
+    pretrain_vision_steps: int = 3000  # first stage: the vision tower alone learns the scene's facts
     pretrain_seed: int = 0
     dtype: str = "float32"  # float32 | bfloat16
     attn_implementation: str = "sdpa"  # flash_attention_2 on GPUs

@@ -48,7 +48,7 @@ class PretrainRecipe:
     """Everything that determines the pretrained model: the same recipe gives the same bytes."""
 
     size: str = "base"  # the make-tiny-model preset the weights start from (seeded by ``seed``)
-    vision_steps: int = 1500  # first stage: the vision tower alone learns the facts (vision_facts.py)
+    vision_steps: int = 3000  # first stage: the vision tower alone learns the facts (vision_facts.py)
     vision_batch_size: int = 32
     steps: int = 1500  # second stage: the whole model learns the descriptions, the facts kept
     batch_size: int = 16

@@ -105,3 +105,22 @@ def test_pretrain_flags_are_checked_before_any_work(tmp_path, capsys):
         assert main(["pretrain", "--out", str(tmp_path / "m"), *flags]) == 2
         assert fragment in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_the_shipped_checkpoint_s_first_steps_reproduce():
+    """The command in the shipped ``recipe.json``, run for its first steps from a fresh model, gives
+    the losses recorded there (``bench/pretrained_policy.py`` rebuilds it in full)."""
+    from fadtq.training.pretrain import FIRST_LOSSES, RECIPE_FILE
+    from fadtq.training.tiny_model import make_tiny_model
+
+    recipe = recipe_from_config(load_run_config("cpu_pretrained"))
+    shipped = setup.SHIPPED_MODELS / recipe.folder_name()
+    record = json.loads((shipped / RECIPE_FILE).read_text())
+    assert verify_shipped(shipped, recipe) == shipped
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as scratch:
+        start = make_tiny_model(Path(scratch) / "base", size=recipe.size, seed=recipe.seed)
+        losses = list(islice(training_losses(*load_start(start), recipe, PromptLibrary()), FIRST_LOSSES))
+    assert losses == pytest.approx(record["check"]["first_losses"], abs=1e-5)
