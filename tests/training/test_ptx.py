@@ -35,3 +35,18 @@ def test_the_mix_is_the_same_for_the_same_slot_and_differs_between_slots(tiny_mo
         first, again = ptx(model, 3, 1, 4), ptx(model, 3, 1, 4)
         other_rank = DescriptionLoss(cfg, load_processor(tiny_model_dir), rank=1, world_size=2)(model, 3, 1, 4)
     assert torch.isfinite(first) and first.item() == again.item() != other_rank.item()
+
+
+def test_a_run_with_ptx_and_a_frozen_tower_logs_the_mix_and_keeps_the_tower(train_env, model_args, tiny_model_dir,
+                                                                            tmp_path):
+    from trainer_testlib import ok, policy_state, python_cmd, rows, run
+
+    ok(run(python_cmd(*model_args, "--rewards", "format,accuracy,signal", "--train.max_steps", "2",
+                      "--rollout.max_new_tokens", "8", "--train.ptx_coef", "0.5", "--train.ptx_batch_size", "1",
+                      "--train.freeze_vision_tower", "true", "--output.dir", tmp_path, "--output.name", "run"),
+           train_env))
+    assert all(row["loss/ptx_loss"] > 0 for row in rows(tmp_path / "run" / "metrics.jsonl"))
+    start, final = policy_state(tiny_model_dir), policy_state(tmp_path / "run" / "final")
+    tower = [name for name in start if ".visual." in f".{name}"]
+    assert tower and all(torch.equal(start[name], final[name]) for name in tower)
+    assert any(not torch.equal(start[name], final[name]) for name in start if name not in tower)
