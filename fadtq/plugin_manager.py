@@ -149,7 +149,7 @@ def collect(manager: PluginManager) -> Plugins:
         "register_rewards": Registry("reward", "--rewards", RewardFunction),
         "register_advantage_estimators": Registry("advantage estimator", "--advantage", AdvantageEstimator),
         "register_judges": Registry("judge", "--judge", JudgeFactory),
-        "register_losses": Registry("loss", "advantage loss", Loss),
+        "register_losses": Registry("loss", "the estimator's loss", Loss),
         "register_rollout_engines": Registry("rollout engine", "rollout.engine", RolloutEngineFactory),
     }
     for hook_name, registry in registries.items():
