@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -14,9 +14,18 @@ from fadtq.errors import FadtqError
 from fadtq.hookspecs import hookimpl
 from fadtq.rollout import Rollout
 
+if TYPE_CHECKING:
+    import torch
+    from transformers import ProcessorMixin
+
+    from fadtq.generation.engine import RolloutEngine
+    from fadtq.prompts import PromptLibrary
+    from fadtq.training.losses import LossInputs
+
 __all__ = [
-    "AdvantageEstimator", "Judge", "JudgeFactory", "JudgeItem", "RewardContext", "RewardFunction",
-    "RewardOutput", "Rollout", "Verdict", "hookimpl",
+    "AdvantageEstimator", "AdvantageFn", "CountingJudge", "Judge", "JudgeBuilder", "JudgeFactory", "JudgeItem",
+    "Loss", "LossFn", "RewardContext", "RewardFn", "RewardFunction", "RewardOutput", "Rollout", "RolloutEngineBuilder",
+    "RolloutEngineFactory", "Verdict", "hookimpl",
 ]
 
 
@@ -44,8 +53,9 @@ class Verdict:
 
 
 class Judge(Protocol):
-    """A judge may also have ``check()``: reach its server once, raising ``FadtqError`` when it
-    cannot (runs call it before their first step)."""
+    """What the scorer asks of a judge: ``judge()``, and ``counts`` when the judge is a
+    :class:`CountingJudge`. A judge may also have ``check()``: reach its server once, raising
+    ``FadtqError`` when it cannot (runs call it before their first step)."""
 
     name: str
 
@@ -53,16 +63,34 @@ class Judge(Protocol):
         """One verdict per item, in order."""
 
 
+class CountingJudge(Judge, Protocol):
+    """A judge that tallies its own work (requests, retries, failures by kind, cache hits): the
+    scorer reads ``counts`` before and after each call and logs the growth as ``judge/<key>``."""
+
+    counts: Mapping[str, int]
+
+
+class JudgeBuilder(Protocol):
+    """Builds a judge from its ``judge.options`` and the run's prompt templates."""
+
+    def __call__(self, options: dict[str, Any], prompts: PromptLibrary, /) -> Judge:
+        """A ready judge; bad options raise ``ConfigError`` naming the key."""
+
+
 @dataclass(frozen=True)
 class JudgeFactory:
+    """A judge's name, its builder and the prompt templates it renders (checked and hashed per run)."""
+
     name: str
-    build: Callable[..., Judge]  # build(options: dict, prompts: PromptLibrary) -> Judge
+    build: JudgeBuilder
     description: str = ""
-    templates: tuple[str, ...] = ()  # the prompt templates the judge renders (checked and hashed per run)
+    templates: tuple[str, ...] = ()
 
 
 @dataclass
 class RewardOutput:
+    """A reward's value per rollout (``None`` where it could not be computed) and scalar logs."""
+
     values: list[float | None]
     logs: dict[str, float] = field(default_factory=dict)
 
@@ -76,10 +104,19 @@ class RewardContext(Protocol):
         """Judge verdicts for these rollouts; each rollout is judged at most once per scoring call."""
 
 
+class RewardFn(Protocol):
+    """A reward plugin's function: a batch of rollouts in, one value per rollout out."""
+
+    def __call__(self, rollouts: Sequence[Rollout], ctx: RewardContext, /) -> RewardOutput:
+        """Values for ``rollouts``, in order."""
+
+
 @dataclass(frozen=True)
 class RewardFunction:
+    """A reward's name, its function and whether it asks the judge."""
+
     name: str
-    fn: Callable[[Sequence[Rollout], RewardContext], RewardOutput]
+    fn: RewardFn
     needs_judge: bool = False
     description: str = ""
 
@@ -100,14 +137,22 @@ class RewardFunction:
         return RewardOutput([None if v is None else float(v) for v in values], out.logs)
 
 
+class AdvantageFn(Protocol):
+    """An estimator's pure function: rewards and group ids in, one advantage per rollout out.
+    Its keyword parameters are the estimator's ``advantage.options``."""
+
+    def __call__(self, rewards: np.ndarray, groups: Sequence[Hashable], /, **options: Any) -> np.ndarray:
+        """Advantages, one per reward."""
+
+
 @dataclass(frozen=True)
 class AdvantageEstimator:
-    """A name mapped to a pure function; the trainer never branches on the name."""
+    """A name mapped to a pure function and the name of the loss its advantages are for; the
+    trainer never branches on the name."""
 
     name: str
-    fn: Callable[..., np.ndarray]  # fn(rewards, groups, **options) -> advantages
+    fn: AdvantageFn
     loss: str
-    needs_reference: bool = False
     description: str = ""
 
     def __call__(self, rewards: np.ndarray, groups: Sequence[Hashable], **options: Any) -> np.ndarray:
@@ -117,3 +162,41 @@ class AdvantageEstimator:
             raise FadtqError(f"advantage estimator {self.name!r}: returned {advantages.tolist()[:8]} for "
                              f"{len(rewards)} rewards; expected one finite number per reward")
         return advantages
+
+
+class LossFn(Protocol):
+    """A policy loss: ``fadtq.training.losses.LossInputs`` of one micro-batch and the run's
+    ``train.clip_eps`` and ``train.kl_coef`` in, the scalar to minimise and its logged parts out."""
+
+    def __call__(self, inputs: LossInputs, /, *, clip_eps: float,
+                 kl_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
+        """The loss (with gradients) and scalar metrics, logged as ``loss/<key>``."""
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A loss by name, and what the trainer must compute for it: the rollout policy's
+    log-probabilities (``needs_old_logprobs``) and a frozen reference model's
+    (``needs_reference``; the trainer builds a reference model only then)."""
+
+    name: str
+    fn: LossFn
+    needs_old_logprobs: bool = False
+    needs_reference: bool = False
+    description: str = ""
+
+
+class RolloutEngineBuilder(Protocol):
+    """Builds a rollout engine around the policy being trained and its processor."""
+
+    def __call__(self, model: torch.nn.Module, processor: ProcessorMixin, /) -> RolloutEngine:
+        """An engine sampling from ``model`` (it must see the weights as they are updated)."""
+
+
+@dataclass(frozen=True)
+class RolloutEngineFactory:
+    """A rollout engine by name (the config's ``rollout.engine``) and its builder."""
+
+    name: str
+    build: RolloutEngineBuilder
+    description: str = ""

@@ -1,5 +1,6 @@
-"""The plugin contract. Every reward, advantage estimator and judge, built-in or third-party,
-reaches FAD-TQ through these hooks; the docstrings below are the documentation of the contract.
+"""The plugin contract. Every reward, advantage estimator, judge, loss and rollout engine,
+built-in or third-party, reaches FAD-TQ through these hooks; the docstrings below are the
+documentation of the contract.
 
 A plugin is a module (or object) with functions of these names decorated with
 ``fadtq.hookimpl``. Built-ins live in ``plugins/`` (import name ``fadtq_plugins``); third-party
@@ -13,44 +14,76 @@ Names are global: two plugins registering the same name is an error naming both 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pluggy
+
+if TYPE_CHECKING:
+    from fadtq.api import AdvantageEstimator, JudgeFactory, Loss, RewardFunction, RolloutEngineFactory
 
 hookspec = pluggy.HookspecMarker("fadtq")
 hookimpl = pluggy.HookimplMarker("fadtq")
 
 
 @hookspec
-def register_rewards() -> list:
+def register_rewards() -> list[RewardFunction]:
     """Return a list of ``fadtq.api.RewardFunction``.
 
-    A reward function is called with a *batch* of ``fadtq.rollout.Rollout`` and a
-    ``fadtq.api.RewardContext`` and returns ``fadtq.api.RewardOutput``: one value per rollout
-    (a float, or ``None`` when it could not be computed for that rollout; never a made-up
-    number) and a dict of scalar logs. Values should lie in [0, 1] for the paper's total to stay
+    A reward function (``fadtq.api.RewardFn``) is called with a *batch* of
+    ``fadtq.rollout.Rollout`` and a ``fadtq.api.RewardContext`` and returns
+    ``fadtq.api.RewardOutput``: one value per rollout (a float, or ``None`` when it could not be
+    computed for that rollout; never a made-up number) and a dict of scalar logs. Values should lie in [0, 1] for the paper's total to stay
     in [0, 3], but nothing enforces it. ``needs_judge=True`` declares that it asks the judge
     (``ctx.verdicts``); the composer then counts judged, skipped and failed rollouts.
     """
 
 
 @hookspec
-def register_advantage_estimators() -> list:
+def register_advantage_estimators() -> list[AdvantageEstimator]:
     """Return a list of ``fadtq.api.AdvantageEstimator``.
 
     An estimator is a small pure function ``fn(rewards, groups, **options) -> advantages``
-    (numpy arrays of one float per rollout; ``groups`` gives each rollout's group id). It also
-    declares the ``loss`` the trainer must optimise with its advantages (a name in the loss
-    registry, e.g. ``"policy_gradient"`` or ``"clipped_ratio"``) and whether that loss needs a
-    frozen reference model (``needs_reference``): the trainer builds one only then.
+    (numpy arrays of one float per rollout; ``groups`` gives each rollout's group id), typed as
+    ``fadtq.api.AdvantageFn``. It also declares the ``loss`` the trainer must optimise with its
+    advantages: the name of any registered loss (see ``register_losses``), built-in
+    (``"policy_gradient"``, ``"clipped_ratio"``) or from another plugin.
     """
 
 
 @hookspec
-def register_judges() -> list:
+def register_judges() -> list[JudgeFactory]:
     """Return a list of ``fadtq.api.JudgeFactory``.
 
-    A factory builds a judge from its config options and the run's ``PromptLibrary``. A judge
+    A factory's ``build`` (``fadtq.api.JudgeBuilder``) makes a judge from its config options and
+    the run's ``PromptLibrary``. A judge
     takes a batch of ``fadtq.api.JudgeItem`` (question, reasoning, answer) and returns one
     ``fadtq.api.Verdict`` per item, in order: integer scores 0-3 for conciseness and relevance,
     or a recorded ``error`` when no verdict could be had (server down, unreadable reply). A
     judge never invents a score for an item it failed on.
+    """
+
+
+@hookspec
+def register_losses() -> list[Loss]:
+    """Return a list of ``fadtq.api.Loss``.
+
+    A loss function (``fadtq.api.LossFn``) takes the ``fadtq.training.losses.LossInputs`` of one
+    micro-batch (the policy's log-probabilities with gradients, the advantages, the completion
+    mask) and the keywords ``clip_eps`` and ``kl_coef``, and returns the scalar to minimise and
+    a dict of scalar metrics. The loss declares what it reads besides: the rollout policy's
+    log-probabilities (``needs_old_logprobs``) and a frozen reference model's
+    (``needs_reference``); the trainer computes them, and builds a reference model, only then.
+    An advantage estimator names the loss it is optimised with.
+    """
+
+
+@hookspec
+def register_rollout_engines() -> list[RolloutEngineFactory]:
+    """Return a list of ``fadtq.api.RolloutEngineFactory``.
+
+    The config's ``rollout.engine`` names one. Its ``build`` (``fadtq.api.RolloutEngineBuilder``)
+    is called once per run with the policy being trained and its processor and returns a
+    ``fadtq.generation.engine.RolloutEngine``: it samples groups of completions and returns the
+    exact inputs of the scoring forward. Import heavy dependencies inside ``build``, not at the
+    top of the plugin: every command loads every plugin.
     """

@@ -17,7 +17,7 @@ from typing import Generic, TypeVar
 import pluggy
 
 from fadtq import hookspecs
-from fadtq.api import AdvantageEstimator, JudgeFactory, RewardFunction
+from fadtq.api import AdvantageEstimator, JudgeFactory, Loss, RewardFunction, RolloutEngineFactory
 from fadtq.errors import FadtqError
 
 BUILTIN_PLUGINS = (
@@ -31,6 +31,8 @@ BUILTIN_PLUGINS = (
     "fadtq_plugins.judge_heuristic",
     "fadtq_plugins.judge_openai",
     "fadtq_plugins.judge_hf",
+    "fadtq_plugins.losses",
+    "fadtq_plugins.rollout_engines",
 )
 ENTRY_POINT_GROUP = "fadtq"
 BUILTIN_PROVIDER = "fadtq (built-in)"
@@ -76,10 +78,14 @@ class Registry(Generic[T]):
 
 @dataclass
 class Plugins:
+    """One registry per hook of ``fadtq.hookspecs``, each name with its provider."""
+
     manager: pluggy.PluginManager
-    rewards: Registry
-    advantages: Registry
-    judges: Registry
+    rewards: Registry[RewardFunction]
+    advantages: Registry[AdvantageEstimator]
+    judges: Registry[JudgeFactory]
+    losses: Registry[Loss]
+    engines: Registry[RolloutEngineFactory]
 
 
 class PluginManager(pluggy.PluginManager):
@@ -139,10 +145,12 @@ def _check_hook_names(manager: PluginManager) -> None:
 
 def collect(manager: PluginManager) -> Plugins:
     """Call each plugin's hooks one by one so that every name is tied to its provider."""
-    registries = {
+    registries: dict[str, Registry] = {
         "register_rewards": Registry("reward", "--rewards", RewardFunction),
         "register_advantage_estimators": Registry("advantage estimator", "--advantage", AdvantageEstimator),
         "register_judges": Registry("judge", "--judge", JudgeFactory),
+        "register_losses": Registry("loss", "the estimator's loss", Loss),
+        "register_rollout_engines": Registry("rollout engine", "rollout.engine", RolloutEngineFactory),
     }
     for hook_name, registry in registries.items():
         for impl in getattr(manager.hook, hook_name).get_hookimpls():

@@ -162,13 +162,19 @@ def _above(key: str, section: object, **bounds: float) -> None:
 
 def check_plugins(cfg: RunConfig, plugins: Plugins) -> None:
     """Every plugin the config names is registered, and the estimator takes its options."""
-    checks = [("judge.name", cfg.judge.name, plugins.judges), ("advantage.name", cfg.advantage.name, plugins.advantages)]
+    checks = [("judge.name", cfg.judge.name, plugins.judges),
+              ("advantage.name", cfg.advantage.name, plugins.advantages),
+              ("rollout.engine", cfg.rollout.engine, plugins.engines)]
     checks += [(f"reward.terms.{name}.reward", term.reward, plugins.rewards)
                for name, term in cfg.reward.terms.items() if term.reward is not None]
     for key, name, registry in checks:
         if name not in registry:
             raise ConfigError(key, f"unknown {registry.kind} {name!r}; known: {', '.join(registry.names())}")
-    check_estimator_options(plugins.advantages.get(cfg.advantage.name), cfg.advantage.options, "advantage.options")
+    estimator = plugins.advantages.get(cfg.advantage.name)
+    if estimator.loss not in plugins.losses:
+        raise ConfigError("advantage.name", f"the {estimator.name} estimator asks for unknown loss {estimator.loss!r}; "
+                                            f"known: {', '.join(plugins.losses.names())}")
+    check_estimator_options(estimator, cfg.advantage.options, "advantage.options")
 
 
 def check_estimator_options(estimator: AdvantageEstimator, options: dict, key: str) -> None:

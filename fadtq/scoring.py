@@ -31,7 +31,7 @@ class JudgeStats:
     judge-based term's gate was shut for them (wrong or unparseable answer). ``perfect``: verdicts
     with both scores at 3; a share that climbs over training is the sign of a policy that learnt
     to talk the judge into top marks. ``counts``: what the judge itself counted during the call
-    (requests, retries, failures by kind, cache hits), for judges that keep a ``counts`` Counter."""
+    (requests, retries, failures by kind, cache hits), for a ``fadtq.api.CountingJudge``."""
 
     judged: int = 0
     skipped: int = 0

@@ -34,7 +34,7 @@ def test_estimator_declarations(name, loss, needs_reference):
     est = estimator(name)
     assert est.name == name
     assert est.loss == loss
-    assert est.needs_reference is needs_reference
+    assert default_plugins().losses.get(est.loss).needs_reference is needs_reference
     assert default_plugins().advantages.provider(name) == BUILTIN_PROVIDER
 
 

@@ -8,6 +8,7 @@ gates, totals) is the real code.
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 
@@ -15,7 +16,7 @@ from fadtq.api import JudgeFactory, Verdict
 from fadtq.composition import PluginChoice, RewardConfig, TermConfig
 from fadtq.config import from_mapping
 from fadtq.errors import FadtqError
-from fadtq.plugin_manager import Plugins, Registry, default_plugins
+from fadtq.plugin_manager import Registry, default_plugins
 from fadtq.prompts import PromptLibrary
 from fadtq.rollout import Rollout
 from fadtq.run_config import load_run_config
@@ -326,7 +327,7 @@ def plugins_with_counting_factory(judge: CountingJudge, builds: list):
         return judge
 
     judges.add("counting", JudgeFactory("counting", build), "test")
-    return Plugins(base.manager, base.rewards, base.advantages, judges)
+    return dataclasses.replace(base, judges=judges)
 
 
 def test_format_accuracy_never_builds_judge():

@@ -30,7 +30,8 @@ def test_plugins_lists_builtins_and_the_installed_example(fadtq_cli, plugin_site
     assert result.returncode == 0, result.stderr
     lines = {line.split("|")[1].strip(): line for line in result.stdout.splitlines()[2:]}
     assert "fadtq-length-penalty 0.1.0" in lines["length_penalty"]
-    for name in ("format", "accuracy", "conciseness", "relevance", "gpg", "grpo", "dr_grpo", "rloo", "heuristic"):
+    for name in ("format", "accuracy", "conciseness", "relevance", "gpg", "grpo", "dr_grpo", "rloo", "heuristic",
+                 "policy_gradient", "clipped_ratio", "hf"):
         assert "fadtq (built-in)" in lines[name]
 
 

@@ -6,8 +6,9 @@ import types
 
 import pytest
 
-from fadtq.api import AdvantageEstimator, JudgeFactory, RewardFunction, RewardOutput, hookimpl
-from fadtq.errors import FadtqError
+from fadtq.api import (AdvantageEstimator, JudgeFactory, Loss, RewardFunction, RewardOutput, RolloutEngineFactory,
+                       hookimpl)
+from fadtq.errors import ConfigError, FadtqError
 from fadtq.plugin_manager import (
     BUILTIN_PLUGINS,
     BUILTIN_PROVIDER,
@@ -16,6 +17,7 @@ from fadtq.plugin_manager import (
     default_plugins,
     new_plugin_manager,
 )
+from fadtq.run_config import check_plugins, load_run_config
 
 
 def test_registry_add_get_names_provider():
@@ -55,6 +57,9 @@ def test_default_plugins_has_builtins_from_builtin_provider():
     for name in ("gpg", "grpo", "dr_grpo", "rloo"):
         assert plugins.advantages.provider(name) == BUILTIN_PROVIDER
     assert plugins.judges.provider("heuristic") == BUILTIN_PROVIDER
+    for name in ("policy_gradient", "clipped_ratio"):
+        assert plugins.losses.provider(name) == BUILTIN_PROVIDER
+    assert plugins.engines.provider("hf") == BUILTIN_PROVIDER
     assert plugins.rewards.get("conciseness").needs_judge and not plugins.rewards.get("format").needs_judge
 
 
@@ -66,14 +71,19 @@ def _dummy_reward(rollouts, ctx):
     return RewardOutput([0.0] * len(rollouts))
 
 
-def plugin_module(name: str, rewards=(), advantages=(), judges=()):
+def plugin_module(name: str, rewards=(), advantages=(), judges=(), losses=(), engines=(), loss="policy_gradient"):
     """An in-test plugin: a module object with hookimpl-marked functions."""
     module = types.ModuleType(name)
+    if losses:
+        module.register_losses = hookimpl(lambda: [Loss(n, lambda x, **_: (x.logprobs.sum(), {})) for n in losses])
+    if engines:
+        module.register_rollout_engines = hookimpl(
+            lambda: [RolloutEngineFactory(n, lambda m, p: None) for n in engines])
     if rewards:
         module.register_rewards = hookimpl(lambda: [RewardFunction(n, _dummy_reward) for n in rewards])
     if advantages:
         module.register_advantage_estimators = hookimpl(
-            lambda: [AdvantageEstimator(n, lambda r, g: r, loss="policy_gradient") for n in advantages])
+            lambda: [AdvantageEstimator(n, lambda r, g, **options: r, loss=loss) for n in advantages])
     if judges:
         module.register_judges = hookimpl(lambda: [JudgeFactory(n, lambda o, p: None) for n in judges])
     return module
@@ -94,6 +104,8 @@ def test_collect_duplicate_builtin_reward_names_both_providers():
     [
         ({"advantages": ["gpg"]}, "gpg", "advantage estimator"),
         ({"judges": ["heuristic"]}, "heuristic", "judge"),
+        ({"losses": ["clipped_ratio"]}, "clipped_ratio", "loss"),
+        ({"engines": ["hf"]}, "hf", "rollout engine"),
     ],
 )
 def test_collect_duplicate_other_kinds(kwargs, name, flag_kind):
@@ -123,3 +135,30 @@ def test_two_third_party_plugins_same_name():
         collect(manager)
     message = str(info.value)
     assert "first_pkg" in message and "second_pkg" in message and "'brevity'" in message
+
+
+def test_a_third_party_estimator_can_use_a_third_party_loss():
+    manager = new_plugin_manager(load_entry_points=False)
+    manager.register(plugin_module("acme_ppo", advantages=["acme"], losses=["acme_loss"], loss="acme_loss"),
+                     name="acme_ppo")
+    plugins = collect(manager)
+    cfg = load_run_config(None, {"advantage.name": "acme"})
+    check_plugins(cfg, plugins)
+    assert plugins.losses.provider(plugins.advantages.get("acme").loss) == "acme_ppo"
+    assert not plugins.losses.get("acme_loss").needs_reference
+
+
+def test_an_estimator_asking_for_an_unknown_loss_is_blamed_on_advantage_name():
+    manager = new_plugin_manager(load_entry_points=False)
+    manager.register(plugin_module("acme_bad", advantages=["acme"], loss="ppo"), name="acme_bad")
+    with pytest.raises(ConfigError) as info:
+        check_plugins(load_run_config(None, {"advantage.name": "acme"}), collect(manager))
+    assert info.value.key == "advantage.name"
+    assert "unknown loss 'ppo'; known: clipped_ratio, policy_gradient" in str(info.value)
+
+
+def test_an_unknown_rollout_engine_is_blamed_on_rollout_engine():
+    with pytest.raises(ConfigError) as info:
+        check_plugins(load_run_config(None, {"rollout.engine": "vllm"}), default_plugins())
+    assert info.value.key == "rollout.engine"
+    assert "unknown rollout engine 'vllm'; known: hf" in str(info.value)

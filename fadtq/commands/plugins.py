@@ -1,4 +1,5 @@
-"""``fadtq plugins``: every registered reward, advantage estimator and judge, and who provides it."""
+"""``fadtq plugins``: every registered reward, advantage estimator, judge, loss and rollout engine,
+and who provides it."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     plugins = default_plugins()
     rows = []
-    for kind, registry in (("reward", plugins.rewards), ("advantage", plugins.advantages), ("judge", plugins.judges)):
+    registries = (("reward", plugins.rewards), ("advantage", plugins.advantages), ("judge", plugins.judges),
+                  ("loss", plugins.losses), ("rollout engine", plugins.engines))
+    for kind, registry in registries:
         for name in registry.names():
             rows.append([kind, name, registry.provider(name), registry.get(name).description])
     print(format_table(["kind", "name", "provider", "description"], rows))

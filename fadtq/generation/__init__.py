@@ -4,11 +4,7 @@
   (:class:`RolloutPrompt`, :class:`SamplingParams`, :class:`RolloutResult`).
 * ``hf.py``: :class:`HFRolloutEngine`, sampling with Hugging Face ``generate``.
 
-``ROLLOUT_ENGINES`` maps the config's ``rollout.engine`` to an engine class. Not to be confused
-with :class:`fadtq.rollout.Rollout`, the scored record that rewards see.
+The config's ``rollout.engine`` names an engine registered through the ``register_rollout_engines``
+hook (the built-in ``hf`` in ``fadtq_plugins.rollout_engines``). Not to be confused with
+:class:`fadtq.rollout.Rollout`, the scored record that rewards see.
 """
-
-from fadtq.generation.hf import HFRolloutEngine
-
-# rollout.engine -> engine class; a vLLM engine for GPU machines registers here the same way.
-ROLLOUT_ENGINES: dict[str, type] = {"hf": HFRolloutEngine}

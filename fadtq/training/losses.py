@@ -1,4 +1,5 @@
-"""Policy losses, by name. An advantage estimator declares which one its advantages are for.
+"""The built-in policy losses, registered by ``fadtq_plugins.losses``; an advantage estimator
+names the loss its advantages are for.
 
 All losses are token means over the completion tokens of the micro-batch (``mask``), the
 reduction the GPG paper and DAPO use. ``logprobs`` carries gradients; the others do not.
@@ -10,12 +11,13 @@ reduction the GPG paper and DAPO use. ``logprobs`` carries gradients; the others
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from fadtq.errors import FadtqError
+
+if TYPE_CHECKING:  # tensor methods only: every command loads the loss plugin, none pays for torch
+    import torch
 
 
 @dataclass
@@ -25,12 +27,6 @@ class LossInputs:
     mask: torch.Tensor  # (N, C), 1 on completion tokens
     old_logprobs: torch.Tensor | None = None
     ref_logprobs: torch.Tensor | None = None
-
-
-@dataclass(frozen=True)
-class LossSpec:
-    fn: Callable[..., tuple[torch.Tensor, dict[str, float]]]
-    needs_old_logprobs: bool
 
 
 def token_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -53,7 +49,7 @@ def clipped_ratio(x: LossInputs, clip_eps: float = 0.2, kl_coef: float = 0.04, *
         raise FadtqError("clipped_ratio loss needs the rollout's log-probabilities (old_logprobs)")
     ratio = (x.logprobs - x.old_logprobs).exp()
     advantages = x.advantages.unsqueeze(1)
-    surrogate = torch.minimum(ratio * advantages, ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * advantages)
+    surrogate = (ratio * advantages).minimum(ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * advantages)
     pg_loss = -token_mean(surrogate, x.mask)
     metrics = {"pg_loss": pg_loss.item(), "clip_frac": token_mean(((ratio - 1).abs() > clip_eps).float(), x.mask).item()}
     if x.ref_logprobs is None or kl_coef == 0:
@@ -62,14 +58,3 @@ def clipped_ratio(x: LossInputs, clip_eps: float = 0.2, kl_coef: float = 0.04, *
     metrics["kl"] = kl.item()
     return pg_loss + kl_coef * kl, metrics
 
-
-LOSSES: dict[str, LossSpec] = {
-    "policy_gradient": LossSpec(policy_gradient, needs_old_logprobs=False),
-    "clipped_ratio": LossSpec(clipped_ratio, needs_old_logprobs=True),
-}
-
-
-def get_loss(name: str) -> LossSpec:
-    if name not in LOSSES:
-        raise FadtqError(f"advantage estimator asks for unknown loss {name!r}; known: {', '.join(sorted(LOSSES))}")
-    return LOSSES[name]

@@ -199,16 +199,9 @@ def preflight(cfg: RunConfig) -> Prepared:
     """Everything a run checks before a model loads or its folder exists: plugins, templates,
     the reward composition on sample rollouts, the judge, the model path, the data (every image
     decoded) and the step plan."""
-    from fadtq.generation import ROLLOUT_ENGINES
-    from fadtq.training.losses import get_loss
-
     plugins = default_plugins()
     check_plugins(cfg, plugins)
-    if cfg.rollout.engine not in ROLLOUT_ENGINES:
-        raise ConfigError("rollout.engine", f"unknown engine {cfg.rollout.engine!r}; known: "
-                          f"{', '.join(sorted(ROLLOUT_ENGINES))}")
     estimator = plugins.advantages.get(cfg.advantage.name)
-    get_loss(estimator.loss)
     prompts = PromptLibrary(cfg.prompts_dir)
     render_templates(prompts, [POLICY_TEMPLATE])
     model_path = check_model_path(cfg.model.path) if cfg.model.path else None
@@ -237,13 +230,15 @@ def run_metadata(cfg: RunConfig, prompts: PromptLibrary, plugins: Plugins, estim
         "template_hashes": {name: prompts.template_hash(name) for name in sorted(prompts.rendered)},
         "providers": {
             "advantage": plugins.advantages.provider(estimator.name),
+            "loss": plugins.losses.provider(estimator.loss),
+            "rollout_engine": plugins.engines.provider(cfg.rollout.engine),
             "judge": plugins.judges.provider(cfg.judge.name),
             **{f"reward/{t.reward}": plugins.rewards.provider(t.reward) for t in cfg.reward.terms.values() if t.reward},
         },
         "model_path": model_path,
         "benchmark": str(benchmark),
         "loss": estimator.loss,
-        "reference_model": estimator.needs_reference,
+        "reference_model": plugins.losses.get(estimator.loss).needs_reference,
         "plan": asdict(plan),
         "torch": torch.__version__,
     }

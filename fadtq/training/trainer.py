@@ -3,9 +3,10 @@
 One step, on every rank: take this rank's share of the step's prompts, sample a group of
 completions per prompt, score them with the reward plugins, turn rewards into advantages with
 the estimator plugin *within each complete group* (groups never straddle ranks), and update the
-policy with the loss the estimator declares. DeepSpeed averages gradients over ranks, so the
+policy with the loss the estimator names. DeepSpeed averages gradients over ranks, so the
 weights stay identical everywhere. Nothing here branches on an algorithm's name: the estimator
-says which loss it needs and whether a reference model exists at all.
+names its loss, the loss says whether a reference model exists at all, and the rollout engine
+is the plugin that ``rollout.engine`` names.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from fadtq.scoring import ScoredBatch
 from fadtq.training import checkpoint, cpu_compat
 from fadtq.training.dynamic_sampling import (SUMMED_OVER_RANKS, choose_groups, concat_scoring, count,
                                             informative_groups, select_scored)
-from fadtq.training.losses import LossInputs, get_loss
+from fadtq.training.losses import LossInputs
 from fadtq.training.metrics import MetricsLog, accuracy, step_metrics
 from fadtq.training.ptx import DescriptionLoss
 from fadtq.training.setup import (StepPlan, default_model_dir, load_train_config, new_run_dir, parse_args, plan_steps,
@@ -67,7 +68,7 @@ class Trainer:
 
         self.plugins, self.estimator, self.prompts = ready.plugins, ready.estimator, ready.prompts
         self.scorer = ready.scorer
-        self.loss = get_loss(self.estimator.loss)
+        self.loss = self.plugins.losses.get(self.estimator.loss)
         self.model_path = ready.model_path
         benchmark = ready.benchmark
         param_dtype = "bf16" if cfg.model.dtype == "bfloat16" else "fp32"
@@ -96,15 +97,15 @@ class Trainer:
             freeze_vision_tower(actor.model)
         self.actor, self.optim, self.scheduler = self.strategy.prepare((actor, optim_cfg))
         self.reference = None
-        if self.estimator.needs_reference:  # GPG never gets here: a test holds it to that
+        if self.loss.needs_reference:  # GPG never gets here: a test holds it to that
             self.reference = self.strategy.prepare(build_actor(self.model_path, param_dtype,
                                                                cfg.model.attn_implementation))
-        from fadtq.generation import ROLLOUT_ENGINES
         from fadtq.generation.engine import RolloutEngine, SamplingParams
         from fadtq.training.processor import load_processor
 
         self.processor = load_processor(self.model_path)
-        self.engine: RolloutEngine = ROLLOUT_ENGINES[cfg.rollout.engine](self.policy_model, self.processor)
+        self.engine: RolloutEngine = self.plugins.engines.get(cfg.rollout.engine).build(self.policy_model,
+                                                                                       self.processor)
         self.ptx = DescriptionLoss(cfg, self.processor, self.rank, self.world_size) \
             if cfg.train.ptx_coef > 0 else None
         self.sampling = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from fadtq.errors import FadtqError
-from fadtq.training.losses import LossInputs, clipped_ratio, get_loss, k3_kl, policy_gradient, token_mean
+from fadtq.plugin_manager import default_plugins
+from fadtq.training.losses import LossInputs, clipped_ratio, k3_kl, policy_gradient, token_mean
 
 
 def test_token_mean_ignores_masked_tokens():
@@ -46,6 +47,15 @@ def test_clipped_ratio_requires_old_logprobs_and_unknown_loss_is_named():
     x = LossInputs(torch.zeros(1, 1), torch.zeros(1), torch.ones(1, 1))
     with pytest.raises(FadtqError, match="old_logprobs"):
         clipped_ratio(x)
+    losses = default_plugins().losses
     with pytest.raises(FadtqError, match="unknown loss 'ppo'; known: clipped_ratio, policy_gradient"):
-        get_loss("ppo")
-    assert get_loss("policy_gradient").needs_old_logprobs is False
+        losses.get("ppo")
+    assert losses.get("policy_gradient").needs_old_logprobs is False
+
+
+@pytest.mark.parametrize("name, fn, old, reference", [("policy_gradient", policy_gradient, False, False),
+                                                      ("clipped_ratio", clipped_ratio, True, True)])
+def test_builtin_losses_are_plugins_declaring_what_they_need(name, fn, old, reference):
+    loss = default_plugins().losses.get(name)
+    assert (loss.fn, loss.needs_old_logprobs, loss.needs_reference) == (fn, old, reference)
+    assert default_plugins().losses.provider(name) == "fadtq (built-in)"

@@ -24,6 +24,7 @@ from fadtq.training import cpu_compat
 # case id -> (arguments, what the error line must contain); {tmp} holds the files `bad_files` writes
 IN_PROCESS = {
     "unknown-estimator": (["--advantage.name", "ppo"], ["--advantage.name: unknown advantage estimator 'ppo'"]),
+    "unknown-rollout-engine": (["--rollout.engine", "vllm"], ["--rollout.engine: unknown rollout engine 'vllm'"]),
     "missing-model-path": (["--model.path", "{tmp}/no-such-model"], ["--model.path: ", "no-such-model: no such folder"]),
     "micro-batch-does-not-divide": (["--train.micro_batch_size", "5"], ["--train.micro_batch_size: 5 does not divide"]),
     "benchmark-without-train-jsonl": (["--data.benchmark", "{tmp}/empty-benchmark"],

@@ -51,12 +51,12 @@ def sequence_logprobs(model, scoring, suppress) -> torch.Tensor:
 @pytest.mark.parametrize("advantages", [(1.0, -1.0), (-1.0, 1.0)], ids=["first-up", "first-down"])
 def test_gpg_step_moves_logprobs_in_the_direction_of_the_advantage(strategy, tiny_model_dir, two_prompts, advantages):
     from fadtq.plugin_manager import default_plugins
-    from fadtq.training.losses import LossInputs, get_loss, policy_gradient
+    from fadtq.training.losses import LossInputs, policy_gradient
     from fadtq.training.strategy import build_actor
 
     estimator = default_plugins().advantages.get("gpg")
-    loss_spec = get_loss(estimator.loss)
-    assert loss_spec.fn is policy_gradient and not estimator.needs_reference
+    loss_spec = default_plugins().losses.get(estimator.loss)
+    assert loss_spec.fn is policy_gradient and not loss_spec.needs_reference
 
     actor, optim, scheduler = strategy.prepare((build_actor(str(tiny_model_dir), "fp32", "sdpa"), OPTIM))
     policy = actor.model.module
