@@ -32,8 +32,8 @@ def register_rewards() -> list[RewardFunction]:
     A reward function (``fadtq.api.RewardFn``) is called with a *batch* of
     ``fadtq.rollout.Rollout`` and a ``fadtq.api.RewardContext`` and returns
     ``fadtq.api.RewardOutput``: one value per rollout (a float, or ``None`` when it could not be
-    computed for that rollout; never a made-up number) and a dict of scalar logs. Values should lie in [0, 1] for the paper's total to stay
-    in [0, 3], but nothing enforces it. ``needs_judge=True`` declares that it asks the judge
+    computed for that rollout; never a made-up number) and a dict of scalar logs. Values should
+    lie in [0, 1] for the paper's total to stay in [0, 3], but nothing enforces it. ``needs_judge=True`` declares that it asks the judge
     (``ctx.verdicts``); the composer then counts judged, skipped and failed rollouts.
     """
 
@@ -55,8 +55,7 @@ def register_judges() -> list[JudgeFactory]:
     """Return a list of ``fadtq.api.JudgeFactory``.
 
     A factory's ``build`` (``fadtq.api.JudgeBuilder``) makes a judge from its config options and
-    the run's ``PromptLibrary``. A judge
-    takes a batch of ``fadtq.api.JudgeItem`` (question, reasoning, answer) and returns one
+    the run's ``PromptLibrary``. A judge takes a batch of ``fadtq.api.JudgeItem`` (question, reasoning, answer) and returns one
     ``fadtq.api.Verdict`` per item, in order: integer scores 0-3 for conciseness and relevance,
     or a recorded ``error`` when no verdict could be had (server down, unreadable reply). A
     judge never invents a score for an item it failed on.
