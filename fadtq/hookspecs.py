@@ -33,8 +33,9 @@ def register_rewards() -> list[RewardFunction]:
     ``fadtq.rollout.Rollout`` and a ``fadtq.api.RewardContext`` and returns
     ``fadtq.api.RewardOutput``: one value per rollout (a float, or ``None`` when it could not be
     computed for that rollout; never a made-up number) and a dict of scalar logs. Values should
-    lie in [0, 1] for the paper's total to stay in [0, 3], but nothing enforces it. ``needs_judge=True`` declares that it asks the judge
-    (``ctx.verdicts``); the composer then counts judged, skipped and failed rollouts.
+    lie in [0, 1] for the paper's total to stay in [0, 3], but nothing enforces it.
+    ``needs_judge=True`` declares that it asks the judge (``ctx.verdicts``); the composer then
+    counts judged, skipped and failed rollouts.
     """
 
 
