@@ -67,17 +67,17 @@ def read_text(path: str | os.PathLike) -> str:
     return _decode(path.read_bytes(), path)
 
 
-def read_json(path: str | os.PathLike, remedy: str = "") -> dict:
-    """A JSON file holding an object; an unreadable file or another value names the path, and
-    ``remedy`` (such as ``"delete it to start over"``) is added to the message."""
+def read_json(path: str | os.PathLike, remedy: str = "", expected: type = dict, what: str = "a JSON object"):
+    """A JSON file holding an ``expected`` value (``what``, in words); an unreadable file or another
+    value names the path, and ``remedy`` (such as ``"delete it to start over"``) is added."""
     path = Path(path)
     suffix = f"; {remedy}" if remedy else ""
     try:
         data = json.loads(read_text(path))
     except (OSError, json.JSONDecodeError) as exc:
         raise FadtqError(f"{path}: unreadable JSON ({exc}){suffix}") from None
-    if not isinstance(data, dict):
-        raise FadtqError(f"{path}: expected a JSON object, got {type(data).__name__}{suffix}")
+    if not isinstance(data, expected):
+        raise FadtqError(f"{path}: expected {what}, got {type(data).__name__}{suffix}")
     return data
 
 

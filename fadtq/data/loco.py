@@ -14,12 +14,11 @@ Defect types are recovered from mask grey values through ``defects_config.json``
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fadtq.errors import FadtqError
-from fadtq.files import read_text
+from fadtq.files import read_json
 
 CATEGORIES = ("breakfast_box", "juice_bottle", "pushpins", "screw_bag", "splicing_connectors")
 LABELS = ("good", "structural", "logical")
@@ -85,12 +84,7 @@ def list_images(folder: Path) -> list[Path]:
 
 def read_defects_config(path: Path) -> dict[int, str]:
     """Map mask grey value -> defect name from ``defects_config.json`` (a list of objects)."""
-    try:
-        entries = json.loads(read_text(path))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise FadtqError(f"{path}: not a readable JSON file ({exc})") from None
-    if not isinstance(entries, list):
-        raise FadtqError(f"{path}: expected a list of {{\"defect_name\", \"pixel_value\"}} objects")
+    entries = read_json(path, expected=list, what='a list of {"defect_name", "pixel_value"} objects')
     table: dict[int, str] = {}
     for number, entry in enumerate(entries):
         name = entry.get("defect_name") if isinstance(entry, dict) else None

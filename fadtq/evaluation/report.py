@@ -198,12 +198,16 @@ def _md_cell(value: float | None, rank: int, kind: str) -> str:
     return f"*{text}*" if rank == 2 and kind == "acc" else text
 
 
-def table2_markdown(evaluated: list[Entry]) -> str:
+def table2_cells(evaluated: list[Entry], cell) -> tuple[list[str], list[list[str]]]:
+    """Table 2's header and, per entry, its name and cells, each drawn by ``cell(value, rank, kind)``."""
     header, rows, kinds = table2(evaluated)
-    marks = ranks(rows)
-    body = [[e.name] + [_md_cell(v, r, k) for v, r, k in zip(row, mark, kinds)]
-            for e, row, mark in zip(evaluated, rows, marks)]
-    return format_table(header, body, markdown=True)
+    body = [[e.name] + [cell(v, r, k) for v, r, k in zip(row, mark, kinds)]
+            for e, row, mark in zip(evaluated, rows, ranks(rows))]
+    return header, body
+
+
+def table2_markdown(evaluated: list[Entry]) -> str:
+    return format_table(*table2_cells(evaluated, _md_cell), markdown=True)
 
 
 def metrics_markdown(metrics_list: list[dict], baseline: str | None = None) -> str:
@@ -243,14 +247,12 @@ def _html_cell(value: float | None, rank: int, kind: str) -> str:
 
 def table2_html(evaluated: list[Entry]) -> str:
     """Table 2 with the paper's two header rows: a group per category (Acc., BS), then Overall."""
-    header, rows, kinds = table2(evaluated)
-    marks = ranks(rows)
+    header, cells = table2_cells(evaluated, _html_cell)
     groups = [h.rsplit(" ", 1)[0] for h in header[1:-1:2]]
     top = "".join(f'<th colspan="2">{esc(g)}</th>' for g in groups)
     sub = "".join(f"<th>{esc(h.rsplit(' ', 1)[1])}</th>" for h in header[1:-1])
-    body = "".join("<tr><td>" + esc(e.name) + "</td>"
-                   + "".join(f"<td>{_html_cell(v, r, k)}</td>" for v, r, k in zip(row, mark, kinds)) + "</tr>"
-                   for e, row, mark in zip(evaluated, rows, marks))
+    body = "".join(f"<tr><td>{esc(name)}</td>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
+                   for name, *row in cells)
     return (f'<table class="results"><thead><tr><th rowspan="2">Model</th>{top}'
             f'<th rowspan="2">Category-mean<br>Acc.</th></tr><tr>{sub}</tr></thead><tbody>{body}</tbody></table>')
 
