@@ -31,7 +31,7 @@ BUILTIN_PLUGINS = (
     "fadtq_plugins.judge_heuristic",
     "fadtq_plugins.judge_openai",
     "fadtq_plugins.judge_hf",
-    "fadtq_plugins.losses",
+    "fadtq_plugins.loss_functions",
     "fadtq_plugins.rollout_engines",
 )
 ENTRY_POINT_GROUP = "fadtq"

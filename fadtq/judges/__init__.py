@@ -8,7 +8,7 @@
 * ``cache.py``: the verdict cache of the model judges (memory, and SQLite with ``cache_path``).
 * ``server.py``: a local OpenAI-compatible judge server, vLLM in its own venv
   (``make judge-server``; notes in ``docs/judge-server.md``).
-* ``tiny_model.py``: the tiny offline Qwen3-style judge model it serves by default.
+* ``tiny_qwen3.py``: the tiny offline Qwen3-style judge model it serves by default.
 
 The judges themselves are plugins: ``plugins/judge_heuristic.py``, ``judge_openai.py`` and
 ``judge_hf.py``.

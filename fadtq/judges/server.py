@@ -6,7 +6,7 @@ Usage (``make judge-server`` runs the first line)::
     python -m fadtq.judges.server --stop PID
 
 It installs vLLM into its own virtual environment (``.venv-judge``) on first use, builds the tiny
-judge (:mod:`fadtq.judges.tiny_model`) when asked for ``tiny``, starts the server on 127.0.0.1 in
+judge (:mod:`fadtq.judges.tiny_qwen3`) when asked for ``tiny``, starts the server on 127.0.0.1 in
 its own process group, waits until ``/v1/models`` answers and prints ``pid``, ``url``, ``model``
 and ``log`` as JSON. Point the ``openai`` judge at it with
 ``judge.options: {base_urls: [URL], model: MODEL}``. The tests start their servers with the same
@@ -114,7 +114,7 @@ def ensure_tiny_model(out: Path | None = None) -> Path:
     """Build the tiny judge once; a finished build is recognised by its tokenizer, written last."""
     out = out or tiny_model_dir()
     if not (out / "tokenizer.json").is_file():
-        from fadtq.judges.tiny_model import make_tiny_judge
+        from fadtq.judges.tiny_qwen3 import make_tiny_judge
 
         make_tiny_judge(out)
     return out

@@ -1,4 +1,4 @@
-"""The built-in policy losses, registered by ``fadtq_plugins.losses``; an advantage estimator
+"""The built-in policy losses, registered by ``fadtq_plugins.loss_functions``; an advantage estimator
 names the loss its advantages are for.
 
 All losses are token means over the completion tokens of the micro-batch (``mask``), the

@@ -36,7 +36,7 @@ from fadtq.training import checkpoint, cpu_compat
 from fadtq.training.dynamic_sampling import (SUMMED_OVER_RANKS, choose_groups, concat_scoring, count,
                                             informative_groups, select_scored)
 from fadtq.training.losses import LossInputs
-from fadtq.training.metrics import MetricsLog, accuracy, step_metrics
+from fadtq.training.step_metrics import MetricsLog, accuracy, step_metrics
 from fadtq.training.ptx import DescriptionLoss
 from fadtq.training.setup import (StepPlan, default_model_dir, load_train_config, new_run_dir, parse_args, plan_steps,
                                   preflight, pretrained_model_dir, run_metadata)

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from fadtq.rollout import Rollout
-from fadtq.training.metrics import answer_shares
+from fadtq.training.step_metrics import answer_shares
 
 
 def rollout(answer: str) -> Rollout:

@@ -207,7 +207,7 @@ def test_bad_input_main_returns_2_with_one_line_naming_the_key(in_process, model
 
 def test_a_metric_that_diverged_is_logged_as_null_so_the_log_stays_json(tmp_path):
     from fadtq.files import read_jsonl
-    from fadtq.training.metrics import MetricsLog
+    from fadtq.training.step_metrics import MetricsLog
 
     log = MetricsLog(tmp_path, enabled=True)
     log.write(0, {"loss/policy": float("nan"), "optim/grad_norm": float("inf"), "accuracy": 0.5})
