@@ -2,8 +2,11 @@
 
 The paper's policy, Qwen2.5-VL-3B, comes to RL already able to see parts, counts and damage; RL
 teaches it to decide. A model built offline sees nothing, and RL from a random vision tower barely
-moves in the CPU budget. This supervised pass stands in for broad pretraining. On freshly
-generated look-alike pairs, never an image of a benchmark, the policy's own question is answered
+moves in the CPU budget. This supervised pass stands in for broad pretraining, in two stages:
+first the vision tower alone learns each image's facts (``fadtq.training.vision_facts``), as
+Qwen2.5-VL's encoder learned to see before it met the language model; then the whole model
+learns descriptions. On freshly generated look-alike pairs, never an image of a benchmark, the
+policy's own question is answered
 with reasoning that describes each image on its own (``fadtq.data.describe``) and an answer drawn
 at random. So the policy learns to look and to write the format while its accuracy stays at
 chance: the answer is independent of the images, and the targets never compare the two images,
