@@ -38,7 +38,7 @@ from fadtq.data.synth import DEFAULT_SIZE, difficulty_named, render
 from fadtq.errors import FadtqError
 from fadtq.files import atomic_write_json, create_dir_once
 from fadtq.prompts import CLASS_NAMES, PromptLibrary, policy_messages, pretty_category
-from fadtq.training.vision_facts import FactHeads, fact_targets, pool_images, tower_loss
+from fadtq.training.vision_facts import FactHeads, fact_loss, fact_targets, tower_loss
 
 REFERENCE_ROLE = len(CLASS_NAMES)  # roles 0-2: a test image of that class; 3: the reference
 VALIDATION_OFFSET = 10**9  # example indices of the held-out check, never trained on
@@ -189,9 +189,7 @@ def _description_step(model, processor, heads: FactHeads, batch: list[PretrainEx
         loss = model(**inputs).loss
     finally:
         hook.remove()
-    merge = model.model.visual.spatial_merge_size ** 2
-    pooled = pool_images(seen[0], inputs["image_grid_thw"], merge)
-    return loss + heads.loss(pooled, [facts for e in batch for facts in e.facts])
+    return loss + fact_loss(model, heads, seen[0], inputs["image_grid_thw"], [f for e in batch for f in e.facts])
 
 
 def pretrain(model_path: str | Path, out: str | Path, recipe: PretrainRecipe, *, progress: bool = True,
@@ -202,8 +200,8 @@ def pretrain(model_path: str | Path, out: str | Path, recipe: PretrainRecipe, *,
 
     prompts = PromptLibrary()
     model, processor = load_start(model_path)
-    bar = tqdm(training_losses(model, processor, recipe, prompts), total=recipe.vision_steps + recipe.steps, desc="pretrain",
-               disable=not progress)
+    bar = tqdm(training_losses(model, processor, recipe, prompts), total=recipe.vision_steps + recipe.steps,
+               desc="pretrain", disable=not progress)
     losses = []
     for loss in bar:
         losses.append(loss)

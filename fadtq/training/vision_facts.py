@@ -73,9 +73,14 @@ class FactHeads(nn.Module):
         return torch.stack(losses).mean()
 
 
+def fact_loss(model, heads: FactHeads, tokens: torch.Tensor, grid_thw: torch.Tensor,
+              targets: list[dict[str, int]]) -> torch.Tensor:
+    """The fact loss on the merged image tokens the model's tower made for images of ``grid_thw``."""
+    return heads.loss(pool_images(tokens, grid_thw, model.model.visual.spatial_merge_size ** 2), targets)
+
+
 def tower_loss(model, heads: FactHeads, image_inputs: dict, targets: list[dict[str, int]]) -> torch.Tensor:
     """The fact loss of the vision tower alone on processed images (``pixel_values``, ``image_grid_thw``)."""
-    visual = model.model.visual
     grid = image_inputs["image_grid_thw"]
-    tokens = visual(image_inputs["pixel_values"], grid_thw=grid).pooler_output
-    return heads.loss(pool_images(tokens, grid, visual.spatial_merge_size ** 2), targets)
+    tokens = model.model.visual(image_inputs["pixel_values"], grid_thw=grid).pooler_output
+    return fact_loss(model, heads, tokens, grid, targets)

@@ -8,7 +8,9 @@ pretrained into the cache (``bench/pretrained_policy.py`` rebuilds a shipped one
 from __future__ import annotations
 
 import json
+import tempfile
 from itertools import islice
+from pathlib import Path
 
 import pytest
 
@@ -17,8 +19,9 @@ from fadtq.errors import FadtqError
 from fadtq.prompts import PromptLibrary
 from fadtq.run_config import load_run_config
 from fadtq.training import setup
-from fadtq.training.pretrain import (PretrainRecipe, build_pretrained, load_start, recipe_from_config,
-                                     training_losses, verify_shipped, weights_sha256, write_recipe)
+from fadtq.training.pretrain import (FIRST_LOSSES, RECIPE_FILE, PretrainRecipe, build_pretrained, load_start,
+                                     recipe_from_config, training_losses, verify_shipped, weights_sha256,
+                                     write_recipe)
 
 RECIPE = PretrainRecipe(vision_steps=2, steps=2)
 
@@ -110,16 +113,12 @@ def test_pretrain_flags_are_checked_before_any_work(tmp_path, capsys):
 def test_the_shipped_checkpoint_s_first_steps_reproduce():
     """The command in the shipped ``recipe.json``, run for its first steps from a fresh model, gives
     the losses recorded there (``bench/pretrained_policy.py`` rebuilds it in full)."""
-    from fadtq.training.pretrain import FIRST_LOSSES, RECIPE_FILE
     from fadtq.training.tiny_model import make_tiny_model
 
     recipe = recipe_from_config(load_run_config("cpu_pretrained"))
     shipped = setup.SHIPPED_MODELS / recipe.folder_name()
     record = json.loads((shipped / RECIPE_FILE).read_text())
     assert verify_shipped(shipped, recipe) == shipped
-    import tempfile
-    from pathlib import Path
-
     with tempfile.TemporaryDirectory() as scratch:
         start = make_tiny_model(Path(scratch) / "base", size=recipe.size, seed=recipe.seed)
         losses = list(islice(training_losses(*load_start(start), recipe, PromptLibrary()), FIRST_LOSSES))
