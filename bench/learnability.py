@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -123,6 +124,8 @@ def main() -> int:
     parser.add_argument("--runs", default="fadtq-s0,grpo-s0", help="comma-separated METHOD-sSEED, at most two")
     parser.add_argument("--minutes", type=float, default=20.0, help="training budget per run (wall clock)")
     parser.add_argument("--replot", action="store_true", help="only redraw the figure from the saved results")
+    parser.add_argument("--reevaluate", action="store_true",
+                        help="evaluate the --runs already trained in runs/learnability again, without training")
     args, overrides = parser.parse_known_args()  # the rest, e.g. --rollout.temperature 0.5, goes to train.py
     saved = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     results = saved.get("results", {}) if saved.get("protocol") == "pretrained-v1" else {}
@@ -132,13 +135,19 @@ def main() -> int:
             parser.error(f"--runs: at most two of {', '.join(METHODS)} with a seed, e.g. fadtq-s0,grpo-s0")
         out = REPO / "runs" / "learnability"
         out.mkdir(parents=True, exist_ok=True)
-        stop_after({run: start(run, out, overrides) for run in runs}, args.minutes)
+        if args.reevaluate:
+            for run in runs:
+                for stale in (out / run).glob("eval-??????"):
+                    shutil.rmtree(stale)
+        else:
+            stop_after({run: start(run, out, overrides) for run in runs}, args.minutes)
         for process in [evaluate(out / run, out) for run in runs]:
             process.wait()
         from fadtq.files import atomic_write_json
 
         for run in runs:
-            results[run] = collect(out / run, args.minutes) | {"overrides": overrides}
+            minutes = results[run]["minutes"] if args.reevaluate and run in results else args.minutes
+            results[run] = collect(out / run, minutes) | {"overrides": overrides}
             print(f"{run}: {results[run]['steps']} steps; test accuracy "
                   f"{[round(p['accuracy'], 3) for p in results[run]['test']]}")
         atomic_write_json(RESULTS, {"protocol": "pretrained-v1", "train_window": TRAIN_WINDOW, "results": results})

@@ -1,6 +1,6 @@
 """Build, or rebuild and verify, the pretrained policy shipped in ``pretrained/``.
 
-``configs/cpu_pretrained.yaml`` starts RL from a ``base`` Qwen2.5-VL that ``fadtq pretrain`` taught
+``configs/cpu_default.yaml`` starts RL from a ``base`` Qwen2.5-VL that ``fadtq pretrain`` taught
 to describe look-alike images (fadtq/training/pretrain.py). Pretraining takes about 20 minutes on
 one thread, so the repository may ship the result with its recipe, the command that made it, its
 held-out description check and the sha256 of its weights (``pretrained/<name>/recipe.json``).
@@ -31,7 +31,7 @@ def main() -> int:
     from fadtq.training.pretrain import build_pretrained, recipe_from_config, weights_sha256, write_recipe
     from fadtq.training.setup import SHIPPED_MODELS
 
-    recipe = recipe_from_config(load_run_config("cpu_pretrained"))
+    recipe = recipe_from_config(load_run_config("cpu_default"))
     shipped = SHIPPED_MODELS / recipe.folder_name()
     with tempfile.TemporaryDirectory(prefix="pretrained-") as scratch:
         built = Path(scratch) / "model"

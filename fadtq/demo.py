@@ -1,9 +1,9 @@
 """The main job on its embedded default (``make demo``).
 
-1. ``deepspeed fadtq/train.py --rewards format,accuracy,tq`` with the real launcher: the procedural
-   look-alike benchmark, a tiny Qwen2.5-VL built offline with the format warm-up, the heuristic
-   judge, GPG.
-2. The starting policy and the trained one evaluated on the same stratified test pairs (at most 150).
+1. ``deepspeed fadtq/train.py --rewards format,accuracy,tq`` with the real launcher on the embedded
+   default (``configs/cpu_default.yaml``): the easy look-alike at CPU scale, the small Qwen2.5-VL
+   shipped in ``pretrained/`` (it sees; its answers start at chance), the heuristic judge, GPG.
+2. The starting policy and the trained one evaluated greedily on the same 150 stratified test pairs.
 3. One HTML report comparing them (with the run's training curves); its path, the accuracy gain
    and the report's Tables 2 and 3 are printed.
 """
@@ -25,9 +25,11 @@ EVAL_TOKENS = 64
 
 
 def train(run_dir: Path) -> None:
+    """One rank per core, two at most (the default's 16 prompts split over them), one thread each."""
     launcher = Path(sys.executable).with_name("deepspeed")
-    command = [str(launcher), str(REPO / "fadtq" / "train.py"), "--rewards", "format,accuracy,tq",
-               "--output.dir", str(run_dir.parent), "--output.name", run_dir.name]
+    ranks = min(2, os.cpu_count() or 1)
+    command = [str(launcher), "--num_gpus", str(ranks), str(REPO / "fadtq" / "train.py"), "--rewards",
+               "format,accuracy,tq", "--output.dir", str(run_dir.parent), "--output.name", run_dir.name]
     print("$", " ".join(command), flush=True)
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     subprocess.run(command, env=env, cwd=REPO, check=True)

@@ -14,6 +14,7 @@ from fadtq.composition import PluginChoice, RewardConfig
 from fadtq.api import AdvantageEstimator
 from fadtq.errors import ConfigError
 from fadtq.plugin_manager import Plugins
+from fadtq.training.losses import AGGREGATIONS
 
 
 @dataclass
@@ -90,6 +91,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     micro_batch_size: int = 8
     grad_clip: float = 1.0
+    # How a loss reduces its per-token terms (fadtq/training/losses.py AGGREGATIONS): token-mean
+    # (the GPG paper, DAPO), seq-mean-token-sum (Dr. GRPO), seq-mean-token-mean (GRPO).
+    loss_agg_mode: str = "token-mean"
     clip_eps: float = 0.2  # clipped_ratio loss only
     kl_coef: float = 0.04  # clipped_ratio loss with a reference model only
     seed: int = 0
@@ -100,6 +104,7 @@ class TrainConfig:
         if self.max_steps is not None:
             _at_least(key, self, max_steps=1)
         _above(key, self, lr=0.0, clip_eps=0.0)
+        _choice(key, "loss_agg_mode", self.loss_agg_mode, tuple(AGGREGATIONS))
 
 
 @dataclass

@@ -210,19 +210,19 @@ def test_unknown_extends_names_the_file_not_the_flag(tmp_path):
 
 
 @pytest.mark.parametrize("old, new, expected", [
-    ("  max_steps: 8", "  max_steps: 0", "train.max_steps: expected a number >= 1"),
-    ("  max_steps: 8", "  max_steps: -1", "train.max_steps: expected a number >= 1"),
-    ("  epochs: 1", "  epochs: 0", "train.epochs: expected a number >= 1"),
-    ("  lr: 1.0e-4", "  lr: .nan", "train.lr: expected a finite number"),
-    ("  lr: 1.0e-4", "  lr: .inf", "train.lr: expected a finite number"),
-    ("  temperature: 1.0", "  temperature: 0", "rollout.temperature: expected a number > 0"),
-    ("  image_size: 112", "  image_size: 0", "data.image_size: expected a number >= 1"),
+    ("  max_steps: 60", "  max_steps: 0", "train.max_steps: expected a number >= 1"),
+    ("  max_steps: 60", "  max_steps: -1", "train.max_steps: expected a number >= 1"),
+    ("  epochs: 10", "  epochs: 0", "train.epochs: expected a number >= 1"),
+    ("  lr: 1.0e-3", "  lr: .nan", "train.lr: expected a finite number"),
+    ("  lr: 1.0e-3", "  lr: .inf", "train.lr: expected a finite number"),
+    ("  temperature: 1.0 ", "  temperature: 0 ", "rollout.temperature: expected a number > 0"),
+    ("  image_size: 112 ", "  image_size: 0 ", "data.image_size: expected a number >= 1"),
     ("  seed: 0\n  image_size", "  seed: -1\n  image_size", "data.seed: expected a number >= 0"),
-    ("  synth_scale: tiny", "  synth_scale: huge", "data.synth_scale: expected one of"),
+    ("  synth_scale: cpu", "  synth_scale: huge", "data.synth_scale: expected one of"),
     ("  dir: runs", "  dir: runs\n  name: a/b", "output.name: expected a plain folder name"),
     ("  dir: runs", "  dir: 5", "output.dir: expected str, got 5"),
     ("  active: [format, accuracy, tq]", "  active: [format, format]", "reward.active: a term"),
-    ("  epochs: 1", "  epochs: 1\n  epochs: 2", "invalid YAML (duplicate key 'epochs')"),
+    ("  epochs: 10", "  epochs: 10\n  epochs: 2", "invalid YAML (duplicate key 'epochs')"),
 ])
 def test_settings_that_leave_nothing_to_do_or_make_no_sense_are_refused(tmp_path, old, new, expected):
     text = DEFAULT_TEXT.replace(old, new)
@@ -279,7 +279,7 @@ def test_unknown_preset_lists_presets():
 @pytest.mark.parametrize("overrides, key", [
     ({"data.synth_difficulty": "hard"}, "data.synth_difficulty"),
     ({"data.synth_scale": "huge"}, "data.synth_scale"),
-    ({"model.pretrain_steps": "10"}, "model.warmup_steps"),  # the default warms up: pretraining too is refused
+    ({"model.warmup_steps": "10"}, "model.warmup_steps"),  # the default pretrains: a warm-up too is refused
     ({"model.pretrain_steps": "-1"}, "model"),
     ({"rollout.max_draws": "-1"}, "rollout.max_draws"),
 ])

@@ -19,7 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="evaluate a stratified subset of this many pairs")
     parser.add_argument("--batch-size", type=int, help="pairs per generate call (default 8)")
     parser.add_argument("--max-new-tokens", type=int, help="completion length limit (default 128)")
-    parser.add_argument("--image-size", type=int, help="longest image side before the processor (default 448)")
+    parser.add_argument("--image-size", type=int,
+                        help="longest image side before the processor (default: the size the model was trained "
+                        "at, recorded in its fadtq_inputs.json; else 448)")
     parser.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     parser.add_argument("--temperature", type=float, help="with --sample (default 1.0)")
     parser.add_argument("--top-p", type=float, help="with --sample (default 1.0)")

@@ -14,16 +14,35 @@ from pathlib import Path
 from fadtq.data.loco import load_rgb
 from fadtq.data.pair3c import build_pair3c, read_manifest, write_benchmark
 from fadtq.errors import ConfigError, FadtqError
-from fadtq.files import create_dir_once, read_text
+from fadtq.files import atomic_write_json, create_dir_once, read_json, read_text
 from fadtq.paths import cache_dir
 from fadtq.prompts import PromptLibrary, policy_messages, policy_question
 
 DEFAULT_MAX_SIDE = 448
+# Written into every model folder the project saves: the image size the model was trained at, so
+# that evaluation feeds it images of that size (a small policy's eyes know only that patch grid).
+INPUTS_FILE = "fadtq_inputs.json"
 # The tiny tree has 10 images per test class; 6 per class for training leaves 4 per class to test.
 TINY_TRAIN_PER_CLASS = 6
 # Training pairs per class and category of each look-alike scale (the rest of the test folders is tested):
 # tiny 6 of 10, cpu 40 of 60 (300 test pairs), paper 40 as the paper does.
 TRAIN_PER_CLASS = {"tiny": TINY_TRAIN_PER_CLASS, "cpu": 40, "paper": 40}
+
+
+def record_image_size(model_dir: str | Path, image_size: int | None) -> None:
+    """Note in ``model_dir`` the longest image side its training used (``None``: images as they are)."""
+    atomic_write_json(Path(model_dir) / INPUTS_FILE, {"image_size": image_size})
+
+
+def trained_image_size(model_dir: str | Path) -> int | None:
+    """The image size recorded by ``record_image_size``; ``None`` for a model saved elsewhere."""
+    path = Path(model_dir) / INPUTS_FILE
+    if not path.is_file():
+        return None
+    size = read_json(path).get("image_size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise FadtqError(f"{path}: image_size: expected a positive integer or null, got {size!r}")
+    return size
 
 
 @dataclass

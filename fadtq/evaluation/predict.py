@@ -8,10 +8,10 @@ resuming with a different model, benchmark or decoding is refused rather than mi
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from fadtq.data.dataset import DEFAULT_MAX_SIDE, PairDataset, resolve_benchmark
+from fadtq.data.dataset import DEFAULT_MAX_SIDE, PairDataset, resolve_benchmark, trained_image_size
 from fadtq.data.pair3c import SPLITS, read_manifest
 from fadtq.errors import FadtqError
 from fadtq.evaluation.predictions import (
@@ -40,13 +40,20 @@ class GenerationSettings:
     temperature: float = 1.0
     top_p: float = 1.0
     seed: int = 0
-    # Longest image side before the processor (PairDataset's default, as in training).
-    image_size: int = DEFAULT_MAX_SIDE
+    # Longest image side before the processor; None: the size the model was trained at (its
+    # fadtq_inputs.json), else PairDataset's default. ``for_model`` resolves it.
+    image_size: int | None = None
+
+    def for_model(self, model_path: Path) -> GenerationSettings:
+        """These settings with the image size resolved for the model at ``model_path``."""
+        if self.image_size is not None:
+            return self
+        return replace(self, image_size=trained_image_size(model_path) or DEFAULT_MAX_SIDE)
 
     def validate(self) -> None:
         for flag, value in (("--batch-size", self.batch_size), ("--max-new-tokens", self.max_new_tokens),
                             ("--image-size", self.image_size)):
-            if value < 1:
+            if value is not None and value < 1:
                 raise FadtqError(f"{flag} {value}: expected at least 1")
         if self.sample and not (self.temperature > 0 and 0 < self.top_p <= 1):
             raise FadtqError(f"--temperature {self.temperature} --top-p {self.top_p}: expected a temperature > 0 "
@@ -95,6 +102,7 @@ def evaluate(model_path: str | Path, benchmark_dir: str | Path | None, out_dir: 
     to evaluate, the prompt), and ``out_dir`` is written to only once the model is ready."""
     model_path = Path(model_path)
     settings.validate()
+    settings = settings.for_model(model_path)
     benchmark, manifest = _benchmark(benchmark_dir, split)
     out_dir = check_output_dir(out_dir, "--out", OUTPUT_FILES)
     if not (model_path / "config.json").is_file():

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from fadtq.data.dataset import record_image_size
 from fadtq.files import atomic_write_json
 
 _COMPLETE = re.compile(r"^step-(\d{6})$")
@@ -51,7 +52,8 @@ def barrier() -> None:
         dist.barrier()
 
 
-def save_checkpoint(run_dir: Path, steps_done: int, strategy, actor, processor, rank: int, keep: int) -> Path:
+def save_checkpoint(run_dir: Path, steps_done: int, strategy, actor, processor, rank: int, keep: int,
+                    image_size: int | None) -> Path:
     """Collective: every rank calls it. Returns the final folder."""
     final = step_dir(run_dir, steps_done)
     tmp = final.with_name(final.name + ".tmp")
@@ -62,6 +64,7 @@ def save_checkpoint(run_dir: Path, steps_done: int, strategy, actor, processor, 
     strategy.save_model(actor, processor.tokenizer, str(tmp / "policy"))
     if rank == 0:
         processor.save_pretrained(str(tmp / "policy"))
+        record_image_size(tmp / "policy", image_size)
     actor.model.save_checkpoint(str(tmp / "deepspeed"), tag="state", save_latest=False)
     torch.save(torch.get_rng_state(), tmp / f"rng-rank{rank}.pt")
     barrier()

@@ -1,8 +1,10 @@
 """The built-in policy losses, registered by ``fadtq_plugins.loss_functions``; an advantage estimator
 names the loss its advantages are for.
 
-All losses are token means over the completion tokens of the micro-batch (``mask``), the
-reduction the GPG paper and DAPO use. ``logprobs`` carries gradients; the others do not.
+Losses reduce per-token values with ``LossInputs.reduce``, over the completion tokens of the
+micro-batch (``mask``), as ``train.loss_agg_mode`` says (``AGGREGATIONS``): ``token-mean`` is the
+reduction the GPG paper and DAPO use; ``seq-mean-token-sum`` is Dr. GRPO's, which does not divide a
+sequence's gradient by its length. ``logprobs`` carries gradients; the others do not.
 
 * ``policy_gradient`` (GPG): L = -mean_t(A * log pi(a_t)). No ratio, no clip, no reference.
 * ``clipped_ratio`` (GRPO): L = -mean_t(min(rho A, clip(rho, 1 - eps, 1 + eps) A)) + beta KL,
@@ -20,6 +22,28 @@ if TYPE_CHECKING:  # tensor methods only: every command loads the loss plugin, n
     import torch
 
 
+def token_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean over every completion token of the micro-batch."""
+    mask = mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def seq_mean_token_sum(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean over sequences of each sequence's token sum: every token weighs the same whatever
+    its sequence's length, so a one-token decision is not diluted by the reasoning before it."""
+    return (values * mask.to(values.dtype)).sum(dim=1).mean()
+
+
+def seq_mean_token_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean over sequences of each sequence's token mean (the original GRPO's reduction)."""
+    mask = mask.to(values.dtype)
+    return ((values * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)).mean()
+
+
+AGGREGATIONS = {"token-mean": token_mean, "seq-mean-token-sum": seq_mean_token_sum,
+                "seq-mean-token-mean": seq_mean_token_mean}
+
+
 @dataclass
 class LossInputs:
     logprobs: torch.Tensor  # (N, C), with grad
@@ -27,15 +51,15 @@ class LossInputs:
     mask: torch.Tensor  # (N, C), 1 on completion tokens
     old_logprobs: torch.Tensor | None = None
     ref_logprobs: torch.Tensor | None = None
+    agg_mode: str = "token-mean"  # a key of AGGREGATIONS (train.loss_agg_mode)
 
-
-def token_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    mask = mask.to(values.dtype)
-    return (values * mask).sum() / mask.sum().clamp_min(1.0)
+    def reduce(self, values: torch.Tensor) -> torch.Tensor:
+        """Per-token ``values`` (N, C) reduced to a scalar over the completion tokens."""
+        return AGGREGATIONS[self.agg_mode](values, self.mask)
 
 
 def policy_gradient(x: LossInputs, **_: float) -> tuple[torch.Tensor, dict[str, float]]:
-    loss = -token_mean(x.logprobs * x.advantages.unsqueeze(1), x.mask)
+    loss = -x.reduce(x.logprobs * x.advantages.unsqueeze(1))
     return loss, {"pg_loss": loss.item()}
 
 
@@ -50,11 +74,11 @@ def clipped_ratio(x: LossInputs, clip_eps: float = 0.2, kl_coef: float = 0.04, *
     ratio = (x.logprobs - x.old_logprobs).exp()
     advantages = x.advantages.unsqueeze(1)
     surrogate = (ratio * advantages).minimum(ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * advantages)
-    pg_loss = -token_mean(surrogate, x.mask)
+    pg_loss = -x.reduce(surrogate)
     metrics = {"pg_loss": pg_loss.item(), "clip_frac": token_mean(((ratio - 1).abs() > clip_eps).float(), x.mask).item()}
     if x.ref_logprobs is None or kl_coef == 0:
         return pg_loss, metrics
-    kl = token_mean(k3_kl(x.logprobs, x.ref_logprobs), x.mask)
+    kl = x.reduce(k3_kl(x.logprobs, x.ref_logprobs))
     metrics["kl"] = kl.item()
     return pg_loss + kl_coef * kl, metrics
 

@@ -181,7 +181,7 @@ class Trainer:
 
     def save(self, steps_done: int) -> Path:
         return checkpoint.save_checkpoint(self.run_dir, steps_done, self.strategy, self.actor, self.processor,
-                                          self.rank, self.cfg.output.keep_checkpoints)
+                                          self.rank, self.cfg.output.keep_checkpoints, self.cfg.data.image_size)
 
     # ------------------------------------------------------------------ one step
     def refill_pairs(self, step: int, draw: int) -> list:
@@ -273,7 +273,8 @@ class Trainer:
         entropy_sum, tokens, grad_norm = 0.0, 0.0, None
         for number, (rows, batch, (old, ref)) in enumerate(zip(chunks, batches, frozen)):
             stats = completion_logprobs(self.policy_model, batch, temperature, suppress, with_entropy=True)
-            inputs = LossInputs(stats.logprobs, advantages[rows], batch.action_mask, old, ref)
+            inputs = LossInputs(stats.logprobs, advantages[rows], batch.action_mask, old, ref,
+                                agg_mode=self.cfg.train.loss_agg_mode)
             loss, parts = self.loss.fn(inputs, clip_eps=self.cfg.train.clip_eps, kl_coef=self.cfg.train.kl_coef)
             if self.ptx is not None:
                 ptx_loss = self.ptx(self.policy_model, step, number, len(chunks))

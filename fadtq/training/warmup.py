@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from fadtq.data.dataset import record_image_size
 from fadtq.prompts import CLASS_NAMES
 
 NEUTRAL_SENTENCES = (
@@ -79,6 +80,7 @@ def warmup(model_path: str | Path, out: str | Path, dataset, steps: int = 150, b
     tmp = out.with_name(f".{out.name}.{time.time_ns()}")
     model.save_pretrained(tmp)
     processor.save_pretrained(tmp)
+    record_image_size(tmp, dataset.max_side)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,30 @@ def test_greedy_decoding_ignores_the_seed_and_sampling_does_not(tiny_model, smal
 
     assert text(0, greedy=True) == text(1, greedy=True, temperature=5.0)
     assert text(0) != text(1)
+
+
+def test_evaluation_feeds_images_at_the_size_the_model_was_trained_at(tiny_model, small_bench, tmp_path):
+    # A small policy knows one patch grid: evaluating it at another size broke its descriptions
+    # (41 of 100 normal test images "damaged" at 448 px against 2 at its 112 px).
+    from fadtq.data.dataset import DEFAULT_MAX_SIDE, record_image_size, trained_image_size
+
+    trained = tmp_path / "trained"
+    shutil.copytree(tiny_model, trained)
+    assert trained_image_size(trained) is None
+    assert GenerationSettings().for_model(trained).image_size == DEFAULT_MAX_SIDE
+    record_image_size(trained, 24)
+    assert trained_image_size(trained) == 24
+    assert GenerationSettings().for_model(trained).image_size == 24
+    assert GenerationSettings(image_size=16).for_model(trained).image_size == 16  # the flag wins
+    evaluate(trained, small_bench, tmp_path / "out", settings=GenerationSettings(batch_size=BATCH, max_new_tokens=4),
+             limit=3)
+    assert json.loads((tmp_path / "out" / "eval_config.json").read_text())["image_size"] == 24
+
+
+@pytest.mark.parametrize("text", ['{"image_size": "112"}', '{"image_size": 0}', "[112]"])
+def test_a_bad_image_size_record_names_its_file(tiny_model, tmp_path, text):
+    from fadtq.data.dataset import INPUTS_FILE, trained_image_size
+
+    (tmp_path / INPUTS_FILE).write_text(text)
+    with pytest.raises(FadtqError, match=re.escape(str(tmp_path / INPUTS_FILE))):
+        trained_image_size(tmp_path)

@@ -10,12 +10,35 @@ import torch
 from fadtq.errors import FadtqError
 from fadtq.plugin_manager import default_plugins
 from fadtq.training.losses import LossInputs, clipped_ratio, k3_kl, policy_gradient, token_mean
+from fadtq.run_config import load_run_config
 
 
 def test_token_mean_ignores_masked_tokens():
     values = torch.tensor([[1.0, 2.0, 100.0], [3.0, 100.0, 100.0]])
     mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
     assert token_mean(values, mask).item() == pytest.approx((1 + 2 + 3) / 3)
+
+
+@pytest.mark.parametrize("mode, expected", [("token-mean", (1 + 2 + 3) / 3),
+                                            ("seq-mean-token-sum", ((1 + 2) + 3) / 2),
+                                            ("seq-mean-token-mean", ((1 + 2) / 2 + 3) / 2)])
+def test_aggregation_modes(mode, expected):
+    values = torch.tensor([[1.0, 2.0, 100.0], [3.0, 100.0, 100.0]])
+    x = LossInputs(values, torch.zeros(2), torch.tensor([[1, 1, 0], [1, 0, 0]]), agg_mode=mode)
+    assert x.reduce(values).item() == pytest.approx(expected)
+
+
+def test_seq_mean_token_sum_gives_a_short_sequence_full_weight():
+    # L = -(A0 * (lp00 + lp01) + A1 * lp10) / 2: the one-token sequence is not diluted by the two-token one
+    logprobs = torch.tensor([[-1.0, -2.0], [-0.5, -9.0]], requires_grad=True)
+    x = LossInputs(logprobs, torch.tensor([2.0, -1.0]), torch.tensor([[1, 1], [1, 0]]), agg_mode="seq-mean-token-sum")
+    policy_gradient(x)[0].backward()
+    assert torch.allclose(logprobs.grad, torch.tensor([[-1.0, -1.0], [0.5, 0.0]]))
+
+
+def test_unknown_aggregation_is_refused_on_its_key():
+    with pytest.raises(FadtqError, match="train.loss_agg_mode: expected one of token-mean, seq-mean-token-sum"):
+        load_run_config("cpu_default", overrides={"train": {"loss_agg_mode": "sum"}})
 
 
 def test_policy_gradient_value_and_gradient():

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from fadtq.cli import main
+from fadtq.data.dataset import trained_image_size
 from fadtq.errors import FadtqError
 from fadtq.prompts import PromptLibrary
 from fadtq.run_config import load_run_config
@@ -46,11 +47,12 @@ def shipped(tmp_path_factory, base_model):
     folder = tmp_path_factory.mktemp("pretrained") / RECIPE.folder_name()
     check = build_pretrained(folder, RECIPE, base_model=base_model, progress=False, check_examples=2)
     write_recipe(folder, RECIPE, check)
+    assert trained_image_size(folder) == RECIPE.image_size
     return folder
 
 
 def config_asking_for(recipe: PretrainRecipe):
-    return load_run_config("cpu_pretrained", {"model.pretrain_steps": str(recipe.steps),
+    return load_run_config("cpu_default", {"model.pretrain_steps": str(recipe.steps),
                                               "model.pretrain_vision_steps": str(recipe.vision_steps)})
 
 
@@ -115,7 +117,7 @@ def test_the_shipped_checkpoint_s_first_steps_reproduce():
     the losses recorded there (``bench/pretrained_policy.py`` rebuilds it in full)."""
     from fadtq.training.tiny_model import make_tiny_model
 
-    recipe = recipe_from_config(load_run_config("cpu_pretrained"))
+    recipe = recipe_from_config(load_run_config("cpu_default"))
     shipped = setup.SHIPPED_MODELS / recipe.folder_name()
     record = json.loads((shipped / RECIPE_FILE).read_text())
     assert verify_shipped(shipped, recipe) == shipped

@@ -28,7 +28,7 @@ def test_beginnings_carry_no_end_of_turn(tiny_model_dir):
 def test_the_mix_is_the_same_for_the_same_slot_and_differs_between_slots(tiny_model_dir):
     from transformers import AutoModelForImageTextToText
 
-    cfg = load_run_config("cpu_pretrained", {"train.ptx_coef": "1.0", "train.ptx_batch_size": "2"})
+    cfg = load_run_config("cpu_default", {"train.ptx_coef": "1.0", "train.ptx_batch_size": "2"})
     model = AutoModelForImageTextToText.from_pretrained(str(tiny_model_dir), dtype=torch.float32).eval()
     ptx = DescriptionLoss(cfg, load_processor(tiny_model_dir), rank=0, world_size=2)
     with torch.no_grad():

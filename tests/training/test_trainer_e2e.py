@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from fadtq.data.dataset import trained_image_size
+from fadtq.run_config import load_run_config
 from trainer_testlib import (METRIC_KEYS, REPO, SIGNAL_REWARD, complete_checkpoints, deepspeed_cmd, ok, policy_state,
                              rows, run)
 
@@ -83,6 +86,8 @@ def check_run_folder(run_dir: Path, world: int) -> None:
     assert (last / "deepspeed").is_dir() and any((last / "deepspeed").rglob("*.pt"))
     assert not list((run_dir / "checkpoints").glob("*.tmp"))
     assert (run_dir / "final").resolve() == (last / "policy").resolve()
+    # evaluation reads the image size the run trained at (loop.yaml's data.image_size)
+    assert trained_image_size(last / "policy") == load_run_config(run_dir / "config.yaml").data.image_size
 
 
 def check_policy_loads(policy: Path, initial: Path) -> torch.nn.Module:
