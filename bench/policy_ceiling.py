@@ -5,8 +5,8 @@ response gives the same model strictly more information per pair. Here the pretr
 ``configs/cpu_default.yaml`` keeps its own reasoning (its greedy description of each training
 pair, written once before training) and is taught the true answer after it, with the vision
 tower frozen when the config freezes it, as in RL. The loss is the answer's cross-entropy plus
-``--reasoning-weight`` times the reasoning's: the reasoning alone (weight 1 on every token) spends
-the updates on re-fitting descriptions the policy already writes (51% after 5 minutes), and the
+``--reasoning-weight`` times the reasoning's, as RL's accuracy reward and its ptx term weigh them: a
+token mean over the whole response would give the one answer token a thirtieth of the loss, and the
 answer alone (weight 0) lets every other output drift until generation breaks. The greedy, end-to-end
 test accuracy it reaches, from the same pretrained start, on the same training pairs and image
 size, bounds what GPG or GRPO can be expected to reach on them. The issue's bar: at least 90%.
