@@ -55,15 +55,6 @@ def weighted_loss(model, batch: dict, answer_id: int, reasoning_weight: float) -
     return losses[answer].mean() + reasoning_weight * losses[reasoning].mean()
 
 
-def save(model, processor, out: Path, image_size: int) -> Path:
-    from fadtq.data.dataset import record_image_size
-
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    record_image_size(out, image_size)
-    return out
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget (wall clock)")
@@ -84,7 +75,7 @@ def main() -> int:
     from fadtq.files import atomic_write_json
     from fadtq.run_config import load_run_config
     from fadtq.training.freeze import freeze_vision_tower
-    from fadtq.training.processor import load_processor
+    from fadtq.training.processor import load_processor, save_policy
     from fadtq.training.setup import pretrained_model_dir, training_benchmark
     from fadtq.training.warmup import supervised_batch
 
@@ -108,7 +99,7 @@ def main() -> int:
             elapsed = (time.monotonic() - began) / 60
             if elapsed >= next_eval or elapsed >= args.minutes:
                 model.eval()
-                saved = save(model, processor, work / f"step-{steps}", cfg.data.image_size)
+                saved = save_policy(model, processor, work / f"step-{steps}", cfg.data.image_size)
                 test, train = (evaluate_model(saved, benchmark, work / f"eval-{split}-{steps}", split=split,
                                               batch_size=16, max_new_tokens=64, limit=args.eval_pairs,
                                               name=f"sft@{steps}")["accuracy"] for split in ("test", "train"))

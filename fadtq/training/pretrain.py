@@ -32,7 +32,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fadtq.data.dataset import record_image_size
 from fadtq.data.describe import describe
 from fadtq.data.loco import CATEGORIES
 from fadtq.data.synth import DEFAULT_SIZE, difficulty_named, render
@@ -199,6 +198,8 @@ def pretrain(model_path: str | Path, out: str | Path, recipe: PretrainRecipe, *,
     losses and the held-out check (how often greedy decoding describes a fresh test image exactly)."""
     from tqdm import tqdm
 
+    from fadtq.training.processor import save_policy
+
     prompts = PromptLibrary()
     model, processor = load_start(model_path)
     bar = tqdm(training_losses(model, processor, recipe, prompts), total=recipe.vision_steps + recipe.steps,
@@ -209,7 +210,7 @@ def pretrain(model_path: str | Path, out: str | Path, recipe: PretrainRecipe, *,
         bar.set_postfix(loss=f"{loss:.3f}")
     model.eval()
     check = description_check(model, processor, recipe, check_examples, prompts)
-    create_dir_once(Path(out), lambda tmp: _save(model, processor, tmp / "model", recipe.image_size))
+    create_dir_once(Path(out), lambda tmp: save_policy(model, processor, tmp / "model", recipe.image_size))
     return {"first_losses": losses[:FIRST_LOSSES], "last_loss": losses[-1], **check}
 
 
@@ -220,13 +221,6 @@ def lr_factor(step: int, steps: int) -> float:
         return (step + 1) / warm
     progress = (step - warm) / max(1, steps - warm)
     return 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def _save(model, processor, folder: Path, image_size: int) -> Path:
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    record_image_size(folder, image_size)
-    return folder
 
 
 def recipe_from_config(cfg) -> PretrainRecipe:

@@ -17,6 +17,7 @@ from transformers.models.qwen2_5_vl.processing_qwen2_5_vl import Qwen2_5_VLProce
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 from transformers.utils import is_torchvision_available
 
+from fadtq.data.dataset import record_image_size
 from fadtq.errors import FadtqError
 
 
@@ -54,3 +55,11 @@ def load_processor(path: str | Path) -> ProcessorMixin:
     return ImageOnlyQwenVLProcessor(
         image_processor=image_processor, tokenizer=tokenizer, chat_template=tokenizer.chat_template
     )
+
+
+def save_policy(model, processor: ProcessorMixin, folder: Path, image_size: int | None) -> Path:
+    """A policy folder evaluation can use as it is: weights, processor and the training image size."""
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    record_image_size(folder, image_size)
+    return folder

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import torch
 
-from fadtq.data.dataset import record_image_size
 from fadtq.prompts import CLASS_NAMES
 
 NEUTRAL_SENTENCES = (
@@ -59,7 +58,7 @@ def warmup(model_path: str | Path, out: str | Path, dataset, steps: int = 150, b
     from tqdm import tqdm
     from transformers import AutoModelForImageTextToText
 
-    from fadtq.training.processor import load_processor
+    from fadtq.training.processor import load_processor, save_policy
 
     torch.manual_seed(seed)
     rng = random.Random(seed)
@@ -78,9 +77,7 @@ def warmup(model_path: str | Path, out: str | Path, dataset, steps: int = 150, b
         bar.set_postfix(loss=f"{loss.item():.3f}")
     out = Path(out)
     tmp = out.with_name(f".{out.name}.{time.time_ns()}")
-    model.save_pretrained(tmp)
-    processor.save_pretrained(tmp)
-    record_image_size(tmp, dataset.max_side)
+    save_policy(model, processor, tmp, dataset.max_side)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out
