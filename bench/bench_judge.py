@@ -3,8 +3,8 @@
 Usage: .venv/bin/python bench/bench_judge.py [--concurrency 16] [--other-step-seconds 60]
        [--base-url http://HOST:PORT/v1 --model NAME]   # an already running server instead of the tiny one
 
-Without ``--base-url`` it starts the tiny offline judge with ``fadtq.judges.server`` (installing
-``.venv-judge`` on first use) and stops it at the end. A batch of 256 rollouts (64 groups of 4;
+Without ``--base-url`` it starts the tiny offline judge with ``fadtq.judges.server`` (vLLM from this
+venv: ``make vllm``) and stops it at the end. A batch of 256 rollouts (64 groups of 4;
 40% wrong answers; in each group two samples share their reasoning) is judged:
 
 * 256 distinct items with ``--concurrency`` requests in flight, then one at a time: the ratio;
@@ -27,11 +27,12 @@ from pathlib import Path
 from fadtq.api import JudgeItem
 from fadtq.composition import PluginChoice, RewardConfig, TermConfig
 from fadtq.files import atomic_write_json
-from fadtq.judges.server import TINY_SERVED_NAME, detect_device, free_port, serve
+from fadtq.judges.server import TINY_SERVED_NAME, serve
 from fadtq.plugin_manager import default_plugins
 from fadtq.prompts import PromptLibrary
 from fadtq.rollout import Rollout
 from fadtq.scoring import build_scorer
+from fadtq.serving.vllm_server import detect_device, free_port
 
 HERE = Path(__file__).resolve().parent
 LABELS = ("good", "structural", "logical")

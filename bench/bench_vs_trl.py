@@ -5,7 +5,7 @@ Usage: .venv/bin/python bench/bench_vs_trl.py [--rounds 5] [--steps 6] [--prompt
 
 TRL lives in a benchmark venv of its own, ``.venv-bench`` (created here on first use, about a
 minute; pins in :data:`BENCH_PINS`: TRL 1.16 asks only ``transformers>=4.56.2``, so both sides
-run transformers 5.15 and torch 2.13 CPU). Both sides get the same model folder, the same prompts
+run transformers 5.19 and torch 2.13 CPU). Both sides get the same model folder, the same prompts
 and images (exported once from the look-alike's training split, in step order), the same group
 size, completion length, sampling (temperature 1, no top-k/top-p, vision tokens suppressed), one
 micro-batch per step and no reference model: TRL with ``beta=0``, this trainer with ``gpg``. Each
@@ -28,7 +28,7 @@ import benchlib  # noqa: E402
 
 TARGET = 0.8
 BENCH_VENV = benchlib.REPO / ".venv-bench"
-BENCH_PINS = ("torch==2.13.0", "trl==1.16.0", "transformers==5.15.0", "accelerate==1.15.0", "datasets==5.2.0",
+BENCH_PINS = ("torch==2.13.0", "trl==1.16.0", "transformers==5.19.0", "accelerate==1.15.0", "datasets==5.2.0",
               "pillow==13.0.0")
 
 
@@ -36,7 +36,7 @@ def bench_python() -> Path:
     """``.venv-bench``'s interpreter, creating the venv when it lacks the pinned TRL."""
     python = BENCH_VENV / "bin" / "python"
     probe = "import trl, transformers; print(trl.__version__, transformers.__version__)"
-    wanted = "1.16.0 5.15.0"
+    wanted = "1.16.0 5.19.0"
     found = subprocess.run([python, "-c", probe], capture_output=True, text=True) if python.is_file() else None
     if found is not None and found.stdout.strip() == wanted:
         return python

@@ -91,8 +91,8 @@ def ratio(a: float, b: float) -> float:
 # ---------------------------------------------------------------------------------- this trainer's side
 
 def trainer_config(estimator: str, model_dir: Path, prompts: int, group: int, tokens: int, image_size: int,
-                   run_name: str):
-    """The run config both benchmarks time: one micro-batch holding the whole step."""
+                   run_name: str, overrides: dict[str, str] | None = None):
+    """The run config the benchmarks time: one micro-batch holding the whole step."""
     from fadtq.run_config import load_run_config
 
     return load_run_config(None, {
@@ -100,7 +100,7 @@ def trainer_config(estimator: str, model_dir: Path, prompts: int, group: int, to
         "rollout.group_size": str(group), "rollout.max_new_tokens": str(tokens),
         "train.micro_batch_size": str(prompts * group), "data.image_size": str(image_size),
         "train.max_steps": "1000", "output.dir": str(SCRATCH), "output.name": run_name,
-        "output.sample_every": "0",
+        "output.sample_every": "0", **(overrides or {}),
     })
 
 
@@ -147,7 +147,8 @@ def fixed_pairs(trainer, indices: list[int], prompts: int):
 
 
 def time_trainer(estimator: str, model_dir: Path, *, prompts: int, group: int, tokens: int, image_size: int,
-                 steps: int, warmup: int, indices: list[int] | None = None, seed: int = 0) -> dict:
+                 steps: int, warmup: int, indices: list[int] | None = None, seed: int = 0,
+                 overrides: dict[str, str] | None = None) -> dict:
     """Build the trainer in this process and time ``warmup + steps`` calls of ``train_step``."""
     import torch
 
@@ -156,7 +157,8 @@ def time_trainer(estimator: str, model_dir: Path, *, prompts: int, group: int, t
 
     one_thread()
     cpu_compat.apply()
-    cfg = trainer_config(estimator, model_dir, prompts, group, tokens, image_size, f"bench-{estimator}-{os.getpid()}")
+    cfg = trainer_config(estimator, model_dir, prompts, group, tokens, image_size, f"bench-{estimator}-{os.getpid()}",
+                         overrides)
     SCRATCH.mkdir(parents=True, exist_ok=True)
     built = time.perf_counter()
     trainer = Trainer(cfg, SCRATCH / cfg.output.name)
@@ -173,7 +175,8 @@ def time_trainer(estimator: str, model_dir: Path, *, prompts: int, group: int, t
         forwards = timer.take()
         if step >= warmup:
             rows.append({"step": total, "generate": metrics["time/generate"], "score": metrics["time/score"],
-                         "update": metrics["time/update"], **forwards, "tokens": metrics["length/tokens"]})
+                         "update": metrics["time/update"], "weight_sync": metrics["time/weight_sync"], **forwards,
+                         "tokens": metrics["length/tokens"]})
     params = sum(p.numel() for p in trainer.policy_model.parameters())
     shutil.rmtree(trainer.run_dir, ignore_errors=True)
     return {"estimator": estimator, "has_reference": trainer.reference is not None, "params": params,

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AdvantageEstimator", "AdvantageFn", "CountingJudge", "Judge", "JudgeBuilder", "JudgeFactory", "JudgeItem",
     "Loss", "LossFn", "RewardContext", "RewardFn", "RewardFunction", "RewardOutput", "Rollout", "RolloutEngineBuilder",
-    "RolloutEngineFactory", "Verdict", "hookimpl",
+    "RolloutEngineCheck", "RolloutEngineFactory", "Verdict", "hookimpl",
 ]
 
 
@@ -187,16 +187,28 @@ class Loss:
 
 
 class RolloutEngineBuilder(Protocol):
-    """Builds a rollout engine around the policy being trained and its processor."""
+    """Builds a rollout engine around the policy being trained and its processor.
 
-    def __call__(self, model: torch.nn.Module, processor: ProcessorMixin, /) -> RolloutEngine:
+    Its keyword parameters are the engine's options (the config's ``rollout.options``), checked
+    against the signature when the config loads."""
+
+    def __call__(self, model: torch.nn.Module, processor: ProcessorMixin, /, **options: Any) -> RolloutEngine:
         """An engine sampling from ``model`` (it must see the weights as they are updated)."""
+
+
+class RolloutEngineCheck(Protocol):
+    """Raises a one-line ``FadtqError`` when the engine cannot run the policy: what it depends on is
+    missing, or the model is one it cannot serve. Called before a run loads anything."""
+
+    def __call__(self, model_config: dict, where: str, /) -> None:
+        """``model_config``: the policy's ``config.json`` as a dict; ``where`` names its source."""
 
 
 @dataclass(frozen=True)
 class RolloutEngineFactory:
-    """A rollout engine by name (the config's ``rollout.engine``) and its builder."""
+    """A rollout engine by name (the config's ``rollout.engine``), its builder and its preflight check."""
 
     name: str
     build: RolloutEngineBuilder
     description: str = ""
+    check: RolloutEngineCheck | None = None

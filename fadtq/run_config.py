@@ -8,10 +8,10 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fadtq import config
 from fadtq.composition import PluginChoice, RewardConfig
-from fadtq.api import AdvantageEstimator
 from fadtq.errors import ConfigError
 from fadtq.plugin_manager import Plugins
 from fadtq.training.losses import AGGREGATIONS
@@ -70,6 +70,8 @@ class RolloutConfig:
     # equal and draw more prompts, at most max_draws extra draws per step.
     dynamic_sampling: bool = False
     max_draws: int = 3
+    # Keyword options of the engine's builder (e.g. vllm: gpu_memory_utilization, sleep_mode).
+    options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self, key: str) -> None:
         _at_least(key, self, prompts_per_step=1, group_size=1, max_new_tokens=1, max_draws=0)
@@ -179,13 +181,17 @@ def check_plugins(cfg: RunConfig, plugins: Plugins) -> None:
     if estimator.loss not in plugins.losses:
         raise ConfigError("advantage.name", f"the {estimator.name} estimator asks for unknown loss {estimator.loss!r}; "
                                             f"known: {', '.join(plugins.losses.names())}")
-    check_estimator_options(estimator, cfg.advantage.options, "advantage.options")
+    check_keyword_options(estimator.fn, 2, f"the {estimator.name} estimator", cfg.advantage.options,
+                          "advantage.options")
+    engine = plugins.engines.get(cfg.rollout.engine)
+    check_keyword_options(engine.build, 2, f"the {engine.name} rollout engine", cfg.rollout.options, "rollout.options")
 
 
-def check_estimator_options(estimator: AdvantageEstimator, options: dict, key: str) -> None:
-    """The options are keyword parameters of the estimator, of the type of their defaults."""
+def check_keyword_options(fn, positional: int, owner: str, options: dict, key: str) -> None:
+    """The options are keyword parameters of ``fn`` (after its first ``positional`` parameters), of
+    the type of their defaults."""
     try:
-        parameters = list(inspect.signature(estimator.fn).parameters.values())[2:]  # after (rewards, groups)
+        parameters = list(inspect.signature(fn).parameters.values())[positional:]
     except (TypeError, ValueError):  # no signature to read (a builtin): the call will tell
         return
     named = {p.name: p for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
@@ -194,8 +200,7 @@ def check_estimator_options(estimator: AdvantageEstimator, options: dict, key: s
         if name not in named:
             if takes_any:
                 continue
-            raise ConfigError(f"{key}.{name}", f"unknown option of the {estimator.name} estimator; "
-                                               f"known: {', '.join(named) or 'none'}")
+            raise ConfigError(f"{key}.{name}", f"unknown option of {owner}; known: {', '.join(named) or 'none'}")
         default = named[name].default
         if isinstance(default, bool) and not isinstance(value, bool):
             raise ConfigError(f"{key}.{name}", f"expected true or false, got {value!r}")

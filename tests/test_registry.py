@@ -159,6 +159,6 @@ def test_an_estimator_asking_for_an_unknown_loss_is_blamed_on_advantage_name():
 
 def test_an_unknown_rollout_engine_is_blamed_on_rollout_engine():
     with pytest.raises(ConfigError) as info:
-        check_plugins(load_run_config(None, {"rollout.engine": "vllm"}), default_plugins())
+        check_plugins(load_run_config(None, {"rollout.engine": "sglang"}), default_plugins())
     assert info.value.key == "rollout.engine"
-    assert "unknown rollout engine 'vllm'; known: hf" in str(info.value)
+    assert "unknown rollout engine 'sglang'; known: hf, vllm" in str(info.value)

@@ -22,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int,
                         help="longest image side before the processor (default: the size the model was trained "
                         "at, recorded in its fadtq_inputs.json; else 448)")
+    parser.add_argument("--engine", help="rollout engine that generates: hf (default) or vllm")
     parser.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     parser.add_argument("--temperature", type=float, help="with --sample (default 1.0)")
     parser.add_argument("--top-p", type=float, help="with --sample (default 1.0)")
@@ -30,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # Flags of generation (--model only), and of sampling (--sample only), by settings field.
-GENERATION_FLAGS = {"batch_size": "--batch-size", "max_new_tokens": "--max-new-tokens", "image_size": "--image-size"}
+GENERATION_FLAGS = {"batch_size": "--batch-size", "max_new_tokens": "--max-new-tokens", "image_size": "--image-size",
+                    "engine": "--engine"}
 SAMPLING_FLAGS = {"temperature": "--temperature", "top_p": "--top-p", "seed": "--seed"}
 
 

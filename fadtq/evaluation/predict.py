@@ -25,6 +25,7 @@ from fadtq.evaluation.predictions import (
     write_metrics,
 )
 from fadtq.files import atomic_write_json, atomic_write_jsonl, check_output_dir, read_json
+from fadtq.plugin_manager import default_plugins
 from fadtq.preflight import decode_images, render_templates
 from fadtq.prompts import POLICY_TEMPLATE
 
@@ -43,6 +44,7 @@ class GenerationSettings:
     # Longest image side before the processor; None: the size the model was trained at (its
     # fadtq_inputs.json), else PairDataset's default. ``for_model`` resolves it.
     image_size: int | None = None
+    engine: str = "hf"  # a registered rollout engine (register_rollout_engines), with its default options
 
     def for_model(self, model_path: Path) -> GenerationSettings:
         """These settings with the image size resolved for the model at ``model_path``."""
@@ -58,6 +60,17 @@ class GenerationSettings:
         if self.sample and not (self.temperature > 0 and 0 < self.top_p <= 1):
             raise FadtqError(f"--temperature {self.temperature} --top-p {self.top_p}: expected a temperature > 0 "
                              "and 0 < top-p <= 1")
+        engines = default_plugins().engines
+        if self.engine not in engines:
+            raise FadtqError(f"--engine {self.engine}: unknown rollout engine; known: {', '.join(engines.names())}")
+
+    def check_engine(self, model_path: Path) -> None:
+        """The engine can run the model at ``model_path`` (one line naming the problem otherwise)."""
+        from transformers import AutoConfig
+
+        engine = default_plugins().engines.get(self.engine)
+        if engine.check is not None:
+            engine.check(AutoConfig.from_pretrained(str(model_path)).to_dict(), f"--model {model_path}")
 
 
 def _benchmark(benchmark_dir: str | Path | None, split: str) -> tuple[Path, Path]:
@@ -107,6 +120,7 @@ def evaluate(model_path: str | Path, benchmark_dir: str | Path | None, out_dir: 
     out_dir = check_output_dir(out_dir, "--out", OUTPUT_FILES)
     if not (model_path / "config.json").is_file():
         raise FadtqError(f"--model {model_path}: no config.json; expected a Hugging Face model folder")
+    settings.check_engine(model_path)
     config = {"model": str(model_path.resolve()), "benchmark": str(benchmark.resolve()), "split": split,
               **asdict(settings)}
     _check_resume(out_dir, config)
@@ -135,7 +149,7 @@ def _check_resume(out_dir: Path, config: dict) -> None:
     path = out_dir / EVAL_CONFIG
     unchecked = {"batch_size"}
     if path.is_file() and (out_dir / PREDICTIONS).is_file():
-        previous = read_json(path, "delete it to start over")
+        previous = {"engine": "hf", **read_json(path, "delete it to start over")}  # hf before engines were recorded
         changed = sorted(k for k in config if k not in unchecked and previous.get(k) != config[k])
         if changed:
             key = changed[0]
@@ -163,14 +177,13 @@ def _generate(model_path: Path, dataset: PairDataset, todo: list[dict], settings
     from transformers import AutoModelForImageTextToText
 
     from fadtq.generation.engine import RolloutPrompt, SamplingParams
-    from fadtq.generation.hf import HFRolloutEngine
     from fadtq.training.processor import load_processor
 
     processor = load_processor(model_path)
     model = AutoModelForImageTextToText.from_pretrained(str(model_path))
     if torch.cuda.is_available():  # the engine sends its inputs to wherever the model is
         model = model.to("cuda")
-    engine = HFRolloutEngine(model, processor)
+    engine = default_plugins().engines.get(settings.engine).build(model, processor)
     params = SamplingParams(temperature=settings.temperature, top_p=settings.top_p,
                             max_new_tokens=settings.max_new_tokens, greedy=not settings.sample)
     index = {row["id"]: i for i, row in enumerate(dataset.rows)}

@@ -58,20 +58,29 @@ class Completion:
 
 @dataclass
 class RolloutResult:
-    """``groups[i]`` holds the completions of prompt ``i``; rows are ordered prompt by prompt.
-
-    ``logprobs`` (rows x completion length, zero past the end) is set when asked for.
-    """
+    """``groups[i]`` holds the completions of prompt ``i``; rows are ordered prompt by prompt."""
 
     groups: list[list[Completion]]
     scoring: ScoringInputs
-    logprobs: torch.Tensor | None = None
+
+    @property
+    def logprobs(self) -> torch.Tensor | None:
+        """The sampler's log-probabilities (rows x completion length, zero past the end), when asked for."""
+        return self.scoring.rollout_logprobs
 
 
 class RolloutEngine(Protocol):
     suppressed_token_ids: tuple[int, ...]
     pad_token_id: int
+    # True when the engine samples from its own copy of the weights (vLLM): the trainer then asks it
+    # for the sampled tokens' log-probabilities and logs how far its own forward is from them.
+    samples_from_copy: bool
 
     def generate(self, prompts: Sequence[RolloutPrompt], n_samples: int, params: SamplingParams) -> RolloutResult:
         """Sample ``n_samples`` completions for each prompt."""
+        ...
+
+    def weights_updated(self) -> None:
+        """The policy's weights changed (an optimizer step, a resume): sample from the new ones from
+        now on. An engine that samples from a copy of the weights reloads it here."""
         ...

@@ -8,8 +8,9 @@ import torch
 from transformers import GenerationConfig, ProcessorMixin
 
 from fadtq.errors import FadtqError
-from fadtq.generation.engine import VISION_CONTROL_TOKENS, Completion, RolloutPrompt, RolloutResult, SamplingParams
-from fadtq.training.logprobs import ScoringInputs, token_distribution
+from fadtq.generation import batch
+from fadtq.generation.engine import VISION_CONTROL_TOKENS, RolloutPrompt, RolloutResult, SamplingParams
+from fadtq.training.logprobs import token_distribution
 
 
 class HFRolloutEngine:
@@ -18,6 +19,8 @@ class HFRolloutEngine:
     ``model`` is the Hugging Face model itself (unwrap a DeepSpeed engine with ``.module``).
     Sampling draws from torch's global generator: seed it for reproducible rollouts.
     """
+
+    samples_from_copy = False
 
     def __init__(self, model: torch.nn.Module, processor: ProcessorMixin) -> None:
         self.model = model
@@ -31,46 +34,18 @@ class HFRolloutEngine:
     def generate(self, prompts: Sequence[RolloutPrompt], n_samples: int, params: SamplingParams) -> RolloutResult:
         if not prompts or n_samples < 1:
             raise FadtqError(f"rollout: need at least one prompt and one sample, got {len(prompts)} x {n_samples}")
-        inputs = self._repeat_rows(self._processor_inputs(prompts), n_samples)
-        output = self._sample(inputs, params)
-        prompt_len = inputs["input_ids"].shape[1]
-        completions = output.sequences[:, prompt_len:]
-        action_mask = self._action_mask(completions)
-        scoring = ScoringInputs(
-            sequences=output.sequences,
-            attention_mask=torch.cat([inputs["attention_mask"], action_mask], dim=1),
-            action_mask=action_mask,
-            mm_token_type_ids=torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(completions)], dim=1),
-            pixel_values=inputs["pixel_values"],
-            image_grid_thw=inputs["image_grid_thw"],
-            images_per_row=torch.full((len(completions),), 2, dtype=torch.long, device=completions.device),
-        )
-        rows = self._completions(inputs, completions, action_mask)
-        groups = [rows[i * n_samples : (i + 1) * n_samples] for i in range(len(prompts))]
-        logprobs = self._sampled_logprobs(output, completions, action_mask, params) if params.return_logprobs else None
-        return RolloutResult(groups=groups, scoring=scoring, logprobs=logprobs)
-
-    @staticmethod
-    def _repeat_rows(inputs: dict[str, torch.Tensor], n_samples: int) -> dict[str, torch.Tensor]:
-        """Each prompt's row (and its images' patches) ``n_samples`` times, in prompt order: the
-        processor prepares every prompt once instead of once per sample."""
-        rows = inputs["input_ids"].shape[0]
-        prompts = ScoringInputs(
-            sequences=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-            action_mask=inputs["attention_mask"][:, :0], mm_token_type_ids=inputs["mm_token_type_ids"],
-            pixel_values=inputs["pixel_values"], image_grid_thw=inputs["image_grid_thw"],
-            images_per_row=torch.full((rows,), 2, dtype=torch.long),
-        ).select([row for row in range(rows) for _ in range(n_samples)])
-        return {"input_ids": prompts.sequences, "attention_mask": prompts.attention_mask,
-                "mm_token_type_ids": prompts.mm_token_type_ids, "pixel_values": prompts.pixel_values,
-                "image_grid_thw": prompts.image_grid_thw}
-
-    def _processor_inputs(self, prompts: Sequence[RolloutPrompt]) -> dict[str, torch.Tensor]:
-        texts = [self.processor.apply_chat_template(p.messages, add_generation_prompt=True, tokenize=False) for p in prompts]
-        images = [[p.ref_image, p.test_image] for p in prompts]
-        inputs = self.processor(text=texts, images=images, padding=True, padding_side="left", return_tensors="pt")
         device = next(self.model.parameters()).device
-        return {key: value.to(device) if torch.is_tensor(value) else value for key, value in inputs.items()}
+        inputs = batch.repeat_rows(batch.prompt_inputs(self.processor, prompts, device), n_samples)
+        output = self._sample(inputs, params)
+        completions = output.sequences[:, inputs["input_ids"].shape[1]:]
+        action_mask = self._action_mask(completions)
+        rows = batch.completion_rows(self.processor, inputs, completions, action_mask, self.eos_token_ids)
+        logprobs = self._sampled_logprobs(output, completions, action_mask, params) if params.return_logprobs else None
+        return RolloutResult(groups=batch.group(rows, n_samples),
+                             scoring=batch.scoring_inputs(inputs, completions, action_mask, logprobs))
+
+    def weights_updated(self) -> None:
+        """Nothing to do: ``generate`` samples from the policy's own weights."""
 
     @torch.no_grad()
     def _sample(self, inputs: dict[str, torch.Tensor], params: SamplingParams):
@@ -105,18 +80,6 @@ class HFRolloutEngine:
         is_eos = torch.isin(completions, torch.as_tensor(self.eos_token_ids, device=completions.device))
         eos_before = torch.cumsum(is_eos.long(), dim=1) - is_eos.long()
         return (eos_before == 0).long()
-
-    def _completions(
-        self, inputs: dict[str, torch.Tensor], completions: torch.Tensor, action_mask: torch.Tensor
-    ) -> list[Completion]:
-        rows = []
-        for row, (ids, mask) in enumerate(zip(completions.tolist(), action_mask.tolist())):
-            kept = ids[: sum(mask)]
-            prompt = inputs["input_ids"][row][inputs["attention_mask"][row].bool()].tolist()
-            text = self.processor.tokenizer.decode(kept, skip_special_tokens=True)
-            finished = bool(kept) and kept[-1] in self.eos_token_ids
-            rows.append(Completion(row=row, prompt_ids=prompt, completion_ids=kept, text=text, finished=finished))
-        return rows
 
     def _sampled_logprobs(
         self, output, completions: torch.Tensor, action_mask: torch.Tensor, params: SamplingParams

@@ -94,4 +94,6 @@ def concat_scoring(parts: Sequence[ScoringInputs], pad_token_id: int) -> Scoring
         pixel_values=torch.cat([p.pixel_values for p in parts]),
         image_grid_thw=torch.cat([p.image_grid_thw for p in parts]),
         images_per_row=torch.cat([p.images_per_row for p in parts]),
+        rollout_logprobs=None if any(p.rollout_logprobs is None for p in parts) else torch.cat(
+            [torch.nn.functional.pad(p.rollout_logprobs, (0, completion_len - p.action_mask.shape[1])) for p in parts]),
     )

@@ -4,7 +4,7 @@ The training forward must describe the same distribution the rollout sampled fro
 gradient is computed for a different policy. Three things make them equal here:
 
 - the full sequence (left-padded prompt + right-padded completion) is scored with its attention
-  mask and ``mm_token_type_ids`` for prompt *and* response: transformers 5.15 derives Qwen2.5-VL's
+  mask and ``mm_token_type_ids`` for prompt *and* response: transformers 5.19 derives Qwen2.5-VL's
   3-D rotary positions from it, and without it they are wrong (about 1e-3 off);
 - logits are divided by the sampling temperature;
 - the tokens the rollout never samples (the vision control tokens) get probability zero, as
@@ -26,7 +26,9 @@ class ScoringInputs:
     ``sequences``/``attention_mask``/``mm_token_type_ids`` are ``(N, P + C)``; ``action_mask`` is
     ``(N, C)`` and marks the completion tokens that were sampled (through the first EOS).
     ``pixel_values`` holds the patches of all images of all rows in row order, ``image_grid_thw``
-    one row per image, and ``images_per_row`` how many images each row has.
+    one row per image, and ``images_per_row`` how many images each row has. ``rollout_logprobs``
+    ``(N, C)``, when the engine reported them, are the sampler's own log-probabilities of the
+    completion tokens (zero past the end): what the scoring forward should reproduce.
     """
 
     sequences: torch.Tensor
@@ -36,6 +38,7 @@ class ScoringInputs:
     pixel_values: torch.Tensor
     image_grid_thw: torch.Tensor
     images_per_row: torch.Tensor
+    rollout_logprobs: torch.Tensor | None = None
 
     def select(self, rows: Sequence[int]) -> ScoringInputs:
         """The inputs of ``rows`` only (for micro-batches), images and patches included."""
@@ -53,6 +56,7 @@ class ScoringInputs:
             pixel_values=self.pixel_values[torch.as_tensor(patch_rows, dtype=torch.long)],
             image_grid_thw=self.image_grid_thw[torch.as_tensor(images, dtype=torch.long)],
             images_per_row=self.images_per_row[index],
+            rollout_logprobs=None if self.rollout_logprobs is None else self.rollout_logprobs[index],
         )
 
 

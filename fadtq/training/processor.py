@@ -1,7 +1,7 @@
 """Loading the policy's processor (tokenizer + image processor + chat template) from a model folder.
 
 On a machine with a working torchvision, ``AutoProcessor`` rebuilds the checkpoint's own processor
-(``Qwen2_5_VLProcessor`` for Qwen2.5-VL). Without torchvision, transformers 5.15 cannot build that
+(``Qwen2_5_VLProcessor`` for Qwen2.5-VL). Without torchvision, transformers 5.19 cannot build that
 class at all: its ``__init__`` declares a video processor, and the video processor needs
 torchvision. The policy only ever sees images, so here the same processor is built without the
 video part (:class:`ImageOnlyQwenVLProcessor`), from the checkpoint's tokenizer and PIL image
@@ -15,10 +15,10 @@ from pathlib import Path
 from transformers import AutoProcessor, AutoTokenizer, ProcessorMixin
 from transformers.models.qwen2_5_vl.processing_qwen2_5_vl import Qwen2_5_VLProcessor
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
-from transformers.utils import is_torchvision_available
 
 from fadtq.data.dataset import record_image_size
 from fadtq.errors import FadtqError
+from fadtq.generation.vllm_compat import torchvision_works
 
 
 class ImageOnlyQwenVLProcessor(Qwen2_5_VLProcessor):
@@ -32,23 +32,12 @@ class ImageOnlyQwenVLProcessor(Qwen2_5_VLProcessor):
         super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
 
 
-def _torchvision_works() -> bool:
-    """True when torchvision imports: a CUDA wheel next to a CPU torch is installed but broken."""
-    if not is_torchvision_available():
-        return False
-    try:
-        import torchvision  # noqa: F401
-    except Exception:  # noqa: BLE001 - a broken wheel raises RuntimeError/ImportError/OSError
-        return False
-    return True
-
-
 def load_processor(path: str | Path) -> ProcessorMixin:
     """The processor stored in ``path``: ``AutoProcessor`` where it works, image-only otherwise."""
     path = Path(path)
     if not (path / "tokenizer_config.json").is_file():
         raise FadtqError(f"{path}: no tokenizer_config.json; expected a Hugging Face model folder")
-    if _torchvision_works():
+    if torchvision_works():
         return AutoProcessor.from_pretrained(str(path))
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     image_processor = Qwen2VLImageProcessorPil.from_pretrained(str(path))

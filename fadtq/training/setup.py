@@ -133,6 +133,17 @@ def check_model_path(path: str) -> str:
     return path
 
 
+def policy_config(cfg: RunConfig) -> tuple[dict, str]:
+    """The policy's config as a dict and where it comes from, before any model is built or loaded."""
+    from transformers import AutoConfig
+
+    from fadtq.training.tiny_model import preset_config
+
+    if cfg.model.path:
+        return AutoConfig.from_pretrained(cfg.model.path).to_dict(), f"model.path {cfg.model.path}"
+    return preset_config(cfg.model.size), f"model.size {cfg.model.size}"
+
+
 def default_model_dir(size: str, seed: int, warmup_steps: int, dataset) -> Path:
     """The offline Qwen2.5-VL of ``size``, built into the cache on first use and, when
     ``warmup_steps`` > 0, given the format warm-up (random answers: accuracy stays at chance)."""
@@ -205,6 +216,9 @@ def preflight(cfg: RunConfig) -> Prepared:
     prompts = PromptLibrary(cfg.prompts_dir)
     render_templates(prompts, [POLICY_TEMPLATE])
     model_path = check_model_path(cfg.model.path) if cfg.model.path else None
+    engine = plugins.engines.get(cfg.rollout.engine)
+    if engine.check is not None:
+        engine.check(*policy_config(cfg))
     benchmark, dataset = prepare_data(cfg, prompts)
     scorer = build_scorer(cfg.reward, cfg.judge, plugins, prompts)
     check_scoring(scorer, cfg.judge, plugins, prompts, estimator, cfg.advantage.options)

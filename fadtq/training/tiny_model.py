@@ -91,8 +91,9 @@ class ModelSize:
 
 
 SIZES: dict[str, ModelSize] = {
-    # about 0.2M parameters, 16 LLM tokens per 112x112 image: for tests.
-    "tiny": ModelSize(512, 64, 2, 4, 2, 128, (2, 3, 3), 2, 32, 2, 64, 56 * 56, 112 * 112),
+    # about 0.2M parameters, 16 LLM tokens per 112x112 image: for tests. Head size 32, the
+    # smallest vLLM's CPU attention takes (rollout.engine: vllm).
+    "tiny": ModelSize(512, 64, 2, 2, 1, 128, (4, 6, 6), 2, 32, 2, 64, 56 * 56, 112 * 112),
     # about 2M parameters, 16 LLM tokens per 112x112 image, head_dim 32: the CPU default's policy
     # after `fadtq pretrain` (large enough to see the look-alike's parts, small enough for 2 cores).
     "base": ModelSize(768, 128, 3, 4, 2, 384, (4, 6, 6), 4, 128, 4, 256, 56 * 56, 112 * 112),
@@ -196,6 +197,13 @@ def build_config(size: ModelSize, tokenizer: PreTrainedTokenizerFast) -> Qwen2_5
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
     )
+
+
+def preset_config(size: str) -> dict:
+    """The parts of the ``size`` preset's ``config.json`` that say which engines can run it."""
+    preset = SIZES[size]
+    return {"architectures": [Qwen2_5_VLForConditionalGeneration.__name__],
+            "text_config": {"hidden_size": preset.text_hidden, "num_attention_heads": preset.text_heads}}
 
 
 def build_model(config: Qwen2_5_VLConfig, seed: int) -> Qwen2_5_VLForConditionalGeneration:

@@ -104,12 +104,13 @@ class Trainer:
         from fadtq.training.processor import load_processor
 
         self.processor = load_processor(self.model_path)
-        self.engine: RolloutEngine = self.plugins.engines.get(cfg.rollout.engine).build(self.policy_model,
-                                                                                       self.processor)
+        self.engine: RolloutEngine = self.plugins.engines.get(cfg.rollout.engine).build(
+            self.policy_model, self.processor, **cfg.rollout.options)
         self.ptx = DescriptionLoss(cfg, self.processor, self.rank, self.world_size) \
             if cfg.train.ptx_coef > 0 else None
         self.sampling = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
-                                       max_new_tokens=cfg.rollout.max_new_tokens)
+                                       max_new_tokens=cfg.rollout.max_new_tokens,
+                                       return_logprobs=self.engine.samples_from_copy)
         self.run_dir = run_dir
         self.start_step = 0
         run_dir.mkdir(parents=True, exist_ok=True)  # only now: a run that fails before this leaves no folder
@@ -148,6 +149,7 @@ class Trainer:
         if latest is None:
             raise FadtqError(f"--resume {self.run_dir}: no complete checkpoint in {checkpoint.checkpoints_dir(self.run_dir)}")
         self.start_step = checkpoint.load_checkpoint(latest, self.actor, self.rank)
+        self.engine.weights_updated()
         if self.rank == 0:
             for name in ("metrics.jsonl", "samples.jsonl"):
                 keep_rows_before(self.run_dir / name, self.start_step)
@@ -237,12 +239,14 @@ class Trainer:
         scored_at = time.perf_counter()
         device = next(self.policy_model.parameters()).device
         update = self.update(step, scoring, torch.as_tensor(advantages, dtype=torch.float32, device=device))
+        synced = time.perf_counter()
+        self.engine.weights_updated()
         lengths = [len(draws[d].result.groups[r // size][r % size].completion_ids) for d, r in rows]
         local = step_metrics(scored, rollouts, lengths)
         local.update(update)
         local.update({"time/generate": sum(d.generate_seconds for d in draws),
                       "time/score": sum(d.score_seconds for d in draws),
-                      "time/update": time.perf_counter() - scored_at})
+                      "time/update": synced - scored_at, "time/weight_sync": time.perf_counter() - synced})
         if self.cfg.rollout.dynamic_sampling:
             local.update(count(flags, chosen).metrics())
             local["sampling/first_draw_accuracy"] = accuracy(draws[0].rollouts)
@@ -270,7 +274,7 @@ class Trainer:
                     if self.reference is not None else None
                 frozen.append((old, ref))
         totals: dict[str, float] = {}
-        entropy_sum, tokens, grad_norm = 0.0, 0.0, None
+        entropy_sum, tokens, gap_sum, grad_norm = 0.0, 0.0, 0.0, None
         for number, (rows, batch, (old, ref)) in enumerate(zip(chunks, batches, frozen)):
             stats = completion_logprobs(self.policy_model, batch, temperature, suppress, with_entropy=True)
             inputs = LossInputs(stats.logprobs, advantages[rows], batch.action_mask, old, ref,
@@ -288,7 +292,11 @@ class Trainer:
                 totals[f"loss/{key}"] = totals.get(f"loss/{key}", 0.0) + value / len(chunks)
             entropy_sum += float(stats.entropy.detach().sum())
             tokens += float(batch.action_mask.sum())
+            if batch.rollout_logprobs is not None:  # the forwards run before the step: the sampled weights
+                gap_sum += float((stats.logprobs.detach() - batch.rollout_logprobs).abs().sum())
         totals["policy/entropy"] = entropy_sum / max(tokens, 1.0)
+        if scoring.rollout_logprobs is not None:
+            totals["rollout/logprob_gap"] = gap_sum / max(tokens, 1.0)
         # DeepSpeed reports the norm from its ZeRO/bf16 optimizers only; without them (ZeRO 0, fp32,
         # the CPU default) it is None, and the norm of the reduced gradients measured above stands.
         engine_norm = self.actor.model.get_global_grad_norm()

@@ -24,7 +24,14 @@ from fadtq.training import cpu_compat
 # case id -> (arguments, what the error line must contain); {tmp} holds the files `bad_files` writes
 IN_PROCESS = {
     "unknown-estimator": (["--advantage.name", "ppo"], ["--advantage.name: unknown advantage estimator 'ppo'"]),
-    "unknown-rollout-engine": (["--rollout.engine", "vllm"], ["--rollout.engine: unknown rollout engine 'vllm'"]),
+    "unknown-rollout-engine": (["--rollout.engine", "sglang"], ["--rollout.engine: unknown rollout engine 'sglang'"]),
+    "unknown-engine-option": (["--rollout.engine", "vllm", "--rollout.options.tensor_parallel", "2"],
+                              ["--rollout.options.tensor_parallel: unknown option of the vllm rollout engine; known: "
+                               "gpu_memory_utilization"]),
+    "engine-option-of-the-wrong-type": (["--rollout.engine", "vllm", "--rollout.options.sleep_mode", "1"],
+                                        ["--rollout.options.sleep_mode: expected true or false, got 1"]),
+    "model-vllm-cannot-run-on-cpu": (["--rollout.engine", "vllm", "--model.path", "{tmp}/head16"],
+                                     ["model.path ", "head16: text head size 16: vLLM's CPU attention takes 32, 64"]),
     "missing-model-path": (["--model.path", "{tmp}/no-such-model"], ["--model.path: ", "no-such-model: no such folder"]),
     "micro-batch-does-not-divide": (["--train.micro_batch_size", "5"], ["--train.micro_batch_size: 5 does not divide"]),
     "benchmark-without-train-jsonl": (["--data.benchmark", "{tmp}/empty-benchmark"],
@@ -104,6 +111,11 @@ def bad_files(tmp: Path) -> None:
         (tmp / name).mkdir()
         (tmp / name / template).write_text("Line one {{ category }\n" if name == "broken-judge" else
                                            "Line one\n{{ undefined_name }}\n")
+    head16 = tmp / "head16"  # a Qwen2.5-VL config with 16-wide attention heads
+    head16.mkdir()
+    (head16 / "config.json").write_text('{"model_type": "qwen2_5_vl", "architectures": '
+                                        '["Qwen2_5_VLForConditionalGeneration"], "text_config": '
+                                        '{"hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2}}')
     (tmp / "unknown-term.yaml").write_text("extends: cpu_default\nreward:\n  terms:\n    extra: {reward: nosuch}\n")
     (tmp / "loco").mkdir()
     for name, shade in (("ref", 10), ("a", 60), ("b", 120), ("c", 180), ("cut", 240)):

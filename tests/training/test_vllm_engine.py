@@ -1,0 +1,135 @@
+"""The vllm rollout engine on the tiny model (fp32, vLLM's CPU build, in this process).
+
+What it samples must be what the trainer scores: vLLM's log-probabilities of its sampled tokens
+match the scoring forward's within ``TOLERANCE``, before any update and after several real
+optimizer steps, once the new weights are pushed. Without the push the mismatch shows, so the
+check can fail. Greedy answers match the ``hf`` engine's.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModelForImageTextToText
+
+from fadtq.errors import FadtqError
+from fadtq.generation.engine import SamplingParams
+from fadtq.generation.hf import HFRolloutEngine
+from fadtq.training.logprobs import completion_logprobs
+from fadtq.training.processor import load_processor
+
+# fp32 on CPU: the two forwards differ only in kernels and summation order (measured: ~1e-6).
+TOLERANCE = 1e-4
+PARAMS = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=16, return_logprobs=True)
+GREEDY = SamplingParams(max_new_tokens=24, greedy=True)
+
+
+@pytest.fixture(scope="module")
+def policy(tiny_model_dir):
+    """A trainable copy of the tiny model and a vLLM engine holding its weights (one per module:
+    an engine takes seconds to start)."""
+    from fadtq.generation.vllm import VLLMRolloutEngine
+
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir, attn_implementation="sdpa")
+    processor = load_processor(tiny_model_dir)
+    engine = VLLMRolloutEngine(model, processor, gpu_memory_utilization=0.3, sleep_mode=False, max_model_len=1024,
+                               cpu_kv_cache_gib=1)
+    return model, processor, engine
+
+
+def mismatch(model, engine, prompts, seed: int) -> float:
+    """Largest |vLLM log-prob - scoring forward log-prob| over the sampled tokens of 2 x 3 rollouts."""
+    torch.manual_seed(seed)
+    result = engine.generate(prompts, 3, PARAMS)
+    with torch.no_grad():
+        scored = completion_logprobs(model, result.scoring, PARAMS.temperature, engine.suppressed_token_ids)
+    mask = result.scoring.action_mask.bool()
+    assert mask.sum() > 0 and (result.logprobs[mask] < 0).all()
+    return float((scored.logprobs - result.logprobs)[mask].abs().max())
+
+
+def optimizer_steps(model, engine, prompts, steps: int) -> None:
+    """Real updates: Adam steps raising the log-probability of freshly sampled completions."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for step in range(steps):
+        torch.manual_seed(100 + step)
+        result = engine.generate(prompts, 2, PARAMS)
+        loss = -completion_logprobs(model, result.scoring, PARAMS.temperature, engine.suppressed_token_ids).logprobs.sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+def test_rollouts_line_up_with_their_scoring_inputs(policy, two_prompts):
+    _, processor, engine = policy
+    torch.manual_seed(0)
+    result = engine.generate(two_prompts, 3, PARAMS)
+    scoring = result.scoring
+    assert [len(g) for g in result.groups] == [3, 3]
+    completion_len = scoring.action_mask.shape[1]
+    for group in result.groups:
+        assert len({tuple(c.prompt_ids) for c in group}) == 1
+        for c in group:
+            assert scoring.sequences[c.row, -completion_len:][: len(c.completion_ids)].tolist() == c.completion_ids
+            assert not set(c.completion_ids) & set(engine.suppressed_token_ids)
+            assert c.finished or len(c.completion_ids) == PARAMS.max_new_tokens
+    assert scoring.image_grid_thw.shape == (12, 3)
+    # the same torch seed, the same samples: rollouts follow the trainer's seeded generator
+    torch.manual_seed(0)
+    again = engine.generate(two_prompts, 3, PARAMS)
+    assert [c.completion_ids for g in again.groups for c in g] == [c.completion_ids for g in result.groups for c in g]
+
+
+def test_vllm_logprobs_match_the_scoring_forward_before_and_after_updates(policy, two_prompts):
+    model, _, engine = policy
+    assert mismatch(model, engine, two_prompts, seed=1) < TOLERANCE
+    optimizer_steps(model, engine, two_prompts, steps=3)  # without pushes in between: off-policy samples
+    engine.weights_updated()
+    assert mismatch(model, engine, two_prompts, seed=2) < TOLERANCE
+    for _ in range(2):
+        optimizer_steps(model, engine, two_prompts, steps=1)
+        engine.weights_updated()
+    assert mismatch(model, engine, two_prompts, seed=3) < TOLERANCE
+
+
+def test_without_the_weight_push_the_mismatch_shows(policy, two_prompts):
+    model, _, engine = policy
+    optimizer_steps(model, engine, two_prompts, steps=2)
+    assert mismatch(model, engine, two_prompts, seed=4) > 100 * TOLERANCE
+    engine.weights_updated()
+    assert mismatch(model, engine, two_prompts, seed=4) < TOLERANCE
+
+
+def test_greedy_answers_match_the_hf_engine(policy, two_prompts):
+    model, processor, engine = policy
+    vllm_ids = [c.completion_ids for g in engine.generate(two_prompts, 1, GREEDY).groups for c in g]
+    hf_ids = [c.completion_ids for g in HFRolloutEngine(model, processor).generate(two_prompts, 1, GREEDY).groups
+              for c in g]
+    assert vllm_ids == hf_ids and all(len(ids) > 0 for ids in vllm_ids)
+
+
+def test_a_model_the_cpu_backend_cannot_run_is_named_before_loading(tiny_model_dir):
+    from transformers import AutoConfig
+
+    from fadtq.generation.vllm import check_servable
+
+    config = AutoConfig.from_pretrained(tiny_model_dir).to_dict()
+    check_servable(config, "tiny", cuda=False)
+    config["text_config"].update(hidden_size=64, num_attention_heads=4, head_dim=16)
+    with pytest.raises(FadtqError, match=r"^m: text head size 16: vLLM's CPU attention takes 32, 64"):
+        check_servable(config, "m", cuda=False)
+    with pytest.raises(FadtqError, match="architectures .*LlamaForCausalLM.*serves Qwen2_5_VL"):
+        check_servable({**config, "architectures": ["LlamaForCausalLM"]}, "m", cuda=False)
+
+
+def test_a_missing_vllm_is_one_line_naming_the_install(tiny_model_dir, monkeypatch):
+    import importlib.util
+
+    from transformers import AutoConfig
+
+    from fadtq.generation.vllm import check_servable
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vllm" else real(name, *a))
+    with pytest.raises(FadtqError, match=r"^rollout.engine: vllm: vLLM is not installed .*`make vllm`"):
+        check_servable(AutoConfig.from_pretrained(tiny_model_dir).to_dict(), "tiny", cuda=False)
