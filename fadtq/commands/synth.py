@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="standard: the dataset's variety; easy: fewer, larger cues for CPU-sized policies")
     parser.add_argument("--size", type=int, default=128, help="pixels on the long side (default 128)")
     parser.add_argument("--workers", type=int, help="with --out: processes (default 2)")
-    parser.add_argument("--grid", metavar="PNG", help="with --out: also write a grid of examples (category x class) here")
+    parser.add_argument("--grid", metavar="PNG",
+                        help="with --out: also write a grid of examples (category x class) here")
 
 
 def preflight(args: argparse.Namespace) -> None:

@@ -59,7 +59,7 @@ class _Entry:
 
     def templates(self) -> list[str]:
         lists = [self.field(name, list, "a list of image paths") for name in TEMPLATE_FIELDS]
-        for name, paths in zip(TEMPLATE_FIELDS, lists):
+        for name, paths in zip(TEMPLATE_FIELDS, lists, strict=True):
             for i, item in enumerate(paths):
                 if not isinstance(item, str) or not item:
                     raise self.error(f"{name}[{i}]", f"expected an image path, got {item!r}")
@@ -98,8 +98,9 @@ def read_mmad(path: str | Path, root: str | Path) -> list[dict]:
     """The questions of an MMAD file, one row each, in file order, every image checked to exist.
 
     A row: ``id`` (``<key>#<question index>``), ``image`` (the key), ``dataset`` (its first
-    segment), ``category`` (its second, below the dataset), ``type``, ``question``, ``options``, ``answer``, ``normal``, ``ref_image`` (the
-    template asked with) and ``test_image`` (the key again), paths relative to ``root``."""
+    segment), ``category`` (its second, below the dataset), ``type``, ``question``, ``options``,
+    ``answer``, ``normal``, ``ref_image`` (the template asked with) and ``test_image`` (the key
+    again), paths relative to ``root``."""
     path, root = Path(path), Path(root)
     if not root.is_dir():
         raise FadtqError(f"--root {root}: not a folder (expected the folder that holds the MMAD file's images)")

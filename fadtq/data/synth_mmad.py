@@ -91,7 +91,7 @@ def _question(question: str, right: str, wrong: list[str], question_type: str, r
     """An MMAD question: the right answer among ``wrong`` ones, shuffled and lettered."""
     texts = [right, *wrong][: len(LETTERS)]
     rng.shuffle(texts)
-    options = dict(zip(LETTERS, texts))
+    options = dict(zip(LETTERS, texts, strict=False))  # the first len(texts) letters
     return {"Question": question, "Options": options, "Answer": LETTERS[texts.index(right)], "type": question_type}
 
 

@@ -85,7 +85,7 @@ class LocalModel:
             result = self.engine.generate(prompts, 1, params)
             save([questions.record(row, group[0].text, self.tokenizer, completion_tokens=len(group[0].completion_ids),
                                    finished=group[0].finished)
-                  for row, group in zip(batch, result.groups)])
+                  for row, group in zip(batch, result.groups, strict=True)])
         return Counter()
 
 

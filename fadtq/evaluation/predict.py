@@ -116,7 +116,8 @@ class Questions:
     """What an evaluation asks: its rows in evaluation order, ``known`` (every id of the split or
     file: a saved answer with another id is another benchmark's), the chat messages of a row
     (``messages``; reference image, then test image), the record of an answer (``record(row,
-    completion, tokenizer, **extra)``) and the images, loaded only when something is asked."""
+    completion, tokenizer, **extra)``) and the images, loaded only when something is asked.
+    ``unit`` names a row on the progress bar."""
 
     rows: list[dict]
     known: set[str]
@@ -126,6 +127,7 @@ class Questions:
     messages: Callable[[dict], list[dict]]
     record: Callable[..., dict]
     load_images: Callable[[], ImageCache]
+    unit: str
 
     @functools.cached_property
     def images(self) -> ImageCache:
@@ -156,7 +158,7 @@ def evaluate(model: str | Path | EndpointConfig, benchmark_dir: str | Path | Non
         rows=select_rows(all_rows, limit), known={row["id"] for row in all_rows}, source=manifest, prompts=prompts,
         template=POLICY_TEMPLATE, messages=lambda row: policy_messages(prompts, row["category"]),
         record=from_completion,
-        load_images=lambda: PairDataset(manifest, max_side=settings.image_size, prompts=prompts).images)
+        load_images=lambda: PairDataset(manifest, max_side=settings.image_size, prompts=prompts).images, unit="pair")
     records, server = _answer(backend, questions, settings, out_dir, config)
     if not records:
         raise _nothing_answered(server)
@@ -187,7 +189,8 @@ def evaluate_mmad(model: str | Path | EndpointConfig, mmad_file: str | Path, roo
         rows=rows, known={row["id"] for row in all_rows}, source=mmad_file, prompts=prompts,
         template=MMAD_TEMPLATE,
         messages=lambda row: pair_messages(mmad_question(prompts, row["question"], row["options"])),
-        record=mmad.mmad_record, load_images=lambda: ImageCache(root, settings.image_size, MMAD_IMAGE_CACHE))
+        record=mmad.mmad_record, load_images=lambda: ImageCache(root, settings.image_size, MMAD_IMAGE_CACHE),
+        unit="question")
     records, server = _answer(backend, questions, settings, out_dir, config)
     if not records:
         raise _nothing_answered(server)
@@ -225,8 +228,8 @@ def _ask(backend: Backend, questions: Questions, todo: list[dict], settings: Gen
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / EVAL_CONFIG, config)
     already = len(questions.rows) - len(todo)
-    with (out_dir / PREDICTIONS).open("a", encoding="utf-8") as handle, \
-            tqdm(total=len(questions.rows), initial=already, desc="eval", unit="question", dynamic_ncols=True) as bar:
+    bar = tqdm(total=len(questions.rows), initial=already, desc="eval", unit=questions.unit, dynamic_ncols=True)
+    with (out_dir / PREDICTIONS).open("a", encoding="utf-8") as handle, bar:
 
         def save(records: list[dict]) -> None:
             append_rows(handle, records)
