@@ -12,6 +12,11 @@ The answer (``extract_answer``) is read from the single ``<answer>`` block, even
 is otherwise wrong; no block, two blocks, or text naming no class or more than one class gives
 ``None``, which scores as wrong. Accepted spellings are in ``CLASS_PATTERNS`` and the option
 letters of the policy prompt (``A`` good, ``B`` structural, ``C`` logical).
+
+An MMAD multiple-choice reply (``option_letter``) is read with MMAD's own pattern, a capital
+``A``-``E`` standing alone, in the single ``<answer>`` block when there is one and in the whole
+reply otherwise. A reply naming no letter or two different ones gives ``None``: it is counted as
+unparsed, never matched to the nearest option as MMAD's scripts do.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ NEGATED_GOOD = re.compile(r"\b(not|isn't|never)\s+(a\s+|an\s+)?(good|normal|ok|o
 LETTER_TO_CLASS = dict(zip((l.lower() for l in OPTION_LETTERS), CLASS_NAMES))
 _LETTER_ONLY = re.compile(r"^(?:option\s+)?\(?([a-z])\)?[.):]?$")
 _LETTER_PREFIX = re.compile(r"^(?:option\s+)?\(?([a-z])\)?[.):]\s+(.+)$")
+MMAD_LETTER = re.compile(r"\b([A-E])\b")
 
 
 def format_ok(completion: str) -> bool:
@@ -88,3 +94,10 @@ def parse_class(text: str) -> str | None:
 def extract_answer(completion: str) -> str | None:
     text = answer_text(completion)
     return None if text is None else parse_class(text)
+
+
+def option_letter(reply: str) -> str | None:
+    """The one option letter (``A``-``E``) a multiple-choice reply gives, or ``None``."""
+    text = answer_text(reply)
+    letters = set(MMAD_LETTER.findall(reply if text is None else text))
+    return letters.pop() if len(letters) == 1 else None

@@ -17,12 +17,12 @@ from fadtq.api import AdvantageEstimator, JudgeItem, Verdict
 from fadtq.composition import PluginChoice
 from fadtq.judges.protocol import judge_messages
 from fadtq.plugin_manager import Plugins
-from fadtq.prompts import CLASS_NAMES, POLICY_TEMPLATE, PromptLibrary, policy_question
+from fadtq.prompts import CLASS_NAMES, MMAD_TEMPLATE, POLICY_TEMPLATE, PromptLibrary, mmad_question, policy_question
 from fadtq.rollout import Rollout
 from fadtq.scoring import Scorer
 
 if TYPE_CHECKING:
-    from fadtq.data.dataset import PairDataset
+    from fadtq.data.dataset import ImageCache, PairDataset
 
 SAMPLE_CATEGORY = "breakfast_box"
 SAMPLE_QUESTION = "Which case applies to the test image: good, structural or logical?"
@@ -51,7 +51,9 @@ def render_templates(prompts: PromptLibrary, names: Iterable[str]) -> None:
     names = set(names)
     if POLICY_TEMPLATE in names:
         policy_question(prompts, SAMPLE_CATEGORY)
-    if names - {POLICY_TEMPLATE}:
+    if MMAD_TEMPLATE in names:
+        mmad_question(prompts, SAMPLE_QUESTION, {"A": "good", "B": "structural", "C": "logical"})
+    if names - {POLICY_TEMPLATE, MMAD_TEMPLATE}:
         judge_messages(prompts, JudgeItem(SAMPLE_QUESTION, SAMPLE_REASONING, CLASS_NAMES[0], SAMPLE_CATEGORY))
 
 
@@ -80,9 +82,10 @@ def reach_judge(scorer: Scorer) -> None:
             check()
 
 
-def decode_images(dataset: PairDataset, rows: Sequence[dict], desc: str = "images") -> None:
+def decode_images(dataset: PairDataset | ImageCache, rows: Sequence[dict], desc: str = "images") -> None:
     """Decode every image of ``rows`` fully, through ``dataset``'s cache (so none is decoded
-    twice); a truncated or unreadable file fails here, naming it. A bar shows after 2 s."""
+    twice, unless the cache is bounded); a truncated or unreadable file fails here, naming it. A
+    bar shows after 2 s."""
     from tqdm import tqdm
 
     paths = sorted({row[key] for row in rows for key in ("ref_image", "test_image")})

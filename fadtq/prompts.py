@@ -28,6 +28,7 @@ CLASS_MEANINGS = {
 }
 OPTION_LETTERS = ("A", "B", "C")
 POLICY_TEMPLATE = "policy_question.j2"
+MMAD_TEMPLATE = "mmad_question.j2"
 
 
 def packaged_prompts_dir() -> Path:
@@ -111,13 +112,26 @@ def policy_question(library: PromptLibrary, category: str) -> str:
     return library.render(POLICY_TEMPLATE, category=pretty_category(category), options=options)
 
 
-def policy_messages(library: PromptLibrary, category: str) -> list[dict]:
-    """Chat messages in the Hugging Face multimodal format: reference image, test image, question."""
+def mmad_question(library: PromptLibrary, question: str, options: dict[str, str]) -> str:
+    """The text asking one multiple-choice question of an MMAD file (``options``: letter -> text)."""
+    choices = [{"letter": letter, "text": text} for letter, text in options.items()]
+    return library.render(MMAD_TEMPLATE, question=question, options=choices)
+
+
+def pair_messages(question: str) -> list[dict]:
+    """Chat messages in the Hugging Face multimodal format: reference image, test image, question.
+
+    The order of training: every evaluation (a local model, a served one, MMAD) asks the same way."""
     content = [
         {"type": "text", "text": "Reference image (normal):"},
         {"type": "image"},
         {"type": "text", "text": "Test image:"},
         {"type": "image"},
-        {"type": "text", "text": policy_question(library, category)},
+        {"type": "text", "text": question},
     ]
     return [{"role": "user", "content": content}]
+
+
+def policy_messages(library: PromptLibrary, category: str) -> list[dict]:
+    """The policy's question about one (reference, test) pair of ``category``, as chat messages."""
+    return pair_messages(policy_question(library, category))

@@ -1,8 +1,10 @@
-"""``fadtq eval``: the paper's metrics for a model (generated here) or for a predictions file."""
+"""``fadtq eval``: the paper's metrics for a model (generated here or by a server) or for a
+predictions file; or MMAD's summary for a model."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from fadtq.errors import FadtqError
@@ -10,13 +12,17 @@ from fadtq.errors import FadtqError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", help="Hugging Face model folder (e.g. RUN/final) to generate predictions with")
+    source.add_argument("--model", help="Hugging Face model folder (e.g. RUN/final) to generate predictions with; "
+                        "with --server, the name the server serves the model under")
     source.add_argument("--predictions", help='JSONL of {"id", "completion"} or {"id", "prediction"} rows')
     parser.add_argument("--benchmark", help="benchmark folder with <split>.jsonl (default: the cached look-alike)")
-    parser.add_argument("--split", default="test", help="manifest to evaluate: test (default) or train")
-    parser.add_argument("--out", help="output folder (default: RUN/eval for RUN/final, else runs/eval/<name>)")
+    parser.add_argument("--split", help="manifest to evaluate: test (default) or train")
+    parser.add_argument("--mmad", metavar="FILE", help="evaluate on an MMAD question file (mmad.json) instead")
+    parser.add_argument("--root", help="with --mmad: folder its image paths are relative to (default: its folder)")
+    parser.add_argument("--out", help="output folder (default: RUN/eval for RUN/final, else runs/eval/<name>; "
+                        "-mmad appended with --mmad)")
     parser.add_argument("--name", help="name in reports (default: the run, model or predictions file name)")
-    parser.add_argument("--limit", type=int, help="evaluate a stratified subset of this many pairs")
+    parser.add_argument("--limit", type=int, help="evaluate a stratified subset of this many pairs (questions)")
     parser.add_argument("--batch-size", type=int, help="pairs per generate call (default 8)")
     parser.add_argument("--max-new-tokens", type=int, help="completion length limit (default 128)")
     parser.add_argument("--image-size", type=int,
@@ -28,12 +34,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-p", type=float, help="with --sample (default 1.0)")
     parser.add_argument("--seed", type=int, help="with --sample: seed of the sampling (default 0)")
     parser.add_argument("--tokenizer", help="with --predictions: tokenizer folder for reasoning lengths in tokens")
+    served = parser.add_argument_group("a model behind an OpenAI-compatible server (vLLM)")
+    served.add_argument("--server", metavar="URL", help="chat endpoint base, http://HOST:PORT/v1; --model names "
+                        "the served model (greedy, --max-new-tokens as max_tokens)")
+    served.add_argument("--max-in-flight", type=int, help="requests at a time (default 16)")
+    served.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key")
+    served.add_argument("--timeout", type=float, help="seconds per request before it is retried (default 300)")
+    served.add_argument("--max-retries", type=int,
+                        help="retries of a request after connection errors, timeouts, 429 and 5xx (default 3)")
 
 
 # Flags of generation (--model only), and of sampling (--sample only), by settings field.
 GENERATION_FLAGS = {"batch_size": "--batch-size", "max_new_tokens": "--max-new-tokens", "image_size": "--image-size",
                     "engine": "--engine"}
 SAMPLING_FLAGS = {"temperature": "--temperature", "top_p": "--top-p", "seed": "--seed"}
+SERVER_FLAGS = {"max_in_flight": "--max-in-flight", "api_key_env": "--api-key-env", "timeout": "--timeout",
+                "max_retries": "--max-retries"}
+
+
+def _given(args: argparse.Namespace, flags: dict[str, str]) -> list[str]:
+    return [flag for key, flag in flags.items() if getattr(args, key) not in (None, False)]
 
 
 def generation_settings(args: argparse.Namespace):
@@ -44,39 +64,105 @@ def generation_settings(args: argparse.Namespace):
     unused = [flag for key, flag in SAMPLING_FLAGS.items() if key in given and not args.sample]
     if unused:
         raise FadtqError(f"{unused[0]}: only with --sample (decoding is greedy without it)")
+    if args.server and (args.sample or args.batch_size is not None):
+        flag = "--sample" if args.sample else "--batch-size"
+        raise FadtqError(f"{flag}: not with --server (a served model is asked greedily, --max-in-flight at a time)")
     return GenerationSettings(sample=args.sample, **given)
 
 
-def default_out(args: argparse.Namespace) -> Path:
-    from fadtq.evaluation.predict import default_name
+def endpoint(args: argparse.Namespace):
+    """The server of ``--server`` and its flags."""
+    from fadtq.openai_client import EndpointConfig, api_key_from_env, check_base_url
 
+    config = EndpointConfig(
+        base_urls=[check_base_url(args.server, "--server")], model=args.model,
+        max_in_flight=16 if args.max_in_flight is None else args.max_in_flight,
+        timeout_s=300.0 if args.timeout is None else args.timeout,
+        max_retries=3 if args.max_retries is None else args.max_retries,
+        api_key=api_key_from_env(args.api_key_env, "--api-key-env"))
+    for flag, value, least in (("--max-in-flight", config.max_in_flight, 1), ("--max-retries", config.max_retries, 0)):
+        if value < least:
+            raise FadtqError(f"{flag} {value}: expected at least {least}")
+    if config.timeout_s <= 0:
+        raise FadtqError(f"--timeout {config.timeout_s:g}: expected a number of seconds > 0")
+    return config
+
+
+def default_out(args: argparse.Namespace) -> Path:
+    from fadtq.evaluation.backends import default_name
+
+    suffix = "-mmad" if args.mmad else ""
+    if args.server:
+        return Path("runs") / "eval" / ((args.name or args.model.rstrip("/").rsplit("/", 1)[-1]) + suffix)
     if args.model:
         model = Path(args.model)
         if model.name == "final" and (model.parent / "metrics.jsonl").is_file():
-            return model.parent / "eval"
-        return Path("runs") / "eval" / (args.name or default_name(model))
+            return model.parent / f"eval{suffix}"
+        return Path("runs") / "eval" / ((args.name or default_name(model)) + suffix)
     return Path("runs") / "eval" / (args.name or Path(args.predictions).stem)
 
 
-def run(args: argparse.Namespace) -> int:
-    from fadtq.evaluation.predict import evaluate, evaluate_file
-    from fadtq.evaluation.report import metrics_markdown
-
+def check_flags(args: argparse.Namespace) -> None:
+    """Flags that do not go together, before anything is read."""
     if args.limit is not None and args.limit < 1:
         raise FadtqError(f"--limit {args.limit}: expected at least 1")
-    out = Path(args.out) if args.out else default_out(args)
     if args.predictions:
-        flags = {**GENERATION_FLAGS, **SAMPLING_FLAGS, "sample": "--sample"}
-        given = [flag for key, flag in flags.items() if getattr(args, key) not in (None, False)]
+        given = _given(args, {**GENERATION_FLAGS, **SAMPLING_FLAGS, "sample": "--sample", "server": "--server",
+                              "mmad": "--mmad"})
         if given:
             raise FadtqError(f"{given[0]}: only with --model")
-        metrics = evaluate_file(args.predictions, args.benchmark, out, split=args.split, limit=args.limit,
+    elif args.tokenizer:
+        raise FadtqError("--tokenizer: only with --predictions (a model uses its own)")
+    if not args.server and _given(args, SERVER_FLAGS):
+        raise FadtqError(f"{_given(args, SERVER_FLAGS)[0]}: only with --server")
+    if args.mmad and _given(args, {"benchmark": "--benchmark", "split": "--split"}):
+        raise FadtqError(f"{_given(args, {'benchmark': '--benchmark', 'split': '--split'})[0]}: not with --mmad "
+                         "(its questions and images are the MMAD file's)")
+    if args.root and not args.mmad:
+        raise FadtqError("--root: only with --mmad")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fadtq.evaluation.predict import evaluate, evaluate_file, evaluate_mmad
+
+    check_flags(args)
+    out = Path(args.out) if args.out else default_out(args)
+    split = args.split or "test"
+    if args.predictions:
+        metrics = evaluate_file(args.predictions, args.benchmark, out, split=split, limit=args.limit,
                                 tokenizer_path=args.tokenizer, name=args.name)
+        return _report(metrics, out, "metrics.json")
+    model = endpoint(args) if args.server else args.model
+    settings = generation_settings(args)
+    if args.mmad:
+        metrics = evaluate_mmad(model, args.mmad, args.root, out, settings=settings, limit=args.limit,
+                                name=args.name)
+        return _report(metrics, out, "mmad_metrics.json")
+    metrics = evaluate(model, args.benchmark, out, split=split, settings=settings, limit=args.limit, name=args.name)
+    return _report(metrics, out, "metrics.json")
+
+
+def _report(metrics: dict, out: Path, metrics_file: str) -> int:
+    """The table and where the files are; with a server, its counts. A question whose request
+    failed is left out of the metrics: the status is then 1, and the same command asks it again."""
+    if metrics_file == "mmad_metrics.json":
+        from fadtq.evaluation.mmad import mmad_table
+
+        print(mmad_table(metrics))
+        print(f"{metrics['n']} questions ({metrics['unparsed']} unparsed), pooled accuracy "
+              f"{100 * metrics['accuracy']:.1f}% -> {out / 'predictions.jsonl'}, {out / metrics_file}")
     else:
-        if args.tokenizer:
-            raise FadtqError("--tokenizer: only with --predictions (a model uses its own)")
-        metrics = evaluate(args.model, args.benchmark, out, split=args.split, settings=generation_settings(args),
-                           limit=args.limit, name=args.name)
-    print(metrics_markdown([metrics]))
-    print(f"{metrics['n']} pairs -> {out / 'predictions.jsonl'}, {out / 'metrics.json'}")
+        from fadtq.evaluation.report import metrics_markdown
+
+        print(metrics_markdown([metrics]))
+        print(f"{metrics['n']} pairs -> {out / 'predictions.jsonl'}, {out / metrics_file}")
+    server = metrics.get("server")
+    if server is None:
+        return 0
+    print(f"server: {server['requests']} requests, {server['retries']} retries, {server['failed']} failed")
+    if server["failed"]:
+        print(f"warning: {server['failed']} requests failed after their retries ({server['failed_by_kind']}); their "
+              "questions are left out of these metrics. Run the same command again to ask them again.",
+              file=sys.stderr)
+        return 1
     return 0

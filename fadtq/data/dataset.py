@@ -8,6 +8,7 @@ next to it. Both appear atomically, so an interrupted first run leaves nothing h
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,30 @@ class Pair:
     defect_types: list[str]
 
 
+class ImageCache:
+    """Images under ``root`` by relative path, as RGB, resized once so that their longest side is
+    at most ``max_side`` (``None``: as they are). The ``capacity`` most recently used are kept
+    (``None``: all): an MMAD evaluation reads thousands of images, a few at a time."""
+
+    def __init__(self, root: Path, max_side: int | None, capacity: int | None = None) -> None:
+        self.root = root
+        self.max_side = max_side
+        self.capacity = capacity
+        self._images: OrderedDict[str, object] = OrderedDict()
+
+    def image(self, relative: str):
+        if relative in self._images:
+            self._images.move_to_end(relative)
+            return self._images[relative]
+        image = load_rgb(self.root / relative)
+        if self.max_side and max(image.size) > self.max_side:
+            image.thumbnail((self.max_side, self.max_side))
+        self._images[relative] = image
+        if self.capacity is not None and len(self._images) > self.capacity:
+            self._images.popitem(last=False)
+        return image
+
+
 class PairDataset:
     """Reference/test pairs of one manifest, images resized once to ``max_side`` and cached."""
 
@@ -67,19 +92,14 @@ class PairDataset:
         self.rows = read_manifest(manifest, self.loco_root)
         self.max_side = max_side
         self.prompts = prompts or PromptLibrary()
-        self._images: dict[str, object] = {}
+        self.images = ImageCache(self.loco_root, max_side)
         self._questions: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def image(self, relative: str):
-        if relative not in self._images:
-            image = load_rgb(self.loco_root / relative)
-            if self.max_side and max(image.size) > self.max_side:
-                image.thumbnail((self.max_side, self.max_side))
-            self._images[relative] = image
-        return self._images[relative]
+        return self.images.image(relative)
 
     def question(self, category: str) -> str:
         if category not in self._questions:

@@ -1,19 +1,27 @@
-"""Evaluating a model (batched generation, resumable) or a predictions file on a benchmark split.
+"""Evaluating a model (resumable) or a predictions file, on a benchmark split or an MMAD file.
 
-Generation goes through training's rollout engine (:class:`~fadtq.generation.hf.HFRolloutEngine`)
-with the training prompts, so a model is asked exactly what it was trained on; decoding is greedy
-unless sampling is asked for. ``eval_config.json`` records what produced ``predictions.jsonl``:
-resuming with a different model, benchmark or decoding is refused rather than mixed.
+A model is a local folder, generating through training's rollout engine, or a model behind an
+OpenAI-compatible server (:mod:`fadtq.evaluation.backends`); either is asked with the training
+prompts, so a model is asked exactly what it was trained on; decoding is greedy unless sampling
+is asked for (locally). Answers are appended to ``predictions.jsonl`` as they come and
+``eval_config.json`` records what produced them: an interrupted evaluation continues where it
+stopped, and resuming with a different model, benchmark or decoding is refused rather than mixed.
 """
 
 from __future__ import annotations
 
+import functools
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from fadtq.data.dataset import DEFAULT_MAX_SIDE, PairDataset, resolve_benchmark, trained_image_size
+from fadtq.data.dataset import DEFAULT_MAX_SIDE, ImageCache, PairDataset, resolve_benchmark, trained_image_size
+from fadtq.data.mmad import read_mmad, summary_type
 from fadtq.data.pair3c import SPLITS, read_manifest
 from fadtq.errors import FadtqError
+from fadtq.evaluation import mmad
+from fadtq.evaluation.backends import LocalModel, ServedModel
 from fadtq.evaluation.predictions import (
     METRICS,
     PREDICTIONS,
@@ -21,16 +29,22 @@ from fadtq.evaluation.predictions import (
     from_completion,
     import_predictions,
     load_resumable,
+    round_robin,
     select_rows,
     write_metrics,
 )
 from fadtq.files import atomic_write_json, atomic_write_jsonl, check_output_dir, read_json
 from fadtq.plugin_manager import default_plugins
+from fadtq.openai_client import EndpointConfig
 from fadtq.preflight import decode_images, render_templates
-from fadtq.prompts import POLICY_TEMPLATE
+from fadtq.prompts import MMAD_TEMPLATE, POLICY_TEMPLATE, PromptLibrary, mmad_question, pair_messages, policy_messages
 
 EVAL_CONFIG = "eval_config.json"
 OUTPUT_FILES = (PREDICTIONS, METRICS, EVAL_CONFIG)
+MMAD_OUTPUT_FILES = (PREDICTIONS, mmad.METRICS, EVAL_CONFIG)
+# Images an MMAD evaluation keeps decoded: its questions come image by image, and it reads thousands.
+MMAD_IMAGE_CACHE = 256
+Backend = LocalModel | ServedModel
 
 
 @dataclass(frozen=True)
@@ -80,9 +94,8 @@ def _benchmark(benchmark_dir: str | Path | None, split: str) -> tuple[Path, Path
     return resolve_benchmark(benchmark_dir, split, "--benchmark")
 
 
-def _source(kind: str, benchmark: Path, split: str, limit: int | None, **paths: Path) -> dict:
-    return {"kind": kind, "benchmark": str(benchmark.resolve()), "split": split, "limit": limit,
-            **{key: str(Path(value).resolve()) for key, value in paths.items()}}
+def _source(kind: str, benchmark: Path, split: str, limit: int | None, **fields: str) -> dict:
+    return {"kind": kind, "benchmark": str(benchmark.resolve()), "split": split, "limit": limit, **fields}
 
 
 def evaluate_file(predictions: str | Path, benchmark_dir: str | Path | None, out_dir: str | Path, *,
@@ -102,52 +115,161 @@ def evaluate_file(predictions: str | Path, benchmark_dir: str | Path | None, out
     records = import_predictions(Path(predictions), rows, tokenizer)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_jsonl(out_dir / PREDICTIONS, records)
-    source = _source("predictions", benchmark, split, limit, predictions=Path(predictions))
+    source = _source("predictions", benchmark, split, limit, predictions=str(Path(predictions).resolve()))
     return write_metrics(out_dir, records, name or Path(predictions).stem, source)
 
 
-def evaluate(model_path: str | Path, benchmark_dir: str | Path | None, out_dir: str | Path, *,
+def backend_for(model: str | Path | EndpointConfig) -> Backend:
+    """A served model for an endpoint, else the local model folder ``model``."""
+    return ServedModel(model) if isinstance(model, EndpointConfig) else LocalModel(model)
+
+
+@dataclass
+class Questions:
+    """What an evaluation asks: its rows in evaluation order, ``known`` (every id of the split or
+    file: a saved answer with another id is another benchmark's), the chat messages of a row
+    (``messages``; reference image, then test image), the record of an answer (``record(row,
+    completion, tokenizer, **extra)``) and the images, loaded only when something is asked.
+    ``unit`` names a row on the progress bar."""
+
+    rows: list[dict]
+    known: set[str]
+    source: Path
+    prompts: PromptLibrary
+    template: str
+    messages: Callable[[dict], list[dict]]
+    record: Callable[..., dict]
+    load_images: Callable[[], ImageCache]
+    unit: str
+
+    @functools.cached_property
+    def images(self) -> ImageCache:
+        return self.load_images()
+
+    def prompt(self, row: dict) -> tuple[object, object, list[dict]]:
+        """(reference image, test image, messages) of a row."""
+        return self.images.image(row["ref_image"]), self.images.image(row["test_image"]), self.messages(row)
+
+
+def evaluate(model: str | Path | EndpointConfig, benchmark_dir: str | Path | None, out_dir: str | Path, *,
              split: str = "test", settings: GenerationSettings = GenerationSettings(),
              limit: int | None = None, name: str | None = None) -> dict:
-    """Generate the missing predictions of ``model_path`` into ``out_dir``, then write the metrics.
+    """Answer the benchmark split's missing pairs with ``model`` (a model folder, or a served model)
+    into ``out_dir``, then write the metrics.
 
     Everything is checked before the model loads (settings, output folder, manifest, every image
     to evaluate, the prompt), and ``out_dir`` is written to only once the model is ready."""
-    model_path = Path(model_path)
+    backend = backend_for(model)
     settings.validate()
-    settings = settings.for_model(model_path)
     benchmark, manifest = _benchmark(benchmark_dir, split)
     out_dir = check_output_dir(out_dir, "--out", OUTPUT_FILES)
-    if not (model_path / "config.json").is_file():
-        raise FadtqError(f"--model {model_path}: no config.json; expected a Hugging Face model folder")
-    settings.check_engine(model_path)
-    config = {"model": str(model_path.resolve()), "benchmark": str(benchmark.resolve()), "split": split,
-              **asdict(settings)}
-    _check_resume(out_dir, config)
+    settings = backend.resolve(settings)
+    config = {**backend.identity(), "benchmark": str(benchmark.resolve()), "split": split, **asdict(settings)}
     all_rows = read_manifest(manifest)
-    rows = select_rows(all_rows, limit)
-    done = _done_records(out_dir / PREDICTIONS, rows, {row["id"] for row in all_rows}, manifest)
-    todo = [row for row in rows if row["id"] not in done]
+    prompts = PromptLibrary()
+    questions = Questions(
+        rows=select_rows(all_rows, limit), known={row["id"] for row in all_rows}, source=manifest, prompts=prompts,
+        template=POLICY_TEMPLATE, messages=lambda row: policy_messages(prompts, row["category"]),
+        record=from_completion,
+        load_images=lambda: PairDataset(manifest, max_side=settings.image_size, prompts=prompts).images, unit="pair")
+    records, server = _answer(backend, questions, settings, out_dir, config)
+    if not records:
+        raise _nothing_answered(server)
+    source = _source(backend.kind, benchmark, split, limit, **backend.identity())
+    return write_metrics(out_dir, records, name or backend.name, source, **server)
+
+
+def evaluate_mmad(model: str | Path | EndpointConfig, mmad_file: str | Path, root: str | Path | None,
+                  out_dir: str | Path, *, settings: GenerationSettings = GenerationSettings(),
+                  limit: int | None = None, name: str | None = None) -> dict:
+    """Answer an MMAD file's missing questions with ``model`` into ``out_dir``, then write its
+    summary (``mmad_metrics.json``). ``root`` holds the images (default: the file's folder, as
+    MMAD ships ``mmad.json``); ``limit`` takes a round robin over (dataset, category, question type)."""
+    backend = backend_for(model)
+    settings.validate()
+    mmad_file = Path(mmad_file)
+    root = Path(root) if root is not None else mmad_file.parent
+    out_dir = check_output_dir(out_dir, "--out", MMAD_OUTPUT_FILES)
+    settings = backend.resolve(settings)
+    config = {**backend.identity(), "mmad": str(mmad_file.resolve()), "root": str(root.resolve()),
+              **asdict(settings)}
+    all_rows = read_mmad(mmad_file, root)
+    rows = all_rows
+    if limit is not None:  # else in file order: an image's questions one after another, for the image cache
+        rows = round_robin(all_rows, lambda row: (row["dataset"], row["category"], summary_type(row["type"])))[:limit]
+    prompts = PromptLibrary()
+    questions = Questions(
+        rows=rows, known={row["id"] for row in all_rows}, source=mmad_file, prompts=prompts,
+        template=MMAD_TEMPLATE,
+        messages=lambda row: pair_messages(mmad_question(prompts, row["question"], row["options"])),
+        record=mmad.mmad_record, load_images=lambda: ImageCache(root, settings.image_size, MMAD_IMAGE_CACHE),
+        unit="question")
+    records, server = _answer(backend, questions, settings, out_dir, config)
+    if not records:
+        raise _nothing_answered(server)
+    source = {"kind": backend.kind, "mmad": config["mmad"], "root": config["root"], "limit": limit,
+              **backend.identity()}
+    metrics = {"name": name or backend.name, "source": source, **mmad.mmad_metrics(records), **server}
+    atomic_write_json(out_dir / mmad.METRICS, metrics)
+    return metrics
+
+
+def _answer(backend: Backend, questions: Questions, settings: GenerationSettings, out_dir: Path,
+            config: dict) -> tuple[list[dict], dict]:
+    """The records of ``questions.rows`` that have an answer, in order: those saved in
+    ``predictions.jsonl``, then the missing ones asked now; and, for a server, its request counts."""
+    _check_resume(out_dir, config)
+    done = _done_records(out_dir / PREDICTIONS, questions)
+    todo = [row for row in questions.rows if row["id"] not in done]
+    server = {}
     if todo:
-        dataset = PairDataset(manifest, max_side=settings.image_size)
-        render_templates(dataset.prompts, [POLICY_TEMPLATE])
-        decode_images(dataset, todo)
-        for record in _generate(model_path, dataset, todo, settings, out_dir, config, len(done), len(rows)):
-            done[record["id"]] = record
-    source = _source("model", benchmark, split, limit, model=model_path)
-    return write_metrics(out_dir, [done[row["id"]] for row in rows], name or default_name(model_path), source)
+        render_templates(questions.prompts, [questions.template])
+        decode_images(questions.images, todo)
+        backend.start()
+        failures = _ask(backend, questions, todo, settings, out_dir, config, done)
+        if isinstance(backend, ServedModel):
+            server = {"server": _server_counts(backend, failures)}
+    return [done[row["id"]] for row in questions.rows if row["id"] in done], server
 
 
-def default_name(model_path: Path) -> str:
-    """A run's folder name for ``RUN/final``, else the model folder's name."""
-    return model_path.parent.name if model_path.name == "final" else model_path.name
+def _ask(backend: Backend, questions: Questions, todo: list[dict], settings: GenerationSettings, out_dir: Path,
+         config: dict, done: dict[str, dict]) -> Counter[str]:
+    """Ask ``todo``, appending each answer to ``predictions.jsonl`` as it is saved (and to
+    ``done``); ``out_dir`` and its ``eval_config.json`` appear once the model is ready."""
+    from tqdm import tqdm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out_dir / EVAL_CONFIG, config)
+    already = len(questions.rows) - len(todo)
+    bar = tqdm(total=len(questions.rows), initial=already, desc="eval", unit=questions.unit, dynamic_ncols=True)
+    with (out_dir / PREDICTIONS).open("a", encoding="utf-8") as handle, bar:
+
+        def save(records: list[dict]) -> None:
+            append_rows(handle, records)
+            done.update((record["id"], record) for record in records)
+            bar.update(len(records))
+
+        return backend.answer(questions, todo, settings, save, already)
+
+
+def _server_counts(backend: ServedModel, failures: Counter[str]) -> dict:
+    counts = backend.client.counts
+    return {"requests": counts["requests"], "retries": counts["retries"], "failed": sum(failures.values()),
+            "failed_by_kind": dict(sorted(failures.items()))}
+
+
+def _nothing_answered(server: dict) -> FadtqError:
+    counts = server.get("server", {})
+    return FadtqError(f"--server: every request failed ({counts.get('failed_by_kind')}); nothing to score. "
+                      "Run the same command again once the server answers")
 
 
 def _check_resume(out_dir: Path, config: dict) -> None:
     """Refuse to add predictions of another model or decoding to an existing ``predictions.jsonl``
-    (written, with ``config``, once generation starts)."""
+    (written, with ``config``, once generation starts). The server's address and the batch size
+    may change."""
     path = out_dir / EVAL_CONFIG
-    unchecked = {"batch_size"}
+    unchecked = {"batch_size", "server"}
     if path.is_file() and (out_dir / PREDICTIONS).is_file():
         previous = {"engine": "hf", **read_json(path, "delete it to start over")}  # hf before engines were recorded
         changed = sorted(k for k in config if k not in unchecked and previous.get(k) != config[k])
@@ -157,48 +279,12 @@ def _check_resume(out_dir: Path, config: dict) -> None:
                              f"now {config[key]!r}; choose another --out or delete {PREDICTIONS}")
 
 
-def _done_records(path: Path, rows: list[dict], known: set[str], manifest: Path) -> dict[str, dict]:
-    """Records already made for ``rows``, by id; an id not in the split means another benchmark."""
+def _done_records(path: Path, questions: Questions) -> dict[str, dict]:
+    """Records already made for ``questions.rows``, by id; an id not in the split means another benchmark."""
     done = {}
     for record in load_resumable(path):
-        if record.get("id") not in known:
-            raise FadtqError(f"{path}: id {record.get('id')!r} is not in {manifest}; choose another --out")
+        if record.get("id") not in questions.known:
+            raise FadtqError(f"{path}: id {record.get('id')!r} is not in {questions.source}; choose another --out")
         done[record["id"]] = record
-    wanted = {row["id"] for row in rows}
-    return {pair_id: record for pair_id, record in done.items() if pair_id in wanted}
-
-
-def _generate(model_path: Path, dataset: PairDataset, todo: list[dict], settings: GenerationSettings,
-              out_dir: Path, config: dict, already: int, total: int):
-    """Yield a record per pair of ``todo``, appending each batch to ``predictions.jsonl`` as it is
-    finished; ``out_dir`` and its ``eval_config.json`` appear once the model has loaded."""
-    import torch
-    from tqdm import tqdm
-    from transformers import AutoModelForImageTextToText
-
-    from fadtq.generation.engine import RolloutPrompt, SamplingParams
-    from fadtq.training.processor import load_processor
-
-    processor = load_processor(model_path)
-    model = AutoModelForImageTextToText.from_pretrained(str(model_path))
-    if torch.cuda.is_available():  # the engine sends its inputs to wherever the model is
-        model = model.to("cuda")
-    engine = default_plugins().engines.get(settings.engine).build(model, processor)
-    params = SamplingParams(temperature=settings.temperature, top_p=settings.top_p,
-                            max_new_tokens=settings.max_new_tokens, greedy=not settings.sample)
-    index = {row["id"]: i for i, row in enumerate(dataset.rows)}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / EVAL_CONFIG, config)
-    with (out_dir / PREDICTIONS).open("a", encoding="utf-8") as handle, \
-            tqdm(total=total, initial=already, desc="eval", unit="pair", dynamic_ncols=True) as bar:
-        for start in range(0, len(todo), settings.batch_size):
-            batch = todo[start:start + settings.batch_size]
-            pairs = [dataset[index[row["id"]]] for row in batch]
-            torch.manual_seed(settings.seed * 1_000_003 + already + start)
-            result = engine.generate([RolloutPrompt(p.ref_image, p.test_image, p.messages) for p in pairs], 1, params)
-            records = [from_completion(row, group[0].text, processor.tokenizer,
-                                       completion_tokens=len(group[0].completion_ids), finished=group[0].finished)
-                       for row, group in zip(batch, result.groups)]
-            append_rows(handle, records)
-            bar.update(len(batch))
-            yield from records
+    wanted = {row["id"] for row in questions.rows}
+    return {key: record for key, record in done.items() if key in wanted}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 
 from fadtq.answer import extract_answer, format_ok, parse_class, think_text
@@ -116,21 +116,28 @@ def _record_from_line(line: dict, row: dict, where: str, tokenizer) -> dict:
     return from_prediction(row, line["prediction"])
 
 
+def round_robin(rows: Sequence[dict], group: Callable[[dict], Hashable]) -> list[dict]:
+    """``rows`` taken one group at a time (groups and rows in their first order), so that any
+    prefix covers every group evenly."""
+    groups: dict[Hashable, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[group(row)].append(row)
+    return [g[i] for i in range(max(map(len, groups.values()), default=0)) for g in groups.values() if i < len(g)]
+
+
 def select_rows(rows: Sequence[dict], limit: int | None) -> list[dict]:
     """Rows in evaluation order: round-robin over (category, label) groups in manifest order.
 
     So the first ``limit`` pairs are a stratified subset, and a partial evaluation covers every
     group evenly; without a limit every row is kept.
     """
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for row in rows:
-        groups[(row["category"], row["label"])].append(row)
-    ordered = [g[i] for i in range(max(map(len, groups.values()), default=0)) for g in groups.values() if i < len(g)]
+    ordered = round_robin(rows, lambda row: (row["category"], row["label"]))
     return ordered if limit is None else ordered[:limit]
 
 
-def write_metrics(out_dir: Path, records: Sequence[dict], name: str, source: dict) -> dict:
-    """``metrics.json`` (atomic) for ``records``: the metrics plus the evaluation's name and source."""
-    metrics = {"name": name, "source": source, **compute_metrics(records)}
+def write_metrics(out_dir: Path, records: Sequence[dict], name: str, source: dict, **extra: object) -> dict:
+    """``metrics.json`` (atomic) for ``records``: the metrics plus the evaluation's name and source
+    (and ``extra``: a server's request counts)."""
+    metrics = {"name": name, "source": source, **compute_metrics(records), **extra}
     atomic_write_json(out_dir / METRICS, metrics)
     return metrics
