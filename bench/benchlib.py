@@ -78,10 +78,23 @@ def machine() -> dict:
 
 
 def cached_model(size: str, seed: int = 0) -> Path:
-    """The offline Qwen2.5-VL of ``size`` without warm-up, built into the project cache once."""
+    """The offline Qwen2.5-VL of ``size`` without warm-up, built into the project cache once. A
+    preset drawn on the GPU leaves its memory cached in this process: it is handed back here."""
+    import torch
+
     from fadtq.training.setup import default_model_dir
 
-    return default_model_dir(size, seed, 0, None)
+    path = default_model_dir(size, seed, 0, None)
+    torch.cuda.empty_cache()  # a no-op where CUDA was never initialised
+    return path
+
+
+def synchronize() -> None:
+    """Wait for the GPU's queued work, so a host clock read after it counts that work (no-op on a CPU)."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def ratio(a: float, b: float) -> float:
@@ -91,11 +104,12 @@ def ratio(a: float, b: float) -> float:
 # ---------------------------------------------------------------------------------- this trainer's side
 
 def trainer_config(estimator: str, model_dir: Path, prompts: int, group: int, tokens: int, image_size: int,
-                   run_name: str, overrides: dict[str, str] | None = None):
-    """The run config the benchmarks time: one micro-batch holding the whole step."""
+                   run_name: str, preset: str | None = None, overrides: dict[str, str] | None = None):
+    """The run config the benchmarks time: the CPU default (or ``preset``) with one micro-batch
+    holding the whole step, then ``overrides``."""
     from fadtq.run_config import load_run_config
 
-    return load_run_config(None, {
+    return load_run_config(preset, {
         "advantage.name": estimator, "model.path": str(model_dir), "rollout.prompts_per_step": str(prompts),
         "rollout.group_size": str(group), "rollout.max_new_tokens": str(tokens),
         "train.micro_batch_size": str(prompts * group), "data.image_size": str(image_size),
@@ -125,8 +139,10 @@ class ForwardTimer:
     def _timed(self, model, *args, **kwargs):
         import torch
 
+        synchronize()
         started = time.perf_counter()
         out = self._inner(model, *args, **kwargs)
+        synchronize()
         kind = ("reference" if self._reference is not None and model is self._reference
                 else "train_forward" if torch.is_grad_enabled() else "old_logprobs")
         self.seconds[kind] += time.perf_counter() - started
@@ -148,8 +164,12 @@ def fixed_pairs(trainer, indices: list[int], prompts: int):
 
 def time_trainer(estimator: str, model_dir: Path, *, prompts: int, group: int, tokens: int, image_size: int,
                  steps: int, warmup: int, indices: list[int] | None = None, seed: int = 0,
-                 overrides: dict[str, str] | None = None) -> dict:
-    """Build the trainer in this process and time ``warmup + steps`` calls of ``train_step``."""
+                 preset: str | None = None, overrides: dict[str, str] | None = None) -> dict:
+    """Build the trainer in this process and time ``warmup + steps`` calls of ``train_step``.
+
+    On a GPU the clocks are read after the queued work is done, and the result holds this
+    process's peak GPU memory (``gpu`` below); ``preset`` and ``overrides`` go to :func:`trainer_config`.
+    """
     import torch
 
     from fadtq.training import cpu_compat
@@ -158,19 +178,23 @@ def time_trainer(estimator: str, model_dir: Path, *, prompts: int, group: int, t
     one_thread()
     cpu_compat.apply()
     cfg = trainer_config(estimator, model_dir, prompts, group, tokens, image_size, f"bench-{estimator}-{os.getpid()}",
-                         overrides)
+                         preset, overrides)
     SCRATCH.mkdir(parents=True, exist_ok=True)
     built = time.perf_counter()
     trainer = Trainer(cfg, SCRATCH / cfg.output.name)
+    synchronize()
     build_seconds = time.perf_counter() - built
+    after_build = gpu_memory_mb()
     if indices is not None:
         fixed_pairs(trainer, indices, prompts)
     timer = ForwardTimer(trainer)
     rows = []
     for step in range(warmup + steps):
         torch.manual_seed(seed * 1000 + step)  # the same rollouts' randomness for every variant
+        synchronize()
         started = time.perf_counter()
         metrics, _ = trainer.train_step(step)
+        synchronize()
         total = time.perf_counter() - started
         forwards = timer.take()
         if step >= warmup:
@@ -180,4 +204,36 @@ def time_trainer(estimator: str, model_dir: Path, *, prompts: int, group: int, t
     params = sum(p.numel() for p in trainer.policy_model.parameters())
     shutil.rmtree(trainer.run_dir, ignore_errors=True)
     return {"estimator": estimator, "has_reference": trainer.reference is not None, "params": params,
-            "build_seconds": build_seconds, "steps": rows, "peak_rss_mb": peak_rss_mb()}
+            "build_seconds": build_seconds, "steps": rows, "peak_rss_mb": peak_rss_mb(),
+            "gpu": gpu_peaks(after_build) if after_build is not None else None, **run_facts(trainer)}
+
+
+def gpu_memory_mb() -> float | None:
+    """MiB of tensors on the GPU now (``None`` without CUDA)."""
+    import torch
+
+    return torch.cuda.memory_allocated() / 2**20 if torch.cuda.is_available() else None
+
+
+def gpu_peaks(after_build_mb: float) -> dict[str, float]:
+    """This process's GPU memory: the tensors' high-water mark (what the comparison uses), the
+    allocator's (tensors plus its cache) and the tensors held once the trainer was built."""
+    import torch
+
+    return {"peak_allocated_mb": torch.cuda.max_memory_allocated() / 2**20,
+            "peak_reserved_mb": torch.cuda.max_memory_reserved() / 2**20, "after_build_mb": after_build_mb}
+
+
+def run_facts(trainer) -> dict:
+    """What the timed run was, read off the trainer: device, dtype, ZeRO stage, optimizer, versions."""
+    import deepspeed
+    import torch
+    import transformers
+
+    device = next(trainer.policy_model.parameters()).device
+    return {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "dtype": trainer.cfg.model.dtype, "zero_stage": trainer.cfg.deepspeed.zero_stage,
+            "micro_batch_size": trainer.cfg.train.micro_batch_size,
+            "optimizer": type(getattr(trainer.optim, "optimizer", trainer.optim)).__name__,
+            "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                         "deepspeed": deepspeed.__version__}}

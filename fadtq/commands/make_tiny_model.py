@@ -11,10 +11,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder to write the model, tokenizer and processor to")
     parser.add_argument(
         "--size",
-        choices=("tiny", "base", "base7", "small"),
+        choices=("tiny", "base", "base7", "small", "3b"),
         default="tiny",
         help="tiny: about 0.2M parameters (tests); base: about 2M (the CPU default, after fadtq pretrain); "
-             "small: about 20M (benchmarks)",
+             "small: about 20M (benchmarks); 3b: Qwen2.5-VL-3B's architecture, 3.75B parameters in bf16 "
+             "(7.5 GB; the GPU check)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
 

@@ -132,24 +132,29 @@ def _root_from_stats(manifest: Path) -> Path:
         raise FadtqError(f"{stats_path}: cannot read 'loco_root'; pass --loco-root explicitly") from None
 
 
-def _tree_name(scale: str, seed: int, difficulty: str) -> str:
-    return f"synth-{scale}-seed{seed}" + ("" if difficulty == "standard" else f"-{difficulty}")
+def _tree_name(scale: str, seed: int, difficulty: str, size: int | None) -> str:
+    return (f"synth-{scale}-seed{seed}" + ("" if difficulty == "standard" else f"-{difficulty}")
+            + ("" if size is None else f"-{size}px"))
 
 
-def ensure_default_tree(scale: str = "tiny", seed: int = 0, difficulty: str = "standard") -> Path:
-    """The cached look-alike LOCO root, generated on first use."""
-    from fadtq.data.synth import synthesize
+def ensure_default_tree(scale: str = "tiny", seed: int = 0, difficulty: str = "standard",
+                        size: int | None = None) -> Path:
+    """The cached look-alike LOCO root, generated on first use; ``size`` is the longest side of its
+    images (``None``: the generator's default, 128 pixels)."""
+    from fadtq.data.synth import DEFAULT_SIZE, synthesize
 
-    root = cache_dir() / _tree_name(scale, seed, difficulty)
+    root = cache_dir() / _tree_name(scale, seed, difficulty, size)
     if not root.is_dir():
-        create_dir_once(root, lambda tmp: synthesize(tmp / "tree", seed=seed, scale=scale, difficulty=difficulty))
+        create_dir_once(root, lambda tmp: synthesize(tmp / "tree", seed=seed, scale=scale, difficulty=difficulty,
+                                                     size=size or DEFAULT_SIZE))
     return root
 
 
-def ensure_default_benchmark(scale: str = "tiny", seed: int = 0, difficulty: str = "standard") -> Path:
+def ensure_default_benchmark(scale: str = "tiny", seed: int = 0, difficulty: str = "standard",
+                             size: int | None = None) -> Path:
     """The cached benchmark folder (train.jsonl, test.jsonl, stats.json) over the default tree."""
-    root = ensure_default_tree(scale, seed, difficulty)
-    bench = cache_dir() / f"{_tree_name(scale, seed, difficulty)}-pair3c"
+    root = ensure_default_tree(scale, seed, difficulty, size)
+    bench = root.with_name(f"{root.name}-pair3c")
     if not (bench / "stats.json").is_file():
         built = build_pair3c(root, seed=seed, train_per_class=TRAIN_PER_CLASS[scale])
         create_dir_once(bench, lambda tmp: write_benchmark(built, tmp / "tree"))

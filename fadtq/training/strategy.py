@@ -7,13 +7,15 @@ Two CPU specifics live here rather than in ``cpu_compat`` because they are choic
 
 - the optimizer is ``torch.optim.AdamW`` (DeepSpeed's ``torch_adam``) when CUDA is absent:
   OpenRLHF's optimizer section has no such key, and DeepSpeed's FusedAdam would be JIT-compiled
-  for the CPU (about 100 s);
+  for the CPU (about 100 s). ``FADTQ_TORCH_ADAM=1`` asks for it on GPUs too, where DeepSpeed cannot
+  JIT-compile FusedAdam (no nvcc, or one that does not match torch's CUDA);
 - ``param_dtype="fp32"`` is accepted: ``Actor`` only loads bf16/fp16, so the model is loaded in
   bf16 and its checkpoint weights are then loaded again in float32, exactly.
 """
 
 from __future__ import annotations
 
+import os
 from types import SimpleNamespace
 
 import torch
@@ -27,11 +29,11 @@ PARAM_DTYPES = ("fp32", "bf16", "fp16")
 
 
 class FadtqDeepspeedStrategy(DeepspeedStrategy):
-    """``DeepspeedStrategy`` whose Adam is plain torch when CUDA is absent."""
+    """``DeepspeedStrategy`` whose Adam is plain torch when CUDA is absent or ``FADTQ_TORCH_ADAM=1``."""
 
     def get_ds_train_config(self, optim_dict: dict | None = None, *, max_norm: float | None = None) -> dict:
         config = super().get_ds_train_config(optim_dict, max_norm=max_norm)
-        if "optimizer" in config and not torch.cuda.is_available():
+        if "optimizer" in config and (not torch.cuda.is_available() or os.environ.get("FADTQ_TORCH_ADAM") == "1"):
             config["optimizer"]["params"]["torch_adam"] = True
         return config
 

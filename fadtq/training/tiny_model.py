@@ -72,7 +72,7 @@ _REASONING = (
 
 @dataclass(frozen=True)
 class ModelSize:
-    """Architecture and image resolution of one preset."""
+    """Architecture, image resolution and weight dtype of one preset."""
 
     vocab_size: int
     text_hidden: int
@@ -88,6 +88,13 @@ class ModelSize:
     min_pixels: int
     max_pixels: int
     patch_size: int = 14  # vision patch side in pixels; an LLM image token covers 2 x 2 patches
+    embedding_rows: int = 0  # rows of the token embedding and LM head; 0: the tokenizer's size
+    fullatt_blocks: tuple[int, ...] = ()  # vision blocks that attend over the whole image; (): the last
+    tie_embeddings: bool = False  # the LM head shares the token embedding's weights
+    dtype: torch.dtype = torch.float32  # of the weights, as drawn and as saved
+    # Draw the weights on the GPU when there is one: seconds instead of minutes for billions of
+    # them (the GPU's random stream differs from the CPU's, so the weights depend on the machine).
+    draw_on_gpu: bool = False
 
 
 SIZES: dict[str, ModelSize] = {
@@ -101,6 +108,13 @@ SIZES: dict[str, ModelSize] = {
     "base7": ModelSize(768, 128, 3, 4, 2, 384, (4, 6, 6), 4, 128, 4, 256, 56 * 56, 112 * 112, patch_size=7),
     # about 20M parameters, up to 64 LLM tokens per image: for benchmarks.
     "small": ModelSize(1024, 512, 6, 8, 4, 1376, (8, 12, 12), 4, 256, 4, 512, 56 * 56, 224 * 224),
+    # Qwen2.5-VL-3B's architecture (its config.json and preprocessor_config.json), 3.75B random
+    # parameters in bf16, for the GPU check (bench/gpu_check.sh). Its embedding has Qwen's 151,936
+    # rows, so the logits cost what the real model's do; this module's tokenizer uses the first few
+    # hundred, and sampled ids beyond them decode to nothing.
+    "3b": ModelSize(1024, 2048, 36, 16, 2, 11008, (16, 24, 24), 32, 1280, 16, 3420, 56 * 56, 28 * 28 * 16384,
+                    embedding_rows=151936, fullatt_blocks=(7, 15, 23, 31), tie_embeddings=True, dtype=torch.bfloat16,
+                    draw_on_gpu=True),
 }
 
 
@@ -168,7 +182,7 @@ def build_image_processor(size: ModelSize) -> Qwen2VLImageProcessorPil:
 def build_config(size: ModelSize, tokenizer: PreTrainedTokenizerFast) -> Qwen2_5_VLConfig:
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in CONTROL_TOKENS}
     text = {
-        "vocab_size": len(tokenizer),
+        "vocab_size": max(len(tokenizer), size.embedding_rows),
         "hidden_size": size.text_hidden,
         "intermediate_size": size.text_intermediate,
         "num_hidden_layers": size.text_layers,
@@ -187,11 +201,12 @@ def build_config(size: ModelSize, tokenizer: PreTrainedTokenizerFast) -> Qwen2_5
         "intermediate_size": size.vision_intermediate,
         "out_hidden_size": size.text_hidden,
         "patch_size": size.patch_size,
-        "fullatt_block_indexes": [size.vision_depth - 1],
+        "fullatt_block_indexes": list(size.fullatt_blocks or (size.vision_depth - 1,)),
     }
     return Qwen2_5_VLConfig(
         text_config=text,
         vision_config=vision,
+        tie_word_embeddings=size.tie_embeddings,
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
@@ -206,9 +221,11 @@ def preset_config(size: str) -> dict:
             "text_config": {"hidden_size": preset.text_hidden, "num_attention_heads": preset.text_heads}}
 
 
-def build_model(config: Qwen2_5_VLConfig, seed: int) -> Qwen2_5_VLForConditionalGeneration:
+def build_model(config: Qwen2_5_VLConfig, seed: int, dtype: torch.dtype = torch.float32,
+                device: str = "cpu") -> Qwen2_5_VLForConditionalGeneration:
     torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=torch.float32)
+    with torch.device(device):
+        model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=dtype)
     model.generation_config = GenerationConfig(
         eos_token_id=[config.text_config.eos_token_id, config.text_config.pad_token_id],
         pad_token_id=config.text_config.pad_token_id,
@@ -227,7 +244,8 @@ def make_tiny_model(out: str | Path, size: str = "tiny", seed: int = 0) -> Path:
         raise FadtqError(f"--out {out}: exists and is not a directory")
     preset = SIZES[size]
     tokenizer = build_tokenizer(preset.vocab_size)
-    model = build_model(build_config(preset, tokenizer), seed)
+    device = "cuda" if preset.draw_on_gpu and torch.cuda.is_available() else "cpu"
+    model = build_model(build_config(preset, tokenizer), seed, preset.dtype, device)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

@@ -44,6 +44,14 @@ def test_default_benchmark_is_generated_once(tmp_path, monkeypatch):
     assert len(data) == 60 and data[0].test_image.mode == "RGB"
 
 
+def test_default_benchmark_at_another_image_size_has_its_own_folders(tmp_path, monkeypatch):
+    monkeypatch.setenv("FADTQ_CACHE", str(tmp_path / "cache"))
+    bench = ensure_default_benchmark(size=48)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["synth-tiny-seed0-48px",
+                                                                      "synth-tiny-seed0-48px-pair3c"]
+    assert max(PairDataset(bench / "train.jsonl", max_side=None)[0].test_image.size) == 48
+
+
 def test_build_benchmark_without_root_uses_default_tree(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FADTQ_CACHE", str(tmp_path / "cache"))
     assert main(["build-benchmark", "--out", str(tmp_path / "b")]) == 0

@@ -98,6 +98,22 @@ def test_rotary_sections_cover_half_of_each_head(name):
     assert size.text_heads % size.text_kv_heads == 0 and size.vision_hidden % size.vision_heads == 0
 
 
+def test_3b_preset_is_qwen2_5_vl_3b():
+    """Qwen2.5-VL-3B's architecture (built on the meta device: no weights): its 3.75B parameters with
+    the 151,936-row embedding tied to the LM head, and the vision tower's full-attention blocks."""
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    from fadtq.training.tiny_model import build_config, build_tokenizer
+
+    size = SIZES["3b"]
+    config = build_config(size, build_tokenizer(size.vocab_size))
+    with torch.device("meta"):
+        model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=size.dtype)
+    assert sum(p.numel() for p in model.parameters()) == 3_754_622_976
+    assert model.lm_head.weight is model.model.language_model.embed_tokens.weight
+    assert config.text_config.vocab_size == 151_936 and config.vision_config.fullatt_block_indexes == [7, 15, 23, 31]
+
+
 def test_the_model_folder_appears_whole(tmp_path, monkeypatch):
     """Written beside the target and renamed: a failure half-way leaves the target as it was."""
     from fadtq.training import tiny_model
