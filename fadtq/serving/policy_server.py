@@ -26,7 +26,7 @@ POLICY_ARGS = ("--limit-mm-per-prompt", '{"image": 2}', "--max-model-len", "2048
 
 
 def served_name(model: Path) -> str:
-    return model.resolve().parent.name if model.name == "final" else model.name
+    return model.absolute().parent.name if model.name == "final" else model.name
 
 
 def start_policy_server(model: str | Path, port: int, device: str, wait_s: float = 300.0) -> VLLMServer:
