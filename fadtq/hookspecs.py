@@ -82,8 +82,13 @@ def register_rollout_engines() -> list[RolloutEngineFactory]:
     """Return a list of ``fadtq.api.RolloutEngineFactory``.
 
     The config's ``rollout.engine`` names one. Its ``build`` (``fadtq.api.RolloutEngineBuilder``)
-    is called once per run with the policy being trained and its processor and returns a
-    ``fadtq.generation.engine.RolloutEngine``: it samples groups of completions and returns the
-    exact inputs of the scoring forward. Import heavy dependencies inside ``build``, not at the
-    top of the plugin: every command loads every plugin.
+    is called once per run with the policy being trained, its processor and the config's
+    ``rollout.options`` as keyword arguments (checked against its signature when the config
+    loads), and returns a ``fadtq.generation.engine.RolloutEngine``: it samples groups of
+    completions and returns the exact inputs of the scoring forward. The trainer calls the
+    engine's ``weights_updated`` after every optimizer step and after a resume; an engine that
+    samples from a copy of the weights reloads them there. Its optional ``check``
+    (``fadtq.api.RolloutEngineCheck``) is given the policy's config before anything loads and
+    raises a one-line error for a policy it cannot run. Import heavy dependencies inside
+    ``build`` and ``check``, not at the top of the plugin: every command loads every plugin.
     """
