@@ -105,17 +105,17 @@ class VLLMRolloutEngine:
 
         dtype = next(self.model.parameters()).dtype
         distributed = torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
-        cuda_only = {"gpu_memory_utilization": gpu_memory_utilization, "enable_sleep_mode": self.sleep_mode} \
-            if self.cuda else {}
+        # Whole prompts per step on CPU: its sampler cannot rewind a seeded generator after a partial
+        # prefill ("CPU Generator does not use offset"); the policy's prompts are short anyway.
+        device_args = {"gpu_memory_utilization": gpu_memory_utilization, "enable_sleep_mode": self.sleep_mode} \
+            if self.cuda else {"enable_chunked_prefill": False}
         threads = torch.get_num_threads()
         llm = LLM(model=str(self._folder), dtype=str(dtype).removeprefix("torch."), load_format="dummy", seed=0,
                   max_model_len=max_model_len, limit_mm_per_prompt={"image": 2}, enforce_eager=not self.cuda,
-                  # Whole prompts per step: vLLM's CPU sampler cannot rewind a seeded generator after a
-                  # partial prefill ("CPU Generator does not use offset").
-                  enable_chunked_prefill=False, logprobs_mode="processed_logprobs",
+                  logprobs_mode="processed_logprobs",
                   # Each rank its own engine inside the trainer's torch.distributed world (data parallel).
                   distributed_executor_backend="external_launcher" if distributed else None,
-                  **vllm_compat.engine_args(), **cuda_only)
+                  **vllm_compat.engine_args(), **device_args)
         torch.set_num_threads(threads)  # vLLM's CPU worker changes the thread count of the process
         if self.sleep_mode:
             llm.sleep(level=1)  # between generate calls: weights offloaded to host memory, KV cache freed
