@@ -72,7 +72,10 @@ def build_actor(path: str, param_dtype: str, attn_implementation: str, ds_config
     if param_dtype not in PARAM_DTYPES:
         raise FadtqError(f"--param_dtype {param_dtype}: expected one of {', '.join(PARAM_DTYPES)}")
     load_dtype = "bf16" if param_dtype == "fp32" else param_dtype
-    actor = Actor(path, attn_implementation=attn_implementation, param_dtype=load_dtype, ds_config=ds_config)
+    # fp32 is loaded whole and made exact here; DeepSpeed partitions it afterwards under ZeRO-3
+    # (ds_config would have the Actor partition it at construction, in bf16, before the reload).
+    actor = Actor(path, attn_implementation=attn_implementation, param_dtype=load_dtype,
+                  ds_config=None if param_dtype == "fp32" else ds_config)
     if param_dtype == "fp32":
         exact = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32).state_dict()
         actor.model.to(torch.float32).load_state_dict(exact)
