@@ -89,11 +89,11 @@ def endpoint(args: argparse.Namespace):
 
 
 def default_out(args: argparse.Namespace) -> Path:
-    from fadtq.evaluation.backends import default_name
+    from fadtq.evaluation.backends import default_name, served_name
 
     suffix = "-mmad" if args.mmad else ""
     if args.server:
-        return Path("runs") / "eval" / ((args.name or args.model.rstrip("/").rsplit("/", 1)[-1]) + suffix)
+        return Path("runs") / "eval" / ((args.name or served_name(args.model)) + suffix)
     if args.model:
         model = Path(args.model)
         if model.name == "final" and (model.parent / "metrics.jsonl").is_file():

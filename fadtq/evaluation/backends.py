@@ -33,7 +33,13 @@ Save = Callable[[list[dict]], None]
 
 def default_name(model_path: Path) -> str:
     """A run's folder name for ``RUN/final``, else the model folder's name."""
+    model_path = model_path.absolute()  # not resolved: RUN/final links into RUN/checkpoints/
     return model_path.parent.name if model_path.name == "final" else model_path.name
+
+
+def served_name(model: str) -> str:
+    """The last part of a served model's name (``Qwen2.5-VL-7B-Instruct`` for a hub id)."""
+    return model.rstrip("/").rsplit("/", 1)[-1]
 
 
 class LocalModel:
@@ -45,7 +51,6 @@ class LocalModel:
         self.path = Path(path)
         self.name = default_name(self.path)
         self.tokenizer = None
-        self.engine_name = "hf"
 
     def identity(self) -> dict:
         return {"model": str(self.path.resolve())}
@@ -56,10 +61,10 @@ class LocalModel:
         if not (self.path / "config.json").is_file():
             raise FadtqError(f"--model {self.path}: no config.json; expected a Hugging Face model folder")
         settings.check_engine(self.path)
-        self.engine_name = settings.engine
         return settings.for_model(self.path)
 
-    def start(self) -> None:
+    def start(self, settings: GenerationSettings) -> None:
+        """Load the model and build the rollout engine ``settings`` names."""
         import torch
         from transformers import AutoModelForImageTextToText
 
@@ -70,7 +75,7 @@ class LocalModel:
         model = AutoModelForImageTextToText.from_pretrained(str(self.path))
         if torch.cuda.is_available():  # the engine sends its inputs to wherever the model is
             model = model.to("cuda")
-        self.engine = default_plugins().engines.get(self.engine_name).build(model, processor)
+        self.engine = default_plugins().engines.get(settings.engine).build(model, processor)
         self.tokenizer = processor.tokenizer
 
     def answer(self, questions: Questions, todo: list[dict], settings: GenerationSettings, save: Save,
@@ -100,7 +105,7 @@ class ServedModel:
 
     def __init__(self, endpoint: EndpointConfig) -> None:
         self.client = ChatClient(endpoint)
-        self.name = endpoint.model.rstrip("/").rsplit("/", 1)[-1]
+        self.name = served_name(endpoint.model)
         self.tokenizer = None
 
     @property
@@ -136,7 +141,8 @@ class ServedModel:
             raise FadtqError(f"--model {self.endpoint.model}: not served by {url} (it serves: {', '.join(served)})")
         return served[self.endpoint.model]
 
-    def start(self) -> None:
+    def start(self, settings: GenerationSettings) -> None:
+        """The server still answers and serves the model, right before the questions go out."""
         self.served_root()
 
     def answer(self, questions: Questions, todo: list[dict], settings: GenerationSettings, save: Save,

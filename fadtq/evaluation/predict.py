@@ -225,7 +225,7 @@ def _answer(backend: Backend, questions: Questions, settings: GenerationSettings
     if todo:
         render_templates(questions.prompts, [questions.template])
         decode_images(questions.images, todo)
-        backend.start()
+        backend.start(settings)
         failures = _ask(backend, questions, todo, settings, out_dir, config, done)
         if isinstance(backend, ServedModel):
             server = {"server": _server_counts(backend, failures)}

@@ -25,12 +25,9 @@ from fadtq.serving.vllm_server import VLLMServer, server_main, start_server
 POLICY_ARGS = ("--limit-mm-per-prompt", '{"image": 2}', "--max-model-len", "2048")
 
 
-def served_name(model: Path) -> str:
-    return model.absolute().parent.name if model.name == "final" else model.name
-
-
 def start_policy_server(model: str | Path, port: int, device: str, wait_s: float = 300.0) -> VLLMServer:
     """A server for the policy folder ``model``, checked first."""
+    from fadtq.evaluation.backends import default_name
     from fadtq.generation.vllm import check_servable
     from fadtq.generation.vllm_compat import engine_args
 
@@ -40,7 +37,7 @@ def start_policy_server(model: str | Path, port: int, device: str, wait_s: float
     check_servable(read_json(model / "config.json"), f"--model {model}", device == "cuda")
     flags = [f"--{key.replace('_', '-')}" if value else f"--no-{key.replace('_', '-')}"
              for key, value in engine_args().items()]
-    return start_server(str(model.resolve()), port, device, served_name(model), (*POLICY_ARGS, *flags), wait_s)
+    return start_server(str(model.resolve()), port, device, default_name(model), (*POLICY_ARGS, *flags), wait_s)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -129,7 +129,7 @@ def test_the_questions_go_with_the_reference_first(mmad_eval, mmad_file, tiny_mo
         save([questions.record(row, "<answer>A</answer>") for row in todo])
         return Counter()
 
-    monkeypatch.setattr(backends.LocalModel, "start", lambda self: None)
+    monkeypatch.setattr(backends.LocalModel, "start", lambda self, settings: None)
     monkeypatch.setattr(backends.LocalModel, "answer", record_prompts)
     evaluate_mmad(tiny_model, mmad_file, None, tmp_path / "out", limit=2)  # the root: the file's folder
     assert len(asked) == 2
@@ -149,7 +149,7 @@ def test_the_questions_go_with_the_reference_first(mmad_eval, mmad_file, tiny_mo
 def test_a_finished_eval_resumes_without_loading_the_model(mmad_eval, mmad_file, tiny_model, monkeypatch, tmp_path):
     out = tmp_path / "copy"
     shutil.copytree(mmad_eval[0], out)
-    monkeypatch.setattr(backends.LocalModel, "start", lambda self: pytest.fail("nothing was left to generate"))
+    monkeypatch.setattr(backends.LocalModel, "start", lambda self, settings: pytest.fail("nothing was left to generate"))
     settings = GenerationSettings(batch_size=4, max_new_tokens=MAX_NEW_TOKENS)
     metrics = evaluate_mmad(tiny_model, mmad_file, mmad_file.parent, out, settings=settings, limit=N_QUESTIONS)
     assert metrics["n"] == N_QUESTIONS

@@ -15,8 +15,8 @@ import torch
 
 from fadtq.data.dataset import trained_image_size
 from fadtq.run_config import load_run_config
-from trainer_testlib import (METRIC_KEYS, REPO, SIGNAL_REWARD, complete_checkpoints, deepspeed_cmd, ok, policy_state,
-                             rows, run)
+from trainer_testlib import (METRIC_KEYS, SIGNAL_REWARD, complete_checkpoints, deepspeed_cmd, ok, policy_state, rows,
+                             run, two_rank_run_with_fingerprints)
 
 ROLLOUTS_PER_STEP = 4 * 4  # cpu_default: 4 prompts x 4 rollouts
 ARGS = ("--rewards", f"format,accuracy,tq,{SIGNAL_REWARD}", "--train.max_steps", "2", "--output.save_every", "1")
@@ -31,12 +31,7 @@ def one_rank(train_env, model_args, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def two_ranks(train_env, model_args, tmp_path_factory) -> tuple[Path, list[dict]]:
-    out = tmp_path_factory.mktemp("e2e2")
-    sums = out / "fingerprints.json"
-    script = REPO / "tests" / "training" / "ds_fit_checksum.py"
-    ok(run(deepspeed_cmd(2, *ARGS, *model_args, "--output.dir", out, "--output.name", "run", script=script),
-           {**train_env, "FADTQ_TEST_CHECKSUMS": str(sums)}))
-    return out / "run", json.loads(sums.read_text())
+    return two_rank_run_with_fingerprints(tmp_path_factory.mktemp("e2e2"), (*ARGS, *model_args), train_env)
 
 
 def check_run_folder(run_dir: Path, world: int) -> None:

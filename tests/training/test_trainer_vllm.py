@@ -8,14 +8,13 @@ ranks keep identical weights, and a resumed run samples the very same completion
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from trainer_testlib import (REPO, SIGNAL_REWARD, complete_checkpoints, deepspeed_cmd, kill_group, ok, policy_state,
-                             popen, python_cmd, rows, run, wait_for)
+from trainer_testlib import (SIGNAL_REWARD, complete_checkpoints, kill_group, ok, policy_state, popen, python_cmd, rows,
+                             run, two_rank_run_with_fingerprints, wait_for)
 
 STEPS = 4
 GAP = 1e-4  # mean |log-prob| difference per sampled token; measured about 1e-7
@@ -25,12 +24,7 @@ ARGS = ("--rewards", f"format,accuracy,{SIGNAL_REWARD}", "--rollout.engine", "vl
 
 @pytest.fixture(scope="module")
 def two_ranks(train_env, model_args, tmp_path_factory) -> tuple[Path, list[dict]]:
-    out = tmp_path_factory.mktemp("vllm2")
-    sums = out / "fingerprints.json"
-    script = REPO / "tests" / "training" / "ds_fit_checksum.py"
-    ok(run(deepspeed_cmd(2, *ARGS, *model_args, "--output.dir", out, "--output.name", "run", script=script),
-           {**train_env, "FADTQ_TEST_CHECKSUMS": str(sums)}))
-    return out / "run", json.loads(sums.read_text())
+    return two_rank_run_with_fingerprints(tmp_path_factory.mktemp("vllm2"), (*ARGS, *model_args), train_env)
 
 
 @pytest.fixture(scope="module")

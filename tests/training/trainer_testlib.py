@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -82,6 +83,16 @@ def deepspeed_cmd(num_gpus: int, *args: str, script: Path = TRAIN) -> list[str]:
     """The real launcher; a free master port so concurrent test runs never collide."""
     return [deepspeed_bin(), "--num_gpus", str(num_gpus), "--master_port", str(free_port()), str(script),
             *map(str, args)]
+
+
+def two_rank_run_with_fingerprints(out: Path, args: Sequence[str], env: dict[str, str]) -> tuple[Path, list[dict]]:
+    """A 2-rank run through the launcher (``ds_fit_checksum.py``) into ``out/run``, and every rank's
+    weight fingerprints after every step."""
+    sums = out / "fingerprints.json"
+    script = REPO / "tests" / "training" / "ds_fit_checksum.py"
+    ok(run(deepspeed_cmd(2, *args, "--output.dir", out, "--output.name", "run", script=script),
+           {**env, "FADTQ_TEST_CHECKSUMS": str(sums)}))
+    return out / "run", json.loads(sums.read_text())
 
 
 def run(cmd: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
