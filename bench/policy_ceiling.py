@@ -102,10 +102,11 @@ def main() -> int:
                 saved = save_policy(model, processor, work / f"step-{steps}", cfg.data.image_size)
                 test, train = (evaluate_model(saved, benchmark, work / f"eval-{split}-{steps}", split=split,
                                               batch_size=16, max_new_tokens=64, limit=args.eval_pairs,
-                                              name=f"sft@{steps}")["accuracy"] for split in ("test", "train"))
-                points.append((steps, round(elapsed, 2), test, train))
-                print(f"{elapsed:5.1f} min, {steps} steps: test accuracy {test:.3f}, train accuracy {train:.3f}",
-                      flush=True)
+                                              name=f"sft@{steps}") for split in ("test", "train"))
+                by_category = {name: round(c["accuracy"], 3) for name, c in test["categories"].items()}
+                points.append((steps, round(elapsed, 2), test["accuracy"], train["accuracy"], by_category))
+                print(f"{elapsed:5.1f} min, {steps} steps: test accuracy {test['accuracy']:.3f} {by_category}, "
+                      f"train accuracy {train['accuracy']:.3f}", flush=True)
                 model.train()
                 next_eval += args.eval_every
                 if elapsed >= args.minutes:
@@ -121,14 +122,14 @@ def main() -> int:
             steps += 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    best = max(test for _, _, test, _ in points)
+    best = max(point[2] for point in points)
     print(f"{start.name}, {steps} steps of {args.batch_size}: best test accuracy {best:.3f}")
     atomic_write_json(REPO / "bench" / "results" / "policy_ceiling.json",
                       {"start": start.name, "benchmark": benchmark.name, "image_size": cfg.data.image_size,
                        "minutes": args.minutes, "lr": args.lr, "batch_size": args.batch_size,
                        "reasoning_weight": args.reasoning_weight, "steps": steps,
                        "eval_pairs": args.eval_pairs, "command": "bench/policy_ceiling.py " + " ".join(sys.argv[1:]),
-                       "points (step, minutes, test accuracy, train accuracy)": points, "best_test_accuracy": best})
+                       "points (step, minutes, test accuracy, train accuracy, test accuracy per category)": points, "best_test_accuracy": best})
     return 0
 
 

@@ -26,8 +26,8 @@ INPUTS_FILE = "fadtq_inputs.json"
 # The tiny tree has 10 images per test class; 6 per class for training leaves 4 per class to test.
 TINY_TRAIN_PER_CLASS = 6
 # Training pairs per class and category of each look-alike scale (the rest of the test folders is tested):
-# tiny 6 of 10, cpu 40 of 60 (300 test pairs), paper 40 as the paper does.
-TRAIN_PER_CLASS = {"tiny": TINY_TRAIN_PER_CLASS, "cpu": 40, "paper": 40}
+# tiny 6 of 10, cpu 120 of 140 (1,800 training and 300 test pairs), paper 40 as the paper does.
+TRAIN_PER_CLASS = {"tiny": TINY_TRAIN_PER_CLASS, "cpu": 120, "paper": 40}
 
 
 def record_image_size(model_dir: str | Path, image_size: int | None) -> None:
@@ -133,8 +133,11 @@ def _root_from_stats(manifest: Path) -> Path:
 
 
 def _tree_name(scale: str, seed: int, difficulty: str, size: int | None) -> str:
+    from fadtq.data.synth import difficulty_named
+
+    revision = difficulty_named(difficulty).revision
     return (f"synth-{scale}-seed{seed}" + ("" if difficulty == "standard" else f"-{difficulty}")
-            + ("" if size is None else f"-{size}px"))
+            + ("" if revision == 1 else f"-r{revision}") + ("" if size is None else f"-{size}px"))
 
 
 def ensure_default_tree(scale: str = "tiny", seed: int = 0, difficulty: str = "standard",

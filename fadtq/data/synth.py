@@ -101,8 +101,10 @@ SPECS = {
     )
 }
 TINY_COUNTS = (8, 4, 10, 10, 10)
-# The CPU default: 60 test images per class, so 40 per class train and 20 per class (300 pairs) test.
-CPU_COUNTS = (40, 10, 60, 60, 60)
+# The CPU default: 140 test images per class, so 120 per class train (1,800 pairs) and 20 per class
+# (300 pairs) test. The generator is unlimited: more training pairs than the real dataset's 40 per
+# class keep a small policy from learning the training pairs by heart.
+CPU_COUNTS = (40, 10, 140, 140, 140)
 
 
 @dataclass(frozen=True)
@@ -111,15 +113,19 @@ class Difficulty:
     keeps the three classes and their meaning but draws fewer, larger cues, for policies small
     enough to train on a CPU: only the anomalies an object-level look can tell (parts missing or
     extra, a bottle empty, local damage), damage drawn ``damage_scale`` times larger, and less
-    clutter (``sparse`` scenes: fewer cereal specks, six large pushpins instead of fifteen). Damage
-    that would erase a whole small part (a broken pin or screw-bag part, at that scale) is left out:
-    it would look exactly like the logical "missing part"."""
+    clutter (``sparse`` scenes: fewer cereal specks, six large pushpins instead of fifteen, the
+    screw bag's washers and nuts 1.5 times larger and darker), and a wrong colour drawn as a vivid
+    tint, which shows on grey parts too (``vivid_colour``). Damage that would erase a whole
+    small part (a broken pin or screw-bag part, at that scale) is left out: it would look exactly
+    like the logical "missing part"."""
 
     name: str
     logical: dict[str, tuple[str, ...]] | None  # per category, the logical defects drawn; None: all
     structural: dict[str, tuple[str, ...]] | None  # likewise for structural defects
     damage_scale: float = 1.0
     sparse: bool = False
+    vivid_colour: bool = False  # a wrong colour is a saturated tint (``tint``), not permuted channels
+    revision: int = 1  # raised whenever its drawings change, so that no cache serves stale images
 
     def kinds(self, category: str, label: str) -> tuple[str, ...]:
         spec = SPECS[category]
@@ -150,6 +156,8 @@ DIFFICULTIES = {
         },
         damage_scale=2.2,
         sparse=True,
+        vivid_colour=True,
+        revision=3,  # 2: larger, darker screw-bag parts; 3: vivid wrong colours
     ),
 }
 
@@ -199,7 +207,8 @@ def render(category: str, label: str, rng: np.random.Generator, size: int,
         places = [a for group, items in anchors.items() if op[1] in (ANY, group) for a in items]
         x, y, r = places[int(rng.integers(len(places)))]
         r *= difficulty.damage_scale
-        masks = {defect: OPS[op[0]](rng, image, x * height, y * height, r * height)}
+        damage = "tint" if difficulty.vivid_colour and op[0] == "recolour" else op[0]
+        masks = {defect: OPS[damage](rng, image, x * height, y * height, r * height)}
     image = apply_lighting(rng, image)
     if defect is None:
         return Scene(image, [], canvas.facts)

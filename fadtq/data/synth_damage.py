@@ -60,6 +60,19 @@ def recolour(rng: np.random.Generator, image: np.ndarray, x: float, y: float, r:
     return mask
 
 
+TINTS = np.array([(40, 170, 60), (40, 90, 210), (200, 40, 190), (230, 200, 30)], np.float32)
+
+
+def tint(rng: np.random.Generator, image: np.ndarray, x: float, y: float, r: float) -> np.ndarray:
+    """A wrong colour that shows on any object: the region blended towards the saturated colour
+    farthest from its own (``recolour`` permutes channels, which leaves a grey part grey)."""
+    mask = _blob(rng, image.shape[:2], x, y, r * 0.9)
+    mean = image[mask].astype(np.float32).mean(axis=0)
+    colour = TINTS[int(np.argmax(np.linalg.norm(TINTS - mean, axis=1)))]
+    image[mask] = (0.3 * image[mask] + 0.7 * colour).astype(np.uint8)
+    return mask
+
+
 def erase(rng: np.random.Generator, image: np.ndarray, x: float, y: float, r: float) -> np.ndarray:
     """A broken-off piece: the region takes the colour of its surroundings."""
     h, w = image.shape[:2]
@@ -99,6 +112,7 @@ OPS = {
     "bruise": bruise,
     "scratch": scratch,
     "recolour": recolour,
+    "tint": tint,
     "erase": erase,
     "cut_paste": cut_paste,
     "crush": crush,

@@ -271,7 +271,7 @@ def screw_bag(rng: np.random.Generator, c: Canvas, defect: str | None, sparse: b
     c.facts["parts"], c.facts["screws"] = len(small), len(screws)
     for number, (kind, (x, y)) in enumerate(zip(small, slots, strict=False)):
         mark = defect if defect == "additional_part" and number == len(small) - 1 else None
-        anchors["part"].append(_small_part(rng, c, kind, x, y, bag, mark))
+        anchors["part"].append(_small_part(rng, c, kind, x, y, bag, mark, 1.5 if sparse else 1.0))
     for length, lane in zip(screws, lanes, strict=False):
         x = x0 + 0.6 + rng.uniform(-0.12, 0.12)
         mark = defect if defect in ("screw_too_long", "screw_too_short") and length in (0.42, 0.12) else None
@@ -280,15 +280,18 @@ def screw_bag(rng: np.random.Generator, c: Canvas, defect: str | None, sparse: b
 
 
 def _small_part(rng: np.random.Generator, c: Canvas, kind: str, x: float, y: float, bag: tuple,
-                mark: str | None) -> tuple:
+                mark: str | None, size: float = 1.0) -> tuple:
+    """A washer or a nut at (x, y). ``size`` above 1 (the sparse layout) draws it larger, darker and
+    with a smaller hole: at 112 px the standard ring is a faint outline a few pixels wide."""
+    dark = 0.0 if size == 1.0 else 70.0
     if kind == "washer":
-        c.circle(x, y, 0.06, jitter(rng, (158, 160, 166), 8), mark=mark)
-        c.circle(x, y, 0.028, bag)
-        return (x, y, 0.06)
-    points = ellipse_points(x, y, 0.056, 0.056, rng.uniform(0, math.pi / 3), n=6)
-    c.polygon(points, jitter(rng, (128, 130, 138), 8), mark=mark)
-    c.circle(x, y, 0.024, bag)
-    return (x, y, 0.056)
+        c.circle(x, y, 0.06 * size, jitter(rng, (158 - dark, 160 - dark, 166 - dark), 8), mark=mark)
+        c.circle(x, y, 0.028 * (1.0 if size == 1.0 else 1.2), bag)
+        return (x, y, 0.06 * size)
+    points = ellipse_points(x, y, 0.056 * size, 0.056 * size, rng.uniform(0, math.pi / 3), n=6)
+    c.polygon(points, jitter(rng, (128 - dark, 130 - dark, 138 - dark), 8), mark=mark)
+    c.circle(x, y, 0.024 * (1.0 if size == 1.0 else 1.2), bag)
+    return (x, y, 0.056 * size)
 
 
 def _screw(rng: np.random.Generator, c: Canvas, x: float, y: float, length: float, angle: float,

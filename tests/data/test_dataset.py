@@ -52,6 +52,20 @@ def test_default_benchmark_at_another_image_size_has_its_own_folders(tmp_path, m
     assert max(PairDataset(bench / "train.jsonl", max_side=None)[0].test_image.size) == 48
 
 
+def test_a_redrawn_difficulty_gets_new_cache_folders(monkeypatch):
+    """A cache made before a difficulty's drawings changed must not be served as the new look-alike."""
+    from dataclasses import replace
+
+    from fadtq.data import synth
+    from fadtq.data.dataset import _tree_name
+
+    before = _tree_name("cpu", 0, "easy", None)
+    monkeypatch.setitem(synth.DIFFICULTIES, "easy", replace(synth.DIFFICULTIES["easy"],
+                                                            revision=synth.DIFFICULTIES["easy"].revision + 1))
+    assert _tree_name("cpu", 0, "easy", None) != before
+    assert _tree_name("cpu", 0, "standard", None) == "synth-cpu-seed0"
+
+
 def test_build_benchmark_without_root_uses_default_tree(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FADTQ_CACHE", str(tmp_path / "cache"))
     assert main(["build-benchmark", "--out", str(tmp_path / "b")]) == 0
