@@ -129,7 +129,8 @@ def main() -> int:
                        "minutes": args.minutes, "lr": args.lr, "batch_size": args.batch_size,
                        "reasoning_weight": args.reasoning_weight, "steps": steps,
                        "eval_pairs": args.eval_pairs, "command": "bench/policy_ceiling.py " + " ".join(sys.argv[1:]),
-                       "points (step, minutes, test accuracy, train accuracy, test accuracy per category)": points, "best_test_accuracy": best})
+                       "points (step, minutes, test accuracy, train accuracy, test accuracy per category)": points,
+                       "best_test_accuracy": best})
     return 0
 
 

@@ -135,9 +135,8 @@ def _root_from_stats(manifest: Path) -> Path:
 def _tree_name(scale: str, seed: int, difficulty: str, size: int | None) -> str:
     from fadtq.data.synth import difficulty_named
 
-    revision = difficulty_named(difficulty).revision
     return (f"synth-{scale}-seed{seed}" + ("" if difficulty == "standard" else f"-{difficulty}")
-            + ("" if revision == 1 else f"-r{revision}") + ("" if size is None else f"-{size}px"))
+            + difficulty_named(difficulty).revision_tag + ("" if size is None else f"-{size}px"))
 
 
 def ensure_default_tree(scale: str = "tiny", seed: int = 0, difficulty: str = "standard",

@@ -127,6 +127,11 @@ class Difficulty:
     vivid_colour: bool = False  # a wrong colour is a saturated tint (``tint``), not permuted channels
     revision: int = 1  # raised whenever its drawings change, so that no cache serves stale images
 
+    @property
+    def revision_tag(self) -> str:
+        """``-r3`` for revision 3, nothing for the first: the suffix of every folder made from it."""
+        return "" if self.revision == 1 else f"-r{self.revision}"
+
     def kinds(self, category: str, label: str) -> tuple[str, ...]:
         spec = SPECS[category]
         if label == "logical":

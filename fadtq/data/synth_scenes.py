@@ -283,14 +283,14 @@ def _small_part(rng: np.random.Generator, c: Canvas, kind: str, x: float, y: flo
                 mark: str | None, size: float = 1.0) -> tuple:
     """A washer or a nut at (x, y). ``size`` above 1 (the sparse layout) draws it larger, darker and
     with a smaller hole: at 112 px the standard ring is a faint outline a few pixels wide."""
-    dark = 0.0 if size == 1.0 else 70.0
+    dark, hole = (0.0, 1.0) if size == 1.0 else (70.0, 1.2)
     if kind == "washer":
         c.circle(x, y, 0.06 * size, jitter(rng, (158 - dark, 160 - dark, 166 - dark), 8), mark=mark)
-        c.circle(x, y, 0.028 * (1.0 if size == 1.0 else 1.2), bag)
+        c.circle(x, y, 0.028 * hole, bag)
         return (x, y, 0.06 * size)
     points = ellipse_points(x, y, 0.056 * size, 0.056 * size, rng.uniform(0, math.pi / 3), n=6)
     c.polygon(points, jitter(rng, (128 - dark, 130 - dark, 138 - dark), 8), mark=mark)
-    c.circle(x, y, 0.024 * (1.0 if size == 1.0 else 1.2), bag)
+    c.circle(x, y, 0.024 * hole, bag)
     return (x, y, 0.056 * size)
 
 

@@ -68,9 +68,8 @@ class PretrainRecipe:
 
     def folder_name(self) -> str:
         """Names the look-alike's revision too: a model pretrained on older drawings is another model."""
-        revision = difficulty_named(self.difficulty).revision
         return (f"qwen2.5-vl-{self.size}-seed{self.seed}-pretrain{self.vision_steps}+{self.steps}-{self.difficulty}"
-                f"{'' if revision == 1 else f'-r{revision}'}-{self.image_size}px")
+                f"{difficulty_named(self.difficulty).revision_tag}-{self.image_size}px")
 
 
 @dataclass
