@@ -44,6 +44,7 @@ METHODS = {
     "no_conciseness": ("gpg", "format,accuracy,relevance"),
     "no_relevance": ("gpg", "format,accuracy,conciseness"),
 }
+PROTOCOL = "pretrained-r4"  # the look-alike's revision; results of earlier ones are in docs/history/
 TRAIN_WINDOW = 25  # training curves are saved and drawn as means over this many steps
 
 
@@ -128,7 +129,7 @@ def main() -> int:
                         help="evaluate the --runs already trained in runs/learnability again, without training")
     args, overrides = parser.parse_known_args()  # the rest, e.g. --rollout.temperature 0.5, goes to train.py
     saved = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-    results = saved.get("results", {}) if saved.get("protocol") == "pretrained-r3" else {}
+    results = saved.get("results", {}) if saved.get("protocol") == PROTOCOL else {}
     if not args.replot:
         runs = args.runs.split(",")
         if len(runs) > 2 or any(r.rsplit("-s", 1)[0] not in METHODS for r in runs):
@@ -150,9 +151,9 @@ def main() -> int:
             results[run] = collect(out / run, minutes) | {"overrides": overrides}
             print(f"{run}: {results[run]['steps']} steps; test accuracy "
                   f"{[round(p['accuracy'], 3) for p in results[run]['test']]}")
-        atomic_write_json(RESULTS, {"protocol": "pretrained-r3", "train_window": TRAIN_WINDOW, "results": results})
+        atomic_write_json(RESULTS, {"protocol": PROTOCOL, "train_window": TRAIN_WINDOW, "results": results})
     if not results:
-        parser.error(f"--replot: no pretrained-r3 results in {RESULTS}; run some first")
+        parser.error(f"--replot: no {PROTOCOL} results in {RESULTS}; run some first")
     plot(results, FIGURE)
     print(table(results))
     return 0

@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, default=DEFAULTS.image_size)
     parser.add_argument("--single-share", type=float, default=DEFAULTS.single_share,
                         help="share of single-image examples; the rest are pairs in the policy's question")
+    parser.add_argument("--reference", choices=("good", "any"), default=DEFAULTS.reference,
+                        help="class of a pair example's reference: good, as in the benchmark, or any "
+                             "(the language model then cannot copy its counts; default any)")
     parser.add_argument("--categories", default=",".join(DEFAULTS.categories),
                         help="comma-separated scenes to draw (default: all five)")
 
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     recipe = PretrainRecipe(size=args.size, vision_steps=args.vision_steps,
                             vision_batch_size=args.vision_batch_size, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                             difficulty=args.difficulty, image_size=args.image_size, categories=categories,
-                            single_share=args.single_share)
+                            single_share=args.single_share, reference=args.reference)
     check = build_pretrained(out, recipe, base_model=Path(args.model) if args.model else None)
     print(json.dumps(check, indent=2))
     print(f"pretrained model: {out}")

@@ -115,7 +115,7 @@ class Difficulty:
     extra, a bottle empty, local damage), damage drawn ``damage_scale`` times larger, and less
     clutter (``sparse`` scenes: fewer cereal specks, six large pushpins instead of fifteen, the
     screw bag's washers and nuts 1.5 times larger and darker), and a wrong colour drawn as a vivid
-    tint, which shows on grey parts too (``vivid_colour``). Damage that would erase a whole
+    tint in a hue no juice has, which shows on grey parts too (``vivid_colour``). Damage that would erase a whole
     small part (a broken pin or screw-bag part, at that scale) is left out: it would look exactly
     like the logical "missing part"."""
 
@@ -162,7 +162,7 @@ DIFFICULTIES = {
         damage_scale=2.2,
         sparse=True,
         vivid_colour=True,
-        revision=3,  # 2: larger, darker screw-bag parts; 3: vivid wrong colours
+        revision=4,  # 2: larger, darker screw-bag parts; 3: vivid wrong colours; 4: no yellow tint
     ),
 }
 

@@ -60,7 +60,8 @@ def recolour(rng: np.random.Generator, image: np.ndarray, x: float, y: float, r:
     return mask
 
 
-TINTS = np.array([(40, 170, 60), (40, 90, 210), (200, 40, 190), (230, 200, 30)], np.float32)
+# Green, blue and magenta: no juice has these hues (a yellow tint on a bottle read as banana juice).
+TINTS = np.array([(40, 170, 60), (40, 90, 210), (200, 40, 190)], np.float32)
 
 
 def tint(rng: np.random.Generator, image: np.ndarray, x: float, y: float, r: float) -> np.ndarray:

@@ -14,6 +14,38 @@ from fadtq.prompts import CLASS_NAMES
 from fadtq.rollout import Rollout
 from fadtq.scoring import ScoredBatch
 
+# Counts that add up over ranks (the trainer sums them; other metrics are averaged).
+SUMMED_OVER_RANKS = ("sampling/dropped_groups", "sampling/topped_up_groups")
+
+
+def summed_over_ranks(key: str) -> bool:
+    """Judge counts and dynamic sampling's group counts add up over ranks; the rest is averaged."""
+    return key.startswith("judge/") or key in SUMMED_OVER_RANKS
+
+
+def reduce_over_ranks(local: dict[str, float]) -> dict[str, float]:
+    """The step's metrics over all ranks, in one collective over the union of the ranks' keys.
+
+    Ranks may log different keys: a gated reward's mean or the answers' Balance Score exist only
+    where some rollout had one, which on a rank with a few prompts is often not the case. A metric
+    is averaged over the ranks that logged it (summed, for counts). Reducing key by key instead
+    would pair one rank's values with another's keys, or leave a rank waiting in a collective the
+    others never enter."""
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return dict(local)
+    key_lists: list = [None] * dist.get_world_size()
+    dist.all_gather_object(key_lists, sorted(local))
+    keys = sorted(set().union(*key_lists))
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    values = torch.tensor([[float(local.get(k, 0.0)), float(k in local)] for k in keys], dtype=torch.float64,
+                          device=device)
+    dist.all_reduce(values)
+    return {k: total if summed_over_ranks(k) else total / ranks
+            for k, (total, ranks) in zip(keys, values.tolist())}
+
 
 def accuracy(rollouts: list[Rollout]) -> float:
     """The share of rollouts whose answer names their label."""

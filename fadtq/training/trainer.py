@@ -33,10 +33,10 @@ from fadtq.rollout import Rollout
 from fadtq.run_config import RunConfig
 from fadtq.scoring import ScoredBatch
 from fadtq.training import checkpoint, cpu_compat
-from fadtq.training.dynamic_sampling import (SUMMED_OVER_RANKS, choose_groups, concat_scoring, count,
-                                            informative_groups, select_scored)
+from fadtq.training.dynamic_sampling import (choose_groups, concat_scoring, count, informative_groups,
+                                            select_scored)
 from fadtq.training.losses import LossInputs
-from fadtq.training.step_metrics import MetricsLog, accuracy, step_metrics
+from fadtq.training.step_metrics import MetricsLog, accuracy, reduce_over_ranks, step_metrics
 from fadtq.training.ptx import DescriptionLoss
 from fadtq.training.setup import (StepPlan, default_model_dir, load_train_config, new_run_dir, parse_args, plan_steps,
                                   preflight, pretrained_model_dir, run_metadata)
@@ -256,7 +256,7 @@ class Trainer:
                         "rewards": {k: v[i] for k, v in scored.components.items()} | {"total": scored.total[i]},
                         "advantage": float(advantages[i])}
                        for i, r in enumerate(rollouts[: self.cfg.output.samples_per_step])]
-        return self.reduce(local), samples
+        return reduce_over_ranks(local), samples
 
     def update(self, step: int, scoring, advantages: torch.Tensor) -> dict[str, float]:
         from fadtq.training.logprobs import completion_logprobs
@@ -303,12 +303,6 @@ class Trainer:
         totals["optim/grad_norm"] = float(engine_norm if engine_norm is not None else grad_norm or 0.0)
         totals["optim/lr"] = float(self.optim.param_groups[0]["lr"])
         return totals
-
-    def reduce(self, local: dict[str, float]) -> dict[str, float]:
-        """Means over ranks, except counts (``judge/*``, dropped and topped-up groups), which are summed."""
-        counts = {k: v for k, v in local.items() if k.startswith("judge/") or k in SUMMED_OVER_RANKS}
-        means = {k: v for k, v in local.items() if k not in counts}
-        return {**self.strategy.all_reduce(means, op="mean"), **self.strategy.all_reduce(counts, op="sum")}
 
 
 def _grad_norm(model: torch.nn.Module) -> float | None:
