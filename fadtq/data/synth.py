@@ -115,9 +115,9 @@ class Difficulty:
     extra, a bottle empty, local damage), damage drawn ``damage_scale`` times larger, and less
     clutter (``sparse`` scenes: fewer cereal specks, six large pushpins instead of fifteen, the
     screw bag's washers and nuts 1.5 times larger and darker), and a wrong colour drawn as a vivid
-    tint in a hue no juice has, which shows on grey parts too (``vivid_colour``). Damage that would erase a whole
-    small part (a broken pin or screw-bag part, at that scale) is left out: it would look exactly
-    like the logical "missing part"."""
+    tint in a hue no juice has, which shows on grey parts too (``vivid_colour``). Damage that would
+    erase a whole small part (a broken pin or screw-bag part, at that scale) is left out: it would
+    look exactly like the logical "missing part"."""
 
     name: str
     logical: dict[str, tuple[str, ...]] | None  # per category, the logical defects drawn; None: all

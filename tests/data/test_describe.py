@@ -78,7 +78,8 @@ def test_a_pair_s_reference_is_of_any_class_unless_asked_for_normal_ones():
 
     def reference_damaged(reference: str) -> int:
         recipe = PretrainRecipe(reference=reference)
-        return sum(make_example(recipe, i, prompts, pair=True).facts[0]["damage"] > 0 for i in range(90))
+        references = (make_example(recipe, i, prompts, pair=True).facts[0] for i in range(90))
+        return sum(facts["damage"] > 0 for facts in references)
 
     assert reference_damaged("good") == 0
     assert 15 < reference_damaged("any") < 50
