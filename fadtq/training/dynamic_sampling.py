@@ -36,6 +36,10 @@ def choose_groups(flags: Sequence[Sequence[bool]], wanted: int) -> list[tuple[in
     return chosen
 
 
+# Counts that add up over ranks (summed by step_metrics.reduce_over_ranks; other metrics are averaged).
+SUMMED_OVER_RANKS = ("sampling/dropped_groups", "sampling/topped_up_groups")
+
+
 @dataclass
 class SamplingCounts:
     draws: int

@@ -13,10 +13,7 @@ from fadtq.answer import extract_answer, format_ok, think_text
 from fadtq.prompts import CLASS_NAMES
 from fadtq.rollout import Rollout
 from fadtq.scoring import ScoredBatch
-
-# Counts that add up over ranks (the trainer sums them; other metrics are averaged).
-SUMMED_OVER_RANKS = ("sampling/dropped_groups", "sampling/topped_up_groups")
-
+from fadtq.training.dynamic_sampling import SUMMED_OVER_RANKS
 
 def summed_over_ranks(key: str) -> bool:
     """Judge counts and dynamic sampling's group counts add up over ranks; the rest is averaged."""
