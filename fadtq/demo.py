@@ -25,7 +25,7 @@ EVAL_TOKENS = 64
 
 
 def train(run_dir: Path) -> None:
-    """One rank per core, two at most (the default's 16 prompts split over them), one thread each."""
+    """One rank per core, two at most (the default's 12 prompts split over them), one thread each."""
     launcher = Path(sys.executable).with_name("deepspeed")
     ranks = min(2, os.cpu_count() or 1)
     command = [str(launcher), "--num_gpus", str(ranks), str(REPO / "fadtq" / "train.py"), "--rewards",
