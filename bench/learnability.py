@@ -6,9 +6,9 @@ for the same wall-clock budget, one thread each, two runs side by side on the 2 
 saved checkpoint is evaluated greedily on the whole look-alike test split (300 stratified pairs;
 never trained or tuned on). The runs:
 
-- ``fadtq``: GPG with ``format,accuracy,tq`` (FAD-TQ), seeds 0 and 1;
+- ``fadtq``: GPG with ``format,accuracy,tq`` (FAD-TQ), seeds 0 to 3;
 - ``grpo``: GRPO with ``format,accuracy`` (the paper's baseline), seeds 0 and 1;
-- ``gpg``: GPG with ``format,accuracy`` (plain GPG);
+- ``gpg``: GPG with ``format,accuracy`` (plain GPG), seeds 0 and 1;
 - ``no_conciseness`` / ``no_relevance``: FAD-TQ with only the relevance / only the conciseness score.
 
 Results go to ``bench/results/learnability.json`` (merged run by run, so rounds can be run apart)
@@ -18,6 +18,8 @@ and ``docs/learnability.png``.
     .venv/bin/python bench/learnability.py --runs fadtq-s1,grpo-s1 --minutes 20
     .venv/bin/python bench/learnability.py --runs gpg-s0,no_conciseness-s0 --minutes 20
     .venv/bin/python bench/learnability.py --runs no_relevance-s0 --minutes 20
+    .venv/bin/python bench/learnability.py --runs fadtq-s2,gpg-s1 --minutes 20
+    .venv/bin/python bench/learnability.py --runs fadtq-s3 --minutes 20
     .venv/bin/python bench/learnability.py --replot
 """
 

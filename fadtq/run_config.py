@@ -67,17 +67,24 @@ class RolloutConfig:
     top_p: float = 1.0
     max_new_tokens: int = 48
     # Dynamic sampling (fadtq/training/dynamic_sampling.py): drop groups whose rewards are all
-    # equal and draw more prompts, at most max_draws extra draws per step.
+    # equal and draw more prompts, at most max_draws extra draws per step; each extra draw of a whole
+    # step's share (refill: batch, DAPO's) or of as many prompts as groups are missing (missing).
     dynamic_sampling: bool = False
     max_draws: int = 3
+    refill: str = "batch"
     # Keyword options of the engine's builder (e.g. vllm: gpu_memory_utilization, sleep_mode).
     options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self, key: str) -> None:
         _at_least(key, self, prompts_per_step=1, group_size=1, max_new_tokens=1, max_draws=0)
         _above(key, self, temperature=0.0, top_p=0.0)
+        _choice(key, "refill", self.refill, ("missing", "batch"))
         if self.top_p > 1:
             raise ConfigError(f"{key}.top_p", f"expected a number in (0, 1], got {self.top_p}")
+
+
+# train.lr_scheduler -> the transformers schedule OpenRLHF's strategy builds (no warm-up either way)
+LR_SCHEDULERS = {"constant": "constant_with_warmup", "cosine": "cosine_with_min_lr"}
 
 
 @dataclass
@@ -85,6 +92,10 @@ class TrainConfig:
     epochs: int = 1
     max_steps: int | None = None
     lr: float = 1e-4
+    # The learning rate over the run's steps: constant, or a cosine decay to min_lr_ratio * lr at the
+    # last step (OpenRLHF's default schedule; a run without max_steps decays over all its epochs).
+    lr_scheduler: str = "constant"
+    min_lr_ratio: float = 0.1
     freeze_vision_tower: bool = False  # RL trains the language model only; the tower keeps what it sees
     # Each micro-batch also trains the pretraining descriptions of ptx_batch_size fresh look-alike
     # images, weighted ptx_coef (fadtq/training/ptx.py); 0: pure RL.
@@ -107,6 +118,9 @@ class TrainConfig:
             _at_least(key, self, max_steps=1)
         _above(key, self, lr=0.0, clip_eps=0.0)
         _choice(key, "loss_agg_mode", self.loss_agg_mode, tuple(AGGREGATIONS))
+        _choice(key, "lr_scheduler", self.lr_scheduler, tuple(LR_SCHEDULERS))
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ConfigError(f"{key}.min_lr_ratio", f"expected a number in [0, 1], got {self.min_lr_ratio:g}")
 
 
 @dataclass

@@ -282,6 +282,8 @@ def test_unknown_preset_lists_presets():
     ({"model.warmup_steps": "10"}, "model.warmup_steps"),  # the default pretrains: a warm-up too is refused
     ({"model.pretrain_steps": "-1"}, "model"),
     ({"rollout.max_draws": "-1"}, "rollout.max_draws"),
+    ({"train.lr_scheduler": "linear"}, "train.lr_scheduler"),
+    ({"train.min_lr_ratio": "1.5"}, "train.min_lr_ratio"),
 ])
 def test_pretraining_difficulty_and_sampling_keys_are_validated(overrides, key):
     with pytest.raises(FadtqError, match=re.escape(f"{key}")):

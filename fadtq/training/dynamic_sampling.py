@@ -4,9 +4,10 @@ A group whose rollouts all earn the same reward gets zero advantage from every g
 costs a forward and a backward, teaches nothing and dilutes the step's batch. With
 ``rollout.dynamic_sampling`` on, the trainer keeps the informative groups of each draw and draws
 more prompts until the step has ``prompts_per_step`` of them, at most ``rollout.max_draws`` extra
-draws. A step still short after that is topped up with the dropped groups, in draw order (zero
-advantage, so the batch keeps its shape and the update its micro-batches). Draws, dropped groups
-and top-ups are counted in the step's metrics.
+draws, each of a whole step's share (``rollout.refill: batch``) or of as many prompts as groups are
+missing (``missing``). A step still short after that is topped up with the dropped groups, in draw
+order (zero advantage, so the batch keeps its shape and the update its micro-batches). Draws,
+prompts, dropped groups and top-ups are counted in the step's metrics.
 """
 
 from __future__ import annotations
@@ -36,13 +37,20 @@ def choose_groups(flags: Sequence[Sequence[bool]], wanted: int) -> list[tuple[in
     return chosen
 
 
+def still_wanted(flags: Sequence[Sequence[bool]], wanted: int) -> int:
+    """How many informative groups the draws so far lack: the size of a ``refill: missing`` draw,
+    so a step short of one group generates one more group, not a whole batch."""
+    return max(0, wanted - sum(sum(draw) for draw in flags))
+
+
 # Counts that add up over ranks (summed by step_metrics.reduce_over_ranks; other metrics are averaged).
-SUMMED_OVER_RANKS = ("sampling/dropped_groups", "sampling/topped_up_groups")
+SUMMED_OVER_RANKS = ("sampling/prompts", "sampling/dropped_groups", "sampling/topped_up_groups")
 
 
 @dataclass
 class SamplingCounts:
     draws: int
+    prompts: int  # prompts generated for in all draws, each a group
     dropped_groups: int  # uninformative groups seen in all draws
     topped_up_groups: int  # uninformative groups trained on because the draws ran out
 
@@ -52,7 +60,7 @@ class SamplingCounts:
 
 def count(flags: Sequence[Sequence[bool]], chosen: Sequence[tuple[int, int]]) -> SamplingCounts:
     dropped = sum(not f for draw in flags for f in draw)
-    return SamplingCounts(len(flags), dropped, sum(not flags[d][g] for d, g in chosen))
+    return SamplingCounts(len(flags), sum(map(len, flags)), dropped, sum(not flags[d][g] for d, g in chosen))
 
 
 def select_scored(batches: Sequence[ScoredBatch], rows: Sequence[tuple[int, int]]) -> ScoredBatch:

@@ -30,11 +30,11 @@ from fadtq.errors import FadtqError, report_errors
 from fadtq.files import atomic_write_json, atomic_write_jsonl, atomic_write_text, drop_partial_last_line, read_jsonl
 from fadtq.plugin_manager import default_plugins
 from fadtq.rollout import Rollout
-from fadtq.run_config import RunConfig
+from fadtq.run_config import LR_SCHEDULERS, RunConfig
 from fadtq.scoring import ScoredBatch
 from fadtq.training import checkpoint, cpu_compat
 from fadtq.training.dynamic_sampling import (choose_groups, concat_scoring, count, informative_groups,
-                                            select_scored)
+                                            select_scored, still_wanted)
 from fadtq.training.losses import LossInputs
 from fadtq.training.step_metrics import MetricsLog, accuracy, reduce_over_ranks, step_metrics
 from fadtq.training.ptx import DescriptionLoss
@@ -88,7 +88,8 @@ class Trainer:
         optim_cfg = {
             "optim": "adam",
             "adam": {"lr": cfg.train.lr, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": cfg.train.weight_decay},
-            "lr_scheduler": "constant_with_warmup", "lr_warmup_ratio": 0.0,
+            "lr_scheduler": LR_SCHEDULERS[cfg.train.lr_scheduler], "min_lr_ratio": cfg.train.min_lr_ratio,
+            "lr_warmup_ratio": 0.0,
             "max_norm": cfg.train.grad_clip, "scheduler_steps": self.plan.steps,
         }
         actor = build_actor(self.model_path, param_dtype, cfg.model.attn_implementation,
@@ -186,11 +187,11 @@ class Trainer:
                                           self.rank, self.cfg.output.keep_checkpoints, self.cfg.data.image_size)
 
     # ------------------------------------------------------------------ one step
-    def refill_pairs(self, step: int, draw: int) -> list:
-        """Extra prompts for dynamic sampling: a seeded draw per (step, draw, rank), so a resumed
-        run draws the same ones."""
+    def refill_pairs(self, step: int, draw: int, size: int) -> list:
+        """``size`` extra prompts for dynamic sampling: a seeded draw per (step, draw, rank), so a
+        resumed run draws the same ones."""
         order = random.Random(f"{self.cfg.train.seed}:refill:{step}:{draw}:{self.rank}")
-        return [self.dataset[i] for i in order.sample(range(len(self.dataset)), self.plan.prompts_per_rank)]
+        return [self.dataset[i] for i in order.sample(range(len(self.dataset)), size)]
 
     def draw(self, step: int, number: int, pairs: list) -> Draw:
         """Generate a group per prompt and score it."""
@@ -212,7 +213,9 @@ class Trainer:
     def sample_batch(self, step: int) -> tuple[list[Draw], list[list[bool]], list[tuple[int, int]]]:
         """The step's draws, which of their groups are informative (with dynamic sampling) and the
         ``(draw, group)`` pairs it trains on: every group of the one draw, or with dynamic sampling
-        the informative groups of up to ``1 + max_draws`` draws."""
+        the informative groups of up to ``1 + max_draws`` draws, each extra draw as large as the
+        number of groups still missing on this rank (``rollout.refill: missing``) or, on every rank
+        while any is short, as large as the first (``batch``)."""
         rollout = self.cfg.rollout
         draws = [self.draw(step, 0, self.step_pairs(step))]
         if not rollout.dynamic_sampling:
@@ -220,11 +223,13 @@ class Trainer:
         wanted = self.plan.prompts_per_rank
         flags = [informative_groups(draws[0].scored.total, rollout.group_size)]
         for number in range(1, rollout.max_draws + 1):
-            short = wanted - sum(sum(f) for f in flags)
-            if self.strategy.all_reduce(float(short), op="max") <= 0:  # every rank draws equally often
+            short = still_wanted(flags, wanted)
+            if self.strategy.all_reduce(float(short), op="max") <= 0:  # every rank takes part in each round
                 break
-            draws.append(self.draw(step, number, self.refill_pairs(step, number)))
-            flags.append(informative_groups(draws[-1].scored.total, rollout.group_size))
+            size = short if rollout.refill == "missing" else wanted
+            if size:
+                draws.append(self.draw(step, number, self.refill_pairs(step, number, size)))
+                flags.append(informative_groups(draws[-1].scored.total, rollout.group_size))
         return draws, flags, sorted(choose_groups(flags, wanted))
 
     def train_step(self, step: int) -> tuple[dict[str, float], list[dict]]:
@@ -273,7 +278,8 @@ class Trainer:
                 ref = completion_logprobs(self.reference.model.module, batch, temperature, suppress).logprobs \
                     if self.reference is not None else None
                 frozen.append((old, ref))
-        totals: dict[str, float] = {}
+        # the learning rate this step applies, read before the scheduler moves it
+        totals: dict[str, float] = {"optim/lr": float(self.optim.param_groups[0]["lr"])}
         entropy_sum, tokens, gap_sum, grad_norm = 0.0, 0.0, 0.0, None
         for number, (rows, batch, (old, ref)) in enumerate(zip(chunks, batches, frozen)):
             stats = completion_logprobs(self.policy_model, batch, temperature, suppress, with_entropy=True)
@@ -301,7 +307,6 @@ class Trainer:
         # the CPU default) it is None, and the norm of the reduced gradients measured above stands.
         engine_norm = self.actor.model.get_global_grad_norm()
         totals["optim/grad_norm"] = float(engine_norm if engine_norm is not None else grad_norm or 0.0)
-        totals["optim/lr"] = float(self.optim.param_groups[0]["lr"])
         return totals
 
 

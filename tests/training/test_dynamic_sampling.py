@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from trainer_testlib import SIGNAL_REWARD, ok, python_cmd, rows, run
+from trainer_testlib import GOOD_PAIRS_SIGNAL_REWARD, SIGNAL_REWARD, ok, python_cmd, rows, run
 
 from fadtq.scoring import JudgeStats, ScoredBatch
 from fadtq.training.dynamic_sampling import (choose_groups, concat_scoring, count, informative_groups,
-                                             select_scored)
+                                             select_scored, still_wanted)
 
 
 def test_informative_groups_are_those_whose_rewards_differ():
@@ -25,10 +25,17 @@ def test_choose_groups_fills_with_informative_first_then_tops_up_in_draw_order()
     assert choose_groups(flags, 3) == [(0, 1), (1, 0), (1, 2)]
     assert choose_groups(flags, 2) == [(0, 1), (1, 0)]
     assert choose_groups([[False, True], [False, False]], 2) == [(0, 1), (0, 0)]
-    counts = count([[False, True], [False, False]], [(0, 1), (0, 0)])
-    assert (counts.draws, counts.dropped_groups, counts.topped_up_groups) == (2, 3, 1)
-    assert counts.metrics() == {"sampling/draws": 2.0, "sampling/dropped_groups": 3.0,
+    counts = count([[False, True, False], [False]], [(0, 1), (0, 0)])
+    assert (counts.draws, counts.prompts, counts.dropped_groups, counts.topped_up_groups) == (2, 4, 3, 1)
+    assert counts.metrics() == {"sampling/draws": 2.0, "sampling/prompts": 4.0, "sampling/dropped_groups": 3.0,
                                 "sampling/topped_up_groups": 1.0}
+
+
+def test_the_next_draw_is_as_large_as_the_groups_still_missing():
+    assert still_wanted([[False, True, False, True]], 4) == 2
+    assert still_wanted([[False, True, False, True], [True]], 4) == 1
+    assert still_wanted([[True, True], [True, True, True]], 4) == 0  # more than wanted: none
+    assert still_wanted([[False] * 4], 4) == 4
 
 
 def test_select_scored_takes_rows_of_every_batch_and_sums_judge_counts():
@@ -80,3 +87,23 @@ def test_trainer_draws_until_full_and_counts(train_env, model_args, tmp_path, re
         assert row["sampling/draws"] == draws and row["sampling/topped_up_groups"] == topped_up
         assert row["sampling/dropped_groups"] == (4 * draws if topped_up else 0)
         assert 0.0 <= row["sampling/first_draw_accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("refill", ["missing", "batch"])
+def test_a_refill_draws_as_many_prompts_as_groups_are_missing_or_a_batch(train_env, model_args, tmp_path, refill):
+    """Only good pairs' groups are informative, so a step's first draw of 4 prompts is partly kept;
+    each extra draw is as large as what is still missing (``missing``) or 4 prompts (``batch``)."""
+    out: Path = tmp_path
+    ok(run(python_cmd(*model_args, "--rewards", f"format,accuracy,{GOOD_PAIRS_SIGNAL_REWARD}",
+                      "--train.max_steps", "3", "--rollout.max_new_tokens", "8", "--rollout.dynamic_sampling", "true",
+                      "--rollout.max_draws", "2", "--rollout.refill", refill,
+                      "--output.dir", out, "--output.name", "run"), train_env))
+    counts = [(row["sampling/draws"], row["sampling/prompts"], row["sampling/dropped_groups"],
+               row["sampling/topped_up_groups"]) for row in rows(out / "run" / "metrics.jsonl")]
+    assert any(draws > 1 for draws, *_ in counts), counts
+    if refill == "batch":
+        assert all(prompts == 4 * draws for draws, prompts, *_ in counts), counts
+    else:  # smaller refills; the draws' informative groups (prompts - dropped) are exactly the 4 wanted,
+        # the top-ups aside
+        assert any(prompts < 4 * draws for draws, prompts, *_ in counts), counts
+        assert all(prompts - dropped + topped_up == 4 for _, prompts, dropped, topped_up in counts), counts

@@ -15,8 +15,8 @@ import torch
 
 from fadtq.data.dataset import trained_image_size
 from fadtq.run_config import load_run_config
-from trainer_testlib import (METRIC_KEYS, SIGNAL_REWARD, complete_checkpoints, deepspeed_cmd, ok, policy_state, rows,
-                             run, two_rank_run_with_fingerprints)
+from trainer_testlib import (METRIC_KEYS, SIGNAL_REWARD, complete_checkpoints, deepspeed_cmd, ok, policy_state,
+                             python_cmd, rows, run, two_rank_run_with_fingerprints)
 
 ROLLOUTS_PER_STEP = 4 * 4  # cpu_default: 4 prompts x 4 rollouts
 ARGS = ("--rewards", f"format,accuracy,tq,{SIGNAL_REWARD}", "--train.max_steps", "2", "--output.save_every", "1")
@@ -127,3 +127,13 @@ def test_two_ranks_keep_identical_weights_at_every_step(two_ranks):
     saved = AutoModelForImageTextToText.from_pretrained(run_dir / "final", dtype=torch.float32)
     for name, p in saved.named_parameters():
         assert hashlib.sha256(p.detach().contiguous().numpy().tobytes()).hexdigest() == rank0["steps"][-1][name], name
+
+
+def test_a_cosine_schedule_decays_the_learning_rate_to_its_floor(train_env, model_args, tmp_path):
+    ok(run(python_cmd(*model_args, "--rewards", f"format,accuracy,{SIGNAL_REWARD}", "--train.max_steps", "4",
+                      "--rollout.max_new_tokens", "8", "--train.lr_scheduler", "cosine", "--train.min_lr_ratio", "0.1",
+                      "--output.dir", tmp_path, "--output.name", "run"), train_env))
+    lrs = [m["optim/lr"] for m in rows(tmp_path / "run" / "metrics.jsonl")]
+    assert lrs[0] == pytest.approx(1e-4)
+    assert all(later < earlier for earlier, later in zip(lrs, lrs[1:])), lrs
+    assert lrs[-1] >= 1e-5 - 1e-12, lrs

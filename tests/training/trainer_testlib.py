@@ -4,7 +4,8 @@ Every run uses one session-wide ``FADTQ_CACHE`` (the tiny model and look-alike b
 built once) and a test-only reward plugin, ``signal``, installed on ``PYTHONPATH`` through a
 ``fadtq`` entry point. ``signal`` is a deterministic function of the completion text that
 varies within a group even for the untrained tiny model, so advantages are non-zero and the
-weights really move (with the built-in rewards alone every reward of the tiny model is 0).
+weights really move (with the built-in rewards alone every reward of the tiny model is 0);
+``signal_on_good_pairs`` varies only in the groups of good pairs.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 TRAIN = REPO / "fadtq" / "train.py"
 LOOP_CONFIG = REPO / "tests" / "training" / "loop.yaml"  # the tests' small run (pinned, not the CPU default)
 SIGNAL_REWARD = "signal"
+GOOD_PAIRS_SIGNAL_REWARD = "signal_on_good_pairs"  # ``signal`` on good pairs, 0 on the others
 
 # The keys issue 4 asks for in every metrics row (reward components are checked separately).
 METRIC_KEYS = (
@@ -46,9 +48,14 @@ def signal_reward(rollouts, ctx):
                         {"mean_chars": sum(chars) / len(chars)})
 
 
+def signal_on_good_pairs(rollouts, ctx):
+    return RewardOutput([signal_reward([r], ctx).values[0] if r.label == "good" else 0.0 for r in rollouts])
+
+
 @hookimpl
 def register_rewards():
-    return [RewardFunction("signal", signal_reward, description="test-only")]
+    return [RewardFunction("signal", signal_reward, description="test-only"),
+            RewardFunction("signal_on_good_pairs", signal_on_good_pairs, description="test-only")]
 '''
 
 
