@@ -11,15 +11,12 @@ export FADTQ_CACHE ?= $(CURDIR)/.cache/fadtq
 
 venv: $(STAMP)
 
-# pip byte-compiles file by file; compileall does it on every core afterwards (a file that does not
-# compile, as some packages ship, is skipped, as pip skips it: hence the ignored status).
 $(STAMP): requirements/cpu.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q --no-compile torch==2.13.0
-	$(PY) -m pip install -q --no-compile --no-deps openrlhf==0.11.2
-	$(PY) -m pip install -q --no-compile -r requirements/cpu.txt
-	$(PY) -m compileall -qq -j 0 $(VENV)/lib > /dev/null || true
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q --no-deps openrlhf==0.11.2
+	$(PY) -m pip install -q -r requirements/cpu.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
