@@ -20,7 +20,8 @@ from fadtq.files import atomic_write_bytes
 
 Series = tuple[str, str, list[tuple[float, float]]]  # (name, colour, [(step, value), ...])
 
-COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
+           "#7f7f7f", "#bcbd22")
 CHART_SIZE = (4.2, 2.8)  # inches: 403 x 269 CSS pixels, three charts to a row of the report
 # SVG text stays text (small, searchable, one font named) and no text is read as TeX: a run may be named "a$b$".
 STYLE = {"svg.hashsalt": "fadtq", "svg.fonttype": "none", "font.sans-serif": ["DejaVu Sans"],
