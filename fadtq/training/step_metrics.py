@@ -15,6 +15,7 @@ from fadtq.rollout import Rollout
 from fadtq.scoring import ScoredBatch
 from fadtq.training.dynamic_sampling import SUMMED_OVER_RANKS
 
+
 def summed_over_ranks(key: str) -> bool:
     """Judge counts and dynamic sampling's group counts add up over ranks; the rest is averaged."""
     return key.startswith("judge/") or key in SUMMED_OVER_RANKS
