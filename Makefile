@@ -1,7 +1,9 @@
 # The two commands of the README: `make demo` (the main job) and `make test` (the suite).
 # Both create the virtual environment .venv on first use; the suite adds vLLM's CPU build to it.
 # --no-compile: Python compiles the few modules a run imports on first use; pip would compile all
-# of torch and transformers (30 s of make demo's install on 2 cores).
+# of torch and transformers (30 s of make demo's install on 2 cores). Bytecode is then written on first
+# import, so it must not be switched off for the commands below.
+unexport PYTHONDONTWRITEBYTECODE
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
