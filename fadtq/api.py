@@ -206,9 +206,12 @@ class RolloutEngineCheck(Protocol):
 
 @dataclass(frozen=True)
 class RolloutEngineFactory:
-    """A rollout engine by name (the config's ``rollout.engine``), its builder and its preflight check."""
+    """A rollout engine by name (the config's ``rollout.engine``), its builder and its preflight check.
+
+    ``answer_top_p``: the engine honours ``SamplingParams.answer_top_p`` (``rollout.answer_top_p``)."""
 
     name: str
     build: RolloutEngineBuilder
     description: str = ""
     check: RolloutEngineCheck | None = None
+    answer_top_p: bool = False

