@@ -4,8 +4,8 @@ Top-p keeps the reasoning free of its rare slips, but applied to the decision it
 the policy gives an answer less often than ``1 - top_p`` of the time, the answer is never sampled
 again, can never earn a reward, and the policy collapses onto the others. Drawing the first token
 after ``<answer>`` with ``answer_top_p`` (1.0: the policy's full distribution) keeps every answer
-the policy still gives in play, and the update's log-probabilities, taken without top-p, stay those
-of the distribution the decision was drawn from.
+the policy still gives in play; with 1.0 the update's log-probabilities, taken without top-p, are
+those of the distribution the decision was drawn from.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ class SamplingParams:
     temperature: float = 1.0
     top_p: float = 1.0
     # The first token after <answer> drawn with this top-p instead (fadtq/generation/answer_top_p.py);
-    # None: top_p. Engines whose factory sets answer_top_p=False sample every token with top_p.
+    # None: top_p. Engines whose factory does not honour it are refused it before a run starts.
     answer_top_p: float | None = None
     max_new_tokens: int = 128
     # Also return the sampling-time log-probabilities: costs (rows x new tokens x vocab) floats.
