@@ -25,7 +25,7 @@ def distinct_images(pixel_values: torch.Tensor, image_grid_thw: torch.Tensor) ->
     finds the candidates, ``torch.equal`` decides.
     """
     grids = [tuple(grid) for grid in image_grid_thw.tolist()]
-    images = torch.split(pixel_values, [t * h * w for t, h, w in grids])
+    images = split_images(pixel_values, image_grid_thw)
     firsts: list[int] = []
     candidates: dict[tuple, list[int]] = {}
     positions = []
@@ -38,6 +38,11 @@ def distinct_images(pixel_values: torch.Tensor, image_grid_thw: torch.Tensor) ->
             candidates.setdefault(key, []).append(same[0])
         positions.append(same[0])
     return firsts, positions
+
+
+def split_images(pixel_values: torch.Tensor, image_grid_thw: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Each image's patches, as views of ``pixel_values``."""
+    return torch.split(pixel_values, image_grid_thw.prod(-1).tolist())
 
 
 def encode_distinct_images(model: torch.nn.Module) -> None:
@@ -57,8 +62,7 @@ def _once_per_image(encode: Callable) -> Callable:
         firsts, positions = distinct_images(pixel_values, image_grid_thw)
         if len(firsts) == len(positions):
             return encode(pixel_values, image_grid_thw, **kwargs)
-        sizes = image_grid_thw.prod(-1).tolist()
-        images = torch.split(pixel_values, sizes)
+        images = split_images(pixel_values, image_grid_thw)
         output = encode(torch.cat([images[i] for i in firsts]), image_grid_thw[firsts], **kwargs)
         features = output.pooler_output
         output.pooler_output = tuple(features[p] for p in positions)
