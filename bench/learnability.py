@@ -45,7 +45,7 @@ METHODS = {
     "no_conciseness": ("gpg", "format,accuracy,relevance"),
     "no_relevance": ("gpg", "format,accuracy,conciseness"),
 }
-PROTOCOL = "pretrained-r4-answer-top-p"  # look-alike revision and recipe; earlier ones are in docs/history/
+PROTOCOL = "pretrained-r4-answer-entropy"  # look-alike revision and recipe; earlier ones are in docs/history/
 TRAIN_WINDOW = 25  # training curves are saved and drawn as means over this many steps
 
 

@@ -107,6 +107,9 @@ class TrainConfig:
     # images, weighted ptx_coef (fadtq/training/ptx.py); 0: pure RL.
     ptx_coef: float = 0.0
     ptx_batch_size: int = 4
+    # An entropy bonus on the answer word only: loss -= answer_entropy_coef * H(first token after
+    # <answer>), which keeps a class the policy stops giving in play (fadtq/training/answer_entropy.py).
+    answer_entropy_coef: float = 0.0
     weight_decay: float = 0.0
     micro_batch_size: int = 8
     grad_clip: float = 1.0
@@ -119,7 +122,7 @@ class TrainConfig:
 
     def validate(self, key: str) -> None:
         _at_least(key, self, epochs=1, micro_batch_size=1, weight_decay=0.0, grad_clip=0.0, kl_coef=0.0, seed=0,
-                  ptx_coef=0.0, ptx_batch_size=1)
+                  ptx_coef=0.0, ptx_batch_size=1, answer_entropy_coef=0.0)
         if self.max_steps is not None:
             _at_least(key, self, max_steps=1)
         _above(key, self, lr=0.0, clip_eps=0.0)

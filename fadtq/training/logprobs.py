@@ -62,10 +62,12 @@ class ScoringInputs:
 
 @dataclass
 class TokenStats:
-    """``logprobs`` and ``entropy`` are ``(N, C)``, zero where ``action_mask`` is zero."""
+    """``logprobs`` and ``entropy`` are ``(N, C)``, zero where ``action_mask`` is zero; ``gathered``
+    ``(N, C, K)`` holds the log-probabilities of the ``gather_ids`` tokens at every position."""
 
     logprobs: torch.Tensor
     entropy: torch.Tensor | None
+    gathered: torch.Tensor | None = None
 
 
 def token_distribution(
@@ -84,6 +86,7 @@ def completion_logprobs(
     temperature: float = 1.0,
     suppress_token_ids: Sequence[int] = (),
     with_entropy: bool = False,
+    gather_ids: Sequence[int] = (),
 ) -> TokenStats:
     """Log-probabilities (and optionally entropy) of each completion token under ``model``.
 
@@ -110,4 +113,5 @@ def completion_logprobs(
     entropy = None
     if with_entropy:
         entropy = torch.where(mask, -(log_dist.exp() * log_dist.nan_to_num(neginf=0.0)).sum(-1), zero)
-    return TokenStats(logprobs=logprobs, entropy=entropy)
+    gathered = log_dist[..., list(gather_ids)] if gather_ids else None
+    return TokenStats(logprobs=logprobs, entropy=entropy, gathered=gathered)

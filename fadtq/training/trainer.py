@@ -102,6 +102,7 @@ class Trainer:
             self.reference = self.strategy.prepare(build_actor(self.model_path, param_dtype,
                                                                cfg.model.attn_implementation))
         from fadtq.generation.engine import RolloutEngine, SamplingParams
+        from fadtq.training.answer_entropy import answer_vocabulary
         from fadtq.training.processor import load_processor
 
         self.processor = load_processor(self.model_path)
@@ -109,6 +110,8 @@ class Trainer:
             self.policy_model, self.processor, **cfg.rollout.options)
         self.ptx = DescriptionLoss(cfg, self.processor, self.rank, self.world_size) \
             if cfg.train.ptx_coef > 0 else None
+        self.answer_vocabulary = answer_vocabulary(self.processor.tokenizer) \
+            if cfg.train.answer_entropy_coef > 0 else None
         self.sampling = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
                                        answer_top_p=cfg.rollout.answer_top_p,
                                        max_new_tokens=cfg.rollout.max_new_tokens,
@@ -282,11 +285,17 @@ class Trainer:
         # the learning rate this step applies, read before the scheduler moves it
         totals: dict[str, float] = {"optim/lr": float(self.optim.param_groups[0]["lr"])}
         entropy_sum, tokens, gap_sum, grad_norm = 0.0, 0.0, 0.0, None
+        answer_entropy_sum, answers = 0.0, 0.0
         for number, (rows, batch, (old, ref)) in enumerate(zip(chunks, batches, frozen)):
-            stats = completion_logprobs(self.policy_model, batch, temperature, suppress, with_entropy=True)
+            stats = completion_logprobs(self.policy_model, batch, temperature, suppress, with_entropy=True,
+                                        gather_ids=self.answer_vocabulary.token_ids if self.answer_vocabulary else ())
             inputs = LossInputs(stats.logprobs, advantages[rows], batch.action_mask, old, ref,
                                 agg_mode=self.cfg.train.loss_agg_mode)
             loss, parts = self.loss.fn(inputs, clip_eps=self.cfg.train.clip_eps, kl_coef=self.cfg.train.kl_coef)
+            if self.answer_vocabulary is not None:
+                answer_entropy, count = self.answer_entropy(batch, stats)
+                loss = loss - self.cfg.train.answer_entropy_coef * answer_entropy
+                answer_entropy_sum, answers = answer_entropy_sum + answer_entropy.item() * count, answers + count
             if self.ptx is not None:
                 ptx_loss = self.ptx(self.policy_model, step, number, len(chunks))
                 loss = loss + self.cfg.train.ptx_coef * ptx_loss
@@ -302,6 +311,8 @@ class Trainer:
             if batch.rollout_logprobs is not None:  # the forwards run before the step: the sampled weights
                 gap_sum += float((stats.logprobs.detach() - batch.rollout_logprobs).abs().sum())
         totals["policy/entropy"] = entropy_sum / max(tokens, 1.0)
+        if self.answer_vocabulary is not None:
+            totals["policy/answer_entropy"] = answer_entropy_sum / max(answers, 1.0)
         if scoring.rollout_logprobs is not None:
             totals["rollout/logprob_gap"] = gap_sum / max(tokens, 1.0)
         # DeepSpeed reports the norm from its ZeRO/bf16 optimizers only; without them (ZeRO 0, fp32,
@@ -309,6 +320,15 @@ class Trainer:
         engine_norm = self.actor.model.get_global_grad_norm()
         totals["optim/grad_norm"] = float(engine_norm if engine_norm is not None else grad_norm or 0.0)
         return totals
+
+
+    def answer_entropy(self, batch, stats) -> tuple[torch.Tensor, float]:
+        """The mean class entropy at a micro-batch's answer words (with gradients), and their number."""
+        from fadtq.training.answer_entropy import answer_positions, class_entropy, mean_at
+
+        answering = answer_positions(self.processor.tokenizer, batch.sequences[:, -batch.action_mask.shape[1]:],
+                                     batch.action_mask)
+        return mean_at(class_entropy(stats.gathered, self.answer_vocabulary), answering), float(answering.sum())
 
 
 def _grad_norm(model: torch.nn.Module) -> float | None:

@@ -36,6 +36,8 @@ IN_PROCESS = {
                              ["--rollout.answer_top_p: the vllm engine samples every token with rollout.top_p"]),
     "answer-top-p-above-one": (["--rollout.answer_top_p", "1.5"],
                                ["--rollout.answer_top_p: expected a number in (0, 1], got 1.5"]),
+    "negative-answer-entropy": (["--train.answer_entropy_coef", "-0.1"],
+                                ["--train.answer_entropy_coef: expected a number >= 0, got -0.1"]),
     "missing-model-path": (["--model.path", "{tmp}/no-such-model"], ["--model.path: ", "no-such-model: no such folder"]),
     "micro-batch-does-not-divide": (["--train.micro_batch_size", "5"], ["--train.micro_batch_size: 5 does not divide"]),
     "benchmark-without-train-jsonl": (["--data.benchmark", "{tmp}/empty-benchmark"],
