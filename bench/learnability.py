@@ -14,8 +14,8 @@ never trained or tuned on). The runs:
 Results go to ``bench/results/learnability.json`` (merged run by run, so rounds can be run apart)
 and ``docs/learnability.png``.
 
-    .venv/bin/python bench/learnability.py --runs fadtq-s2,fadtq-s3 --minutes 20
-    .venv/bin/python bench/learnability.py --runs fadtq-s0,fadtq-s1 --minutes 20
+    .venv/bin/python bench/learnability.py --runs fadtq-s0,fadtq-s2 --minutes 20
+    .venv/bin/python bench/learnability.py --runs fadtq-s1,fadtq-s3 --minutes 20
     .venv/bin/python bench/learnability.py --runs grpo-s0,gpg-s0 --minutes 20
     .venv/bin/python bench/learnability.py --runs grpo-s1,gpg-s1 --minutes 20
     .venv/bin/python bench/learnability.py --runs no_conciseness-s0,no_relevance-s0 --minutes 20

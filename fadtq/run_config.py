@@ -107,8 +107,9 @@ class TrainConfig:
     # images, weighted ptx_coef (fadtq/training/ptx.py); 0: pure RL.
     ptx_coef: float = 0.0
     ptx_batch_size: int = 4
-    # An entropy bonus on the answer word only: loss -= answer_entropy_coef * H(first token after
-    # <answer>), which keeps a class the policy stops giving in play (fadtq/training/answer_entropy.py).
+    # An entropy bonus on the decision: loss -= answer_entropy_coef * H, H the entropy of the three
+    # classes' probabilities at the answer's first token; it keeps a class the policy stops giving
+    # in play (fadtq/training/answer_entropy.py).
     answer_entropy_coef: float = 0.0
     weight_decay: float = 0.0
     micro_batch_size: int = 8

@@ -33,7 +33,7 @@ GOOD_PAIRS_SIGNAL_REWARD = "signal_on_good_pairs"  # ``signal`` on good pairs, 0
 METRIC_KEYS = (
     "reward/total", "accuracy", "format_rate",
     "judge/judged", "judge/skipped", "judge/failed", "judge/calls",
-    "length/tokens", "length/think_words", "policy/entropy", "policy/answer_entropy",
+    "length/tokens", "length/think_words", "policy/entropy",
     "optim/grad_norm", "optim/lr", "time/generate", "time/score", "time/update",
 )
 
