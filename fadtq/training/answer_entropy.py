@@ -10,11 +10,12 @@ first token after ``<answer>``: the probabilities of each class's answer tokens 
 letter, with or without a leading space; ``answer_vocabulary``), summed per class and renormalised
 over the three. The entropy of the whole vocabulary there would not do: a bonus on it spreads the
 answer's probability over hundreds of tokens that name no class (measured: it rose from 1.1 to 6.2
-nats of 6.6 within 20 steps, and 40-86% of the answers stopped naming a class). The class entropy's push on the logit of a class
-of probability ``q`` is ``coef * q * (-log q - H)``; the policy gradient's push on a class sampled a
-fraction ``q`` of the time is proportional to ``q`` too, so relative to the reward's pull the bonus
-grows as ``-log q`` as the class fades. A class the reward keeps pushing down still fades, to a
-floor set by ``coef``; one the policy drops by mistake is still sampled, and rewarded, now and then.
+nats of 6.6 within 20 steps, and 40-86% of the answers stopped naming a class). The class
+entropy's push on the logit of a class of probability ``q`` is ``coef * q * (-log q - H)``; the
+policy gradient's push on a class sampled a fraction ``q`` of the time is proportional to ``q``
+too, so relative to the reward's pull the bonus grows as ``-log q`` as the class fades. A class the
+reward keeps pushing down still fades, to a floor set by ``coef``; one the policy drops by mistake
+is still sampled, and rewarded, now and then.
 The bonus never reorders the classes (at equal probabilities its push is zero).
 """
 
