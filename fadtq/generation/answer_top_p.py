@@ -16,6 +16,12 @@ from transformers import LogitsProcessor, PreTrainedTokenizerBase
 ANSWER_TAG = "<answer>"
 
 
+def begins_answer(text: str) -> bool:
+    """True when the next token after ``text`` begins the answer: ``text`` ends with ``<answer>``,
+    maybe followed by whitespace."""
+    return text.rstrip().endswith(ANSWER_TAG)
+
+
 def top_p_removed(scores: torch.Tensor, top_p: float) -> torch.Tensor:
     """True for the tokens that top-p sampling never draws: the least likely ones whose probabilities
     sum to at most ``1 - top_p`` (the most likely token always stays), as transformers' ``TopPLogitsWarper``."""
@@ -41,7 +47,7 @@ class AnswerTopP(LogitsProcessor):
     def answer_rows(self, input_ids: torch.Tensor) -> torch.Tensor:
         """True for the rows whose text so far ends with ``<answer>`` (and maybe whitespace)."""
         tails = self.tokenizer.batch_decode(input_ids[:, -self.tail:], skip_special_tokens=False)
-        return torch.tensor([tail.rstrip().endswith(ANSWER_TAG) for tail in tails], device=input_ids.device)
+        return torch.tensor([begins_answer(tail) for tail in tails], device=input_ids.device)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         tempered = scores / self.temperature

@@ -27,7 +27,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from fadtq.errors import FadtqError
-from fadtq.generation.answer_top_p import ANSWER_TAG
+from fadtq.generation.answer_top_p import begins_answer
 from fadtq.prompts import CLASS_NAMES, OPTION_LETTERS
 
 
@@ -82,12 +82,7 @@ def answer_positions(tokenizer: PreTrainedTokenizerBase, completions: torch.Tens
         for column, piece in enumerate(pieces):
             if not action_mask[row, column]:
                 break
-            positions[row, column] = bool(piece.strip()) and text.rstrip().endswith(ANSWER_TAG)
+            positions[row, column] = bool(piece.strip()) and begins_answer(text)
             text += piece
     return positions
 
-
-def mean_at(values: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """The mean of ``values`` (N, C) over ``positions``; zero (with the graph kept) when there are none."""
-    weights = positions.to(values.dtype)
-    return (values * weights).sum() / weights.sum().clamp_min(1.0)

@@ -35,7 +35,7 @@ from fadtq.scoring import ScoredBatch
 from fadtq.training import checkpoint, cpu_compat
 from fadtq.training.dynamic_sampling import (choose_groups, concat_scoring, count, informative_groups,
                                             select_scored, still_wanted)
-from fadtq.training.losses import LossInputs
+from fadtq.training.losses import LossInputs, token_mean
 from fadtq.training.step_metrics import MetricsLog, accuracy, reduce_over_ranks, step_metrics
 from fadtq.training.ptx import DescriptionLoss
 from fadtq.training.setup import (StepPlan, default_model_dir, load_train_config, new_run_dir, parse_args, plan_steps,
@@ -324,11 +324,11 @@ class Trainer:
 
     def answer_entropy(self, batch, stats) -> tuple[torch.Tensor, float]:
         """The mean class entropy at a micro-batch's answer words (with gradients), and their number."""
-        from fadtq.training.answer_entropy import answer_positions, class_entropy, mean_at
+        from fadtq.training.answer_entropy import answer_positions, class_entropy
 
         answering = answer_positions(self.processor.tokenizer, batch.sequences[:, -batch.action_mask.shape[1]:],
                                      batch.action_mask)
-        return mean_at(class_entropy(stats.gathered, self.answer_vocabulary), answering), float(answering.sum())
+        return token_mean(class_entropy(stats.gathered, self.answer_vocabulary), answering), float(answering.sum())
 
 
 def _grad_norm(model: torch.nn.Module) -> float | None:

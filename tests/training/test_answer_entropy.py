@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from fadtq.errors import FadtqError
-from fadtq.training.answer_entropy import AnswerVocabulary, answer_positions, answer_vocabulary, class_entropy, mean_at
+from fadtq.training.answer_entropy import AnswerVocabulary, answer_positions, answer_vocabulary, class_entropy
+from fadtq.training.losses import token_mean
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +66,8 @@ def test_a_tag_split_over_tokens_is_found():
 def test_the_mean_is_over_the_positions_only():
     entropy = torch.tensor([[0.1, 0.9, 0.3], [0.5, 0.2, 0.0]])
     positions = torch.tensor([[False, True, False], [False, True, False]])
-    assert mean_at(entropy, positions).item() == pytest.approx((0.9 + 0.2) / 2)
-    assert mean_at(entropy, torch.zeros_like(positions)).item() == 0.0
+    assert token_mean(entropy, positions).item() == pytest.approx((0.9 + 0.2) / 2)
+    assert token_mean(entropy, torch.zeros_like(positions)).item() == 0.0
 
 
 def test_each_class_has_its_names_and_letters_first_tokens(tokenizer):
@@ -119,7 +120,7 @@ def test_the_bonus_lowers_the_leader_and_raises_the_others():
     q = [0.9, 0.09, 0.01]
     logits = torch.tensor(q).log().clone().requires_grad_(True)
     entropy = class_entropy(logits.log_softmax(-1).view(1, 1, 3), vocabulary)
-    (-mean_at(entropy, torch.ones(1, 1, dtype=torch.bool))).backward()
+    (-token_mean(entropy, torch.ones(1, 1, dtype=torch.bool))).backward()
     h = -sum(p * math.log(p) for p in q)
     expected = [p * (-math.log(p) - h) for p in q]
     assert (-logits.grad).tolist() == pytest.approx(expected, rel=1e-5)
