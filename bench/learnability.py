@@ -14,11 +14,11 @@ never trained or tuned on). The runs:
 Results go to ``bench/results/learnability.json`` (merged run by run, so rounds can be run apart)
 and ``docs/learnability.png``.
 
-    .venv/bin/python bench/learnability.py --runs fadtq-s0,fadtq-s2 --minutes 20
-    .venv/bin/python bench/learnability.py --runs fadtq-s1,fadtq-s3 --minutes 20
+    .venv/bin/python bench/learnability.py --runs fadtq-s0,fadtq-s1 --minutes 20
     .venv/bin/python bench/learnability.py --runs grpo-s0,gpg-s0 --minutes 20
     .venv/bin/python bench/learnability.py --runs grpo-s1,gpg-s1 --minutes 20
     .venv/bin/python bench/learnability.py --runs no_conciseness-s0,no_relevance-s0 --minutes 20
+    .venv/bin/python bench/learnability.py --runs fadtq-s2,fadtq-s3 --minutes 20
     .venv/bin/python bench/learnability.py --replot
 """
 
@@ -45,7 +45,7 @@ METHODS = {
     "no_conciseness": ("gpg", "format,accuracy,relevance"),
     "no_relevance": ("gpg", "format,accuracy,conciseness"),
 }
-PROTOCOL = "pretrained-r4-answer-entropy"  # look-alike revision and recipe; earlier ones are in docs/history/
+PROTOCOL = "pretrained-r5-answer-entropy"  # look-alike revision and recipe; earlier ones are in docs/history/
 TRAIN_WINDOW = 25  # training curves are saved and drawn as means over this many steps
 
 

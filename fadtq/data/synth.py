@@ -21,7 +21,7 @@ from PIL import Image
 
 from fadtq.data import synth_scenes
 from fadtq.data.loco import CATEGORIES, LABEL_FOLDERS
-from fadtq.data.synth_damage import OPS
+from fadtq.data.synth_damage import OPS, VIVID
 from fadtq.data.synth_draw import Canvas, apply_lighting
 from fadtq.errors import FadtqError
 
@@ -115,7 +115,8 @@ class Difficulty:
     extra, a bottle empty, local damage), damage drawn ``damage_scale`` times larger, and less
     clutter (``sparse`` scenes: fewer cereal specks, six large pushpins instead of fifteen, the
     screw bag's washers and nuts 1.5 times larger and darker), and a wrong colour drawn as a vivid
-    tint in a hue no juice has, which shows on grey parts too (``vivid_colour``). Damage that would
+    tint in a hue no juice has, which shows on grey parts too, a tear a few pixels wide and a
+    contaminant in the colour that stands out on what it covers (``vivid_damage``). Damage that would
     erase a whole small part (a broken pin or screw-bag part, at that scale) is left out: it would
     look exactly like the logical "missing part"."""
 
@@ -124,7 +125,7 @@ class Difficulty:
     structural: dict[str, tuple[str, ...]] | None  # likewise for structural defects
     damage_scale: float = 1.0
     sparse: bool = False
-    vivid_colour: bool = False  # a wrong colour is a saturated tint (``tint``), not permuted channels
+    vivid_damage: bool = False  # damage drawn to be seen at 112 px (synth_damage.VIVID)
     revision: int = 1  # raised whenever its drawings change, so that no cache serves stale images
 
     @property
@@ -161,8 +162,9 @@ DIFFICULTIES = {
         },
         damage_scale=2.2,
         sparse=True,
-        vivid_colour=True,
-        revision=4,  # 2: larger, darker screw-bag parts; 3: vivid wrong colours; 4: no yellow tint
+        vivid_damage=True,
+        revision=5,  # 2: larger, darker screw-bag parts; 3: vivid wrong colours; 4: no yellow tint;
+                     # 5: bold tears, contaminants that stand out
     ),
 }
 
@@ -212,7 +214,7 @@ def render(category: str, label: str, rng: np.random.Generator, size: int,
         places = [a for group, items in anchors.items() if op[1] in (ANY, group) for a in items]
         x, y, r = places[int(rng.integers(len(places)))]
         r *= difficulty.damage_scale
-        damage = "tint" if difficulty.vivid_colour and op[0] == "recolour" else op[0]
+        damage = VIVID.get(op[0], op[0]) if difficulty.vivid_damage else op[0]
         masks = {defect: OPS[damage](rng, image, x * height, y * height, r * height)}
     image = apply_lighting(rng, image)
     if defect is None:

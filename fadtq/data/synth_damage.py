@@ -24,12 +24,37 @@ def _blob(rng: np.random.Generator, shape: tuple[int, int], x: float, y: float, 
     return mask
 
 
+CONTAMINANTS = np.array([(70, 52, 38), (30, 30, 32), (236, 236, 240), (96, 120, 60)], np.float32)
+STANDS_OUT = 100.0  # RGB distance from the covered pixels' mean at which a contaminant is seen at 112 px
+
+
+def _farthest(colours: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """The colour of ``colours`` farthest from the mean of ``pixels``: the one that stands out on them."""
+    mean = pixels.astype(np.float32).mean(axis=0)
+    return colours[int(np.argmax(np.linalg.norm(colours - mean, axis=1)))]
+
+
+def _soil(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray, color: np.ndarray) -> None:
+    texture = smooth_noise(rng, *image.shape[:2], cells=12)[..., None] * 50 - 25
+    image[mask] = np.clip(0.15 * image[mask] + 0.85 * (color + texture[mask]), 0, 255).astype(np.uint8)
+
+
 def contamination(rng: np.random.Generator, image: np.ndarray, x: float, y: float, r: float) -> np.ndarray:
     """A foreign blob (dirt, hair, fluff) with its own texture."""
     mask = _blob(rng, image.shape[:2], x, y, r * rng.uniform(0.5, 0.9))
-    color = np.array([(70, 52, 38), (30, 30, 32), (236, 236, 240), (96, 120, 60)][int(rng.integers(4))], np.float32)
-    texture = smooth_noise(rng, *image.shape[:2], cells=12)[..., None] * 50 - 25
-    image[mask] = np.clip(0.15 * image[mask] + 0.85 * (color + texture[mask]), 0, 255).astype(np.uint8)
+    _soil(rng, image, mask, CONTAMINANTS[int(rng.integers(len(CONTAMINANTS)))])
+    return mask
+
+
+def vivid_contamination(rng: np.random.Generator, image: np.ndarray, x: float, y: float, r: float) -> np.ndarray:
+    """A contaminant that stands out on what it covers (white fluff on a white bag or black dirt on a
+    dark pin tray vanishes at 112 px): any of those at least ``STANDS_OUT`` away in RGB, at random, so
+    that no one colour betrays the class in an image's histogram."""
+    mask = _blob(rng, image.shape[:2], x, y, r * rng.uniform(0.5, 0.9))
+    mean = image[mask].astype(np.float32).mean(axis=0)
+    distant = CONTAMINANTS[np.linalg.norm(CONTAMINANTS - mean, axis=1) >= STANDS_OUT]
+    _soil(rng, image, mask, distant[int(rng.integers(len(distant)))] if len(distant) else
+          _farthest(CONTAMINANTS, image[mask]))
     return mask
 
 
@@ -40,15 +65,28 @@ def bruise(rng: np.random.Generator, image: np.ndarray, x: float, y: float, r: f
     return mask
 
 
-def scratch(rng: np.random.Generator, image: np.ndarray, x: float, y: float, r: float) -> np.ndarray:
-    """A thin bright or dark crooked line: scratches, tears."""
-    h, w = image.shape[:2]
+def _line(rng: np.random.Generator, shape: tuple[int, int], x: float, y: float, r: float, width: int) -> np.ndarray:
+    h, w = shape
     layer = Image.new("L", (w, h), 0)
     points = [(x + rng.uniform(-r, r), y + rng.uniform(-r, r)) for _ in range(3)]
-    ImageDraw.Draw(layer).line(points, fill=255, width=max(1, round(r / 8)))
-    mask = np.asarray(layer) > 0
+    ImageDraw.Draw(layer).line(points, fill=255, width=width)
+    return np.asarray(layer) > 0
+
+
+def scratch(rng: np.random.Generator, image: np.ndarray, x: float, y: float, r: float) -> np.ndarray:
+    """A thin bright or dark crooked line: scratches, tears."""
+    mask = _line(rng, image.shape[:2], x, y, r, max(1, round(r / 8)))
     shade = 235.0 if rng.random() < 0.5 else 25.0
     image[mask] = (0.3 * image[mask] + 0.7 * shade).astype(np.uint8)
+    return mask
+
+
+def bold_scratch(rng: np.random.Generator, image: np.ndarray, x: float, y: float, r: float) -> np.ndarray:
+    """A tear a few pixels wide, dark on a light part and light on a dark one: ``scratch``'s line, a
+    pixel wide, is lost when the image shrinks to 112 px."""
+    mask = _line(rng, image.shape[:2], x, y, r, max(2, round(r / 3)))
+    shade = 25.0 if image[mask].mean() > 128 else 235.0
+    image[mask] = (0.2 * image[mask] + 0.8 * shade).astype(np.uint8)
     return mask
 
 
@@ -68,9 +106,7 @@ def tint(rng: np.random.Generator, image: np.ndarray, x: float, y: float, r: flo
     """A wrong colour that shows on any object: the region blended towards the saturated colour
     farthest from its own (``recolour`` permutes channels, which leaves a grey part grey)."""
     mask = _blob(rng, image.shape[:2], x, y, r * 0.9)
-    mean = image[mask].astype(np.float32).mean(axis=0)
-    colour = TINTS[int(np.argmax(np.linalg.norm(TINTS - mean, axis=1)))]
-    image[mask] = (0.3 * image[mask] + 0.7 * colour).astype(np.uint8)
+    image[mask] = (0.3 * image[mask] + 0.7 * _farthest(TINTS, image[mask])).astype(np.uint8)
     return mask
 
 
@@ -108,10 +144,15 @@ def crush(rng: np.random.Generator, image: np.ndarray, x: float, y: float, r: fl
     return mask
 
 
+# The ``easy`` look-alike's versions of the damage a small policy could not see at 112 px.
+VIVID = {"recolour": "tint", "contamination": "vivid_contamination", "scratch": "bold_scratch"}
+
 OPS = {
     "contamination": contamination,
+    "vivid_contamination": vivid_contamination,
     "bruise": bruise,
     "scratch": scratch,
+    "bold_scratch": bold_scratch,
     "recolour": recolour,
     "tint": tint,
     "erase": erase,
