@@ -15,7 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--model", help="Hugging Face model folder (e.g. RUN/final) to generate predictions with; "
                         "with --server, the name the server serves the model under")
     source.add_argument("--predictions", help='JSONL of {"id", "completion"} or {"id", "prediction"} rows')
-    parser.add_argument("--benchmark", help="benchmark folder with <split>.jsonl (default: the cached look-alike)")
+    parser.add_argument("--benchmark", help="benchmark folder with <split>.jsonl (default: for a model of a run, "
+                        "RUN/final or a checkpoint's policy, the benchmark the run trained on; else the cached "
+                        "look-alike)")
     parser.add_argument("--split", help="manifest to evaluate: test (default) or train")
     parser.add_argument("--mmad", metavar="FILE", help="evaluate on an MMAD question file (mmad.json) instead")
     parser.add_argument("--root", help="with --mmad: folder its image paths are relative to (default: its folder)")
@@ -102,6 +104,19 @@ def default_out(args: argparse.Namespace) -> Path:
     return Path("runs") / "eval" / (args.name or Path(args.predictions).stem)
 
 
+def run_benchmark(model: Path) -> str | None:
+    """The benchmark a trainer run recorded in ``RUN/metadata.json``, for ``RUN/final`` or
+    ``RUN/checkpoints/step-N/policy``; None for a model of no run. A run's policy evaluated on another
+    look-alike than the one it trained on gives a number that means nothing, without any error."""
+    import json
+
+    for run in (model.parent, model.parent.parent.parent):
+        metadata = run / "metadata.json"
+        if (run / "metrics.jsonl").is_file() and metadata.is_file():
+            return json.loads(metadata.read_text(encoding="utf-8")).get("benchmark")
+    return None
+
+
 def check_flags(args: argparse.Namespace) -> None:
     """Flags that do not go together, before anything is read."""
     if args.limit is not None and args.limit < 1:
@@ -138,7 +153,10 @@ def run(args: argparse.Namespace) -> int:
         metrics = evaluate_mmad(model, args.mmad, args.root, out, settings=settings, limit=args.limit,
                                 name=args.name)
         return _report(metrics, out, "mmad_metrics.json")
-    metrics = evaluate(model, args.benchmark, out, split=split, settings=settings, limit=args.limit, name=args.name)
+    benchmark = args.benchmark or (None if args.server else run_benchmark(Path(args.model)))
+    if benchmark and not args.benchmark:
+        print(f"benchmark: {benchmark} (the one the model's run trained on; --benchmark chooses another)")
+    metrics = evaluate(model, benchmark, out, split=split, settings=settings, limit=args.limit, name=args.name)
     return _report(metrics, out, "metrics.json")
 
 

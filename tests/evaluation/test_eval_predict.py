@@ -204,3 +204,23 @@ def test_a_bad_image_size_record_names_its_file(tiny_model, tmp_path, text):
     (tmp_path / INPUTS_FILE).write_text(text)
     with pytest.raises(FadtqError, match=re.escape(str(tmp_path / INPUTS_FILE))):
         trained_image_size(tmp_path)
+
+
+def test_a_run_s_model_is_evaluated_on_the_benchmark_it_trained_on(tiny_model, small_bench, tmp_path, capsys):
+    """Without --benchmark, RUN/final and RUN/checkpoints/step-N/policy are scored on the benchmark in
+    RUN/metadata.json, not on the default look-alike (another look-alike gives a meaningless number)."""
+    from fadtq.commands.eval import run_benchmark
+
+    run = tmp_path / "run"
+    (run / "checkpoints" / "step-000002").mkdir(parents=True)
+    (run / "metrics.jsonl").write_text('{"step": 1}\n')
+    (run / "metadata.json").write_text(json.dumps({"benchmark": str(small_bench)}))
+    shutil.copytree(tiny_model, run / "final")
+    assert run_benchmark(run / "checkpoints" / "step-000002" / "policy") == str(small_bench)
+    assert run_benchmark(tiny_model) is None
+    code = cli_main(["eval", "--model", str(run / "final"), "--limit", "3", "--batch-size", str(BATCH),
+                     "--max-new-tokens", str(MAX_NEW_TOKENS)])
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    assert code == 0 and metrics["n"] == 3
+    assert metrics["source"]["benchmark"] == str(small_bench.resolve())
+    assert f"benchmark: {small_bench} (the one the model's run trained on" in capsys.readouterr().out
