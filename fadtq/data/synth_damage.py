@@ -51,10 +51,10 @@ def vivid_contamination(rng: np.random.Generator, image: np.ndarray, x: float, y
     dark pin tray vanishes at 112 px): any of those at least ``STANDS_OUT`` away in RGB, at random, so
     that no one colour betrays the class in an image's histogram."""
     mask = _blob(rng, image.shape[:2], x, y, r * rng.uniform(0.5, 0.9))
-    mean = image[mask].astype(np.float32).mean(axis=0)
-    distant = CONTAMINANTS[np.linalg.norm(CONTAMINANTS - mean, axis=1) >= STANDS_OUT]
+    distance = np.linalg.norm(CONTAMINANTS - image[mask].astype(np.float32).mean(axis=0), axis=1)
+    distant = CONTAMINANTS[distance >= STANDS_OUT]
     _soil(rng, image, mask, distant[int(rng.integers(len(distant)))] if len(distant) else
-          _farthest(CONTAMINANTS, image[mask]))
+          CONTAMINANTS[int(np.argmax(distance))])
     return mask
 
 
@@ -85,7 +85,7 @@ def bold_scratch(rng: np.random.Generator, image: np.ndarray, x: float, y: float
     """A tear a few pixels wide, dark on a light part and light on a dark one: ``scratch``'s line, a
     pixel wide, is lost when the image shrinks to 112 px."""
     mask = _line(rng, image.shape[:2], x, y, r, max(2, round(r / 3)))
-    shade = 25.0 if image[mask].mean() > 128 else 235.0
+    shade = 25.0 if mask.any() and image[mask].mean() > 128 else 235.0  # an empty mask: a line off the image
     image[mask] = (0.2 * image[mask] + 0.8 * shade).astype(np.uint8)
     return mask
 
