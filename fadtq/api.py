@@ -208,11 +208,11 @@ class RolloutEngineCheck(Protocol):
 class RolloutEngineFactory:
     """A rollout engine by name (the config's ``rollout.engine``), its builder and its preflight check.
 
-    ``honours_answer_top_p``: the engine samples the answer word with ``SamplingParams.answer_top_p``
-    (``rollout.answer_top_p``)."""
+    ``honours_span_top_p``: the engine samples the answer word and the reasoning with
+    ``SamplingParams.answer_top_p`` and ``reasoning_top_p`` (``rollout.answer_top_p``, ``reasoning_top_p``)."""
 
     name: str
     build: RolloutEngineBuilder
     description: str = ""
     check: RolloutEngineCheck | None = None
-    honours_answer_top_p: bool = False
+    honours_span_top_p: bool = False

@@ -89,9 +89,10 @@ def register_rollout_engines() -> list[RolloutEngineFactory]:
     engine's ``weights_updated`` after every optimizer step and after a resume; an engine that
     samples from a copy of the weights reloads them there. Its optional ``check``
     (``fadtq.api.RolloutEngineCheck``) is given the policy's config before anything loads and
-    raises a one-line error for a policy it cannot run. A factory with ``honours_answer_top_p=True``
-    samples the answer word with ``SamplingParams.answer_top_p``; a run that sets
-    ``rollout.answer_top_p`` with any other engine is refused before it starts. Import heavy
+    raises a one-line error for a policy it cannot run. A factory with ``honours_span_top_p=True``
+    samples the answer word and the reasoning with ``SamplingParams.answer_top_p`` and
+    ``reasoning_top_p``; a run that sets ``rollout.answer_top_p`` or ``reasoning_top_p`` with any
+    other engine is refused before it starts. Import heavy
     dependencies inside ``build`` and ``check``, not at the top of the plugin: every command loads
     every plugin.
     """

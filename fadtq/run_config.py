@@ -65,10 +65,13 @@ class RolloutConfig:
     group_size: int = 4
     temperature: float = 1.0
     top_p: float = 1.0
-    # Top-p of the answer word, the first token after <answer> (fadtq/generation/answer_top_p.py);
+    # Top-p of the answer word, the first token after <answer> (fadtq/generation/span_top_p.py);
     # null: top_p. 1.0 draws the decision from the policy's full distribution, so that top-p never
     # removes an answer for good. Engines that cannot (vllm) refuse it before the run starts.
     answer_top_p: float | None = None
+    # Top-p of the reasoning, every token up to and including </think>; null: top_p. A low one (0.1)
+    # lets a group's samples share their reasoning and differ in the decision alone. Same engines.
+    reasoning_top_p: float | None = None
     max_new_tokens: int = 48
     # Dynamic sampling (fadtq/training/dynamic_sampling.py): drop groups whose rewards are all
     # equal and draw more prompts, at most max_draws extra draws per step; each extra draw of a whole
@@ -83,7 +86,7 @@ class RolloutConfig:
         _at_least(key, self, prompts_per_step=1, group_size=1, max_new_tokens=1, max_draws=0)
         _above(key, self, temperature=0.0, top_p=0.0)
         _choice(key, "refill", self.refill, ("missing", "batch"))
-        for name in ("top_p", "answer_top_p"):
+        for name in ("top_p", "answer_top_p", "reasoning_top_p"):
             value = getattr(self, name)
             if value is not None and not 0 < value <= 1:
                 raise ConfigError(f"{key}.{name}", f"expected a number in (0, 1], got {value}")

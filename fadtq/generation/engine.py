@@ -38,9 +38,11 @@ class RolloutPrompt:
 class SamplingParams:
     temperature: float = 1.0
     top_p: float = 1.0
-    # The first token after <answer> drawn with this top-p instead (fadtq/generation/answer_top_p.py);
-    # None: top_p. Engines whose factory does not honour it are refused it before a run starts.
+    # The first token after <answer>, and the reasoning up to </think>, drawn with these top-p instead
+    # (fadtq/generation/span_top_p.py); None: top_p. Engines whose factory does not honour them are
+    # refused them before a run starts.
     answer_top_p: float | None = None
+    reasoning_top_p: float | None = None
     max_new_tokens: int = 128
     # Also return the sampling-time log-probabilities: costs (rows x new tokens x vocab) floats.
     return_logprobs: bool = False

@@ -9,7 +9,7 @@ from transformers import GenerationConfig, LogitsProcessorList, ProcessorMixin
 
 from fadtq.errors import FadtqError
 from fadtq.generation import batch
-from fadtq.generation.answer_top_p import AnswerTopP
+from fadtq.generation.span_top_p import SpanTopP
 from fadtq.generation.engine import VISION_CONTROL_TOKENS, RolloutPrompt, RolloutResult, SamplingParams
 from fadtq.training.logprobs import token_distribution
 
@@ -65,7 +65,7 @@ class HFRolloutEngine:
             # use_cache explicitly: OpenRLHF's Actor turns it off in the model config.
             sampling = {"do_sample": False} if params.greedy else {
                 "do_sample": True, "temperature": params.temperature, "top_k": 0,
-                "top_p": 1.0 if self._answer_apart(params) else params.top_p}
+                "top_p": 1.0 if self._spans_apart(params) else params.top_p}
             self._configs[params] = GenerationConfig(
                 **sampling,
                 max_new_tokens=params.max_new_tokens,
@@ -79,15 +79,18 @@ class HFRolloutEngine:
         return self._configs[params]
 
     @staticmethod
-    def _answer_apart(params: SamplingParams) -> bool:
-        return not params.greedy and params.answer_top_p not in (None, params.top_p)
+    def _spans_apart(params: SamplingParams) -> bool:
+        """True when the reasoning or the answer word has a top-p of its own."""
+        return not params.greedy and (params.answer_top_p not in (None, params.top_p)
+                                      or params.reasoning_top_p not in (None, params.top_p))
 
     def _logits_processors(self, params: SamplingParams) -> LogitsProcessorList:
-        """``AnswerTopP`` in place of transformers' top-p when the answer word has its own threshold."""
-        if not self._answer_apart(params):
+        """``SpanTopP`` in place of transformers' top-p when the reasoning or the answer word has its
+        own threshold (a new one per call: it remembers which rows have closed their reasoning)."""
+        if not self._spans_apart(params):
             return LogitsProcessorList()
-        return LogitsProcessorList([AnswerTopP(self.processor.tokenizer, params.top_p, params.answer_top_p,
-                                               params.temperature)])
+        return LogitsProcessorList([SpanTopP(self.processor.tokenizer, params.top_p, params.answer_top_p,
+                                             params.temperature, params.reasoning_top_p)])
 
     def _action_mask(self, completions: torch.Tensor) -> torch.Tensor:
         """1 for each sampled token up to and including the first EOS, 0 for the padding after it."""

@@ -27,7 +27,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from fadtq.errors import FadtqError
-from fadtq.generation.answer_top_p import begins_answer
+from fadtq.generation.span_top_p import begins_answer
 from fadtq.prompts import CLASS_NAMES, OPTION_LETTERS
 
 

@@ -217,9 +217,10 @@ def preflight(cfg: RunConfig) -> Prepared:
     render_templates(prompts, [POLICY_TEMPLATE])
     model_path = check_model_path(cfg.model.path) if cfg.model.path else None
     engine = plugins.engines.get(cfg.rollout.engine)
-    if cfg.rollout.answer_top_p not in (None, cfg.rollout.top_p) and not engine.honours_answer_top_p:
-        raise ConfigError("rollout.answer_top_p", f"the {engine.name} engine samples every token with "
-                          "rollout.top_p; leave answer_top_p null or use an engine that honours it (hf)")
+    for name in ("answer_top_p", "reasoning_top_p"):
+        if getattr(cfg.rollout, name) not in (None, cfg.rollout.top_p) and not engine.honours_span_top_p:
+            raise ConfigError(f"rollout.{name}", f"the {engine.name} engine samples every token with "
+                              f"rollout.top_p; leave {name} null or use an engine that honours it (hf)")
     if engine.check is not None:
         engine.check(*policy_config(cfg))
     benchmark, dataset = prepare_data(cfg, prompts)

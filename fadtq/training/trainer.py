@@ -113,7 +113,7 @@ class Trainer:
         self.answer_vocabulary = answer_vocabulary(self.processor.tokenizer) \
             if cfg.train.answer_entropy_coef > 0 else None
         self.sampling = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
-                                       answer_top_p=cfg.rollout.answer_top_p,
+                                       answer_top_p=cfg.rollout.answer_top_p, reasoning_top_p=cfg.rollout.reasoning_top_p,
                                        max_new_tokens=cfg.rollout.max_new_tokens,
                                        return_logprobs=self.engine.samples_from_copy)
         self.run_dir = run_dir
