@@ -25,14 +25,24 @@ EVAL_TOKENS = 64
 
 
 def train(run_dir: Path) -> None:
-    """One rank per core, two at most (the default's 12 prompts split over them), one thread each."""
+    """One rank per core, two at most (the default's 24 prompts split over them), one thread each."""
     launcher = Path(sys.executable).with_name("deepspeed")
     ranks = min(2, os.cpu_count() or 1)
     command = [str(launcher), "--num_gpus", str(ranks), str(REPO / "fadtq" / "train.py"), "--rewards",
                "format,accuracy,tq", "--output.dir", str(run_dir.parent), "--output.name", run_dir.name]
     print("$", " ".join(command), flush=True)
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    subprocess.run(command, env=env, cwd=REPO, check=True)
+    with subprocess.Popen(command, env=env, cwd=REPO) as launched:
+        import_evaluation()
+        if launched.wait():
+            raise subprocess.CalledProcessError(launched.returncode, command)
+
+
+def import_evaluation() -> None:
+    """The evaluation's imports (7 s), while DeepSpeed's launcher, one process at a time, leaves a core idle."""
+    import transformers.models.qwen2_5_vl.modeling_qwen2_5_vl  # noqa: F401
+
+    import fadtq.generation.hf  # noqa: F401
 
 
 def main() -> int:
