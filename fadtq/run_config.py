@@ -115,6 +115,7 @@ class TrainConfig:
     # in play (fadtq/training/answer_entropy.py).
     answer_entropy_coef: float = 0.0
     weight_decay: float = 0.0
+    # Rollouts per forward and backward, at most: a rank with fewer rollouts per step takes them in one.
     micro_batch_size: int = 8
     grad_clip: float = 1.0
     # How a loss reduces its per-token terms (fadtq/training/losses.py AGGREGATIONS): token-mean

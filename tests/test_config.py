@@ -288,3 +288,33 @@ def test_unknown_preset_lists_presets():
 def test_pretraining_difficulty_and_sampling_keys_are_validated(overrides, key):
     with pytest.raises(FadtqError, match=re.escape(f"{key}")):
         load_run_config(None, overrides)
+
+
+@pytest.mark.parametrize("name", ["paper_fadtq", "paper_gpg", "paper_grpo", "paper_fadtq_no_conciseness",
+                                  "paper_fadtq_no_relevance"])
+def test_the_paper_configs_reset_every_aid_of_the_cpu_default(name):
+    """The paper's runs extend the CPU default but sample, train and freeze as the paper does."""
+    cfg = load_run_config(name)
+    assert (cfg.rollout.top_p, cfg.rollout.reasoning_top_p, cfg.rollout.answer_top_p) == (1.0, None, None)
+    assert not cfg.rollout.dynamic_sampling
+    assert cfg.train.ptx_coef == 0 and cfg.train.answer_entropy_coef == 0 and not cfg.train.freeze_vision_tower
+
+
+@pytest.mark.parametrize("prompts, micro, expected", [(24, 48, (48, 1)), (24, 16, (16, 3)), (2, 48, (4, 1)),
+                                                      (8, 4, (4, 4))])
+def test_micro_batch_size_is_an_upper_bound_on_the_rollouts_per_rank(prompts, micro, expected):
+    """Two ranks, groups of 4: a micro-batch larger than a rank's rollouts takes them all at once."""
+    from fadtq.training.setup import plan_steps
+
+    cfg = load_run_config("cpu_default", {"rollout.prompts_per_step": str(prompts), "train.micro_batch_size": str(micro)})
+    plan = plan_steps(cfg, dataset_size=1800, world=2)
+    assert (plan.micro_batch_size, plan.micro_batches) == expected
+    assert plan.micro_batch_size * plan.micro_batches == plan.rollouts_per_rank
+
+
+def test_a_micro_batch_that_does_not_divide_the_rollouts_is_refused():
+    from fadtq.training.setup import plan_steps
+
+    cfg = load_run_config("cpu_default", {"train.micro_batch_size": "5"})
+    with pytest.raises(FadtqError, match="train.micro_batch_size: 5 does not divide the 48 rollouts per rank"):
+        plan_steps(cfg, dataset_size=1800, world=2)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from fadtq.api import AdvantageEstimator
+from fadtq.api import AdvantageEstimator, RolloutEngineFactory
 from fadtq.cli import Parser
 from fadtq.commands.reward import parse_name_list
 from fadtq.config import Origins
@@ -95,6 +95,7 @@ class StepPlan:
     world: int
     prompts_per_rank: int
     rollouts_per_rank: int
+    micro_batch_size: int  # train.micro_batch_size, or the rollouts per rank when they are fewer
     micro_batches: int
     steps: int
 
@@ -106,7 +107,8 @@ def plan_steps(cfg: RunConfig, dataset_size: int, world: int) -> StepPlan:
         raise ConfigError("rollout.prompts_per_step", f"{r.prompts_per_step} does not divide over the {world} ranks")
     per_rank = r.prompts_per_step // world
     rollouts = per_rank * r.group_size
-    if rollouts % cfg.train.micro_batch_size:
+    micro = min(cfg.train.micro_batch_size, rollouts)  # an upper bound: fewer rollouts make one micro-batch
+    if rollouts % micro:
         raise ConfigError("train.micro_batch_size", f"{cfg.train.micro_batch_size} does not divide the {rollouts} "
                           "rollouts per rank per step (prompts_per_step / ranks * group_size)")
     per_epoch = dataset_size // r.prompts_per_step
@@ -115,7 +117,7 @@ def plan_steps(cfg: RunConfig, dataset_size: int, world: int) -> StepPlan:
     steps = per_epoch * cfg.train.epochs
     if cfg.train.max_steps is not None:
         steps = min(steps, cfg.train.max_steps)
-    return StepPlan(world, per_rank, rollouts, rollouts // cfg.train.micro_batch_size, steps)
+    return StepPlan(world, per_rank, rollouts, micro, rollouts // micro, steps)
 
 
 def check_model_path(path: str) -> str:
@@ -217,16 +219,23 @@ def preflight(cfg: RunConfig) -> Prepared:
     render_templates(prompts, [POLICY_TEMPLATE])
     model_path = check_model_path(cfg.model.path) if cfg.model.path else None
     engine = plugins.engines.get(cfg.rollout.engine)
-    for name in ("answer_top_p", "reasoning_top_p"):
-        if getattr(cfg.rollout, name) not in (None, cfg.rollout.top_p) and not engine.honours_span_top_p:
-            raise ConfigError(f"rollout.{name}", f"the {engine.name} engine samples every token with "
-                              f"rollout.top_p; leave {name} null or use an engine that honours it (hf)")
     if engine.check is not None:
         engine.check(*policy_config(cfg))
+    check_span_top_p(cfg, engine)
     benchmark, dataset = prepare_data(cfg, prompts)
     scorer = build_scorer(cfg.reward, cfg.judge, plugins, prompts)
     check_scoring(scorer, cfg.judge, plugins, prompts, estimator, cfg.advantage.options)
     return Prepared(plugins, estimator, prompts, scorer, model_path, benchmark, dataset)
+
+
+def check_span_top_p(cfg: RunConfig, engine: RolloutEngineFactory) -> None:
+    """Refuse per-span top-p thresholds to an engine that samples every token with ``rollout.top_p``."""
+    apart = [f"rollout.{name}" for name in ("answer_top_p", "reasoning_top_p")
+             if getattr(cfg.rollout, name) not in (None, cfg.rollout.top_p)]
+    if apart and not engine.honours_span_top_p:
+        raise ConfigError(apart[0], f"the {engine.name} engine samples every token with rollout.top_p; set "
+                          f"{' and '.join(apart)} to null (the CPU default sets both), or use an engine that "
+                          "honours them (hf)")
 
 
 def prepare_data(cfg: RunConfig, prompts: PromptLibrary) -> tuple[Path, PairDataset]:

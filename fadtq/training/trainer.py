@@ -12,6 +12,7 @@ is the plugin that ``rollout.engine`` names.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import signal
 import sys
@@ -72,14 +73,15 @@ class Trainer:
         self.model_path = ready.model_path
         benchmark = ready.benchmark
         param_dtype = "bf16" if cfg.model.dtype == "bfloat16" else "fp32"
+        self.dataset = ready.dataset
+        # the launcher's world size: the process group the strategy builds next has the same
+        self.plan: StepPlan = plan_steps(cfg, len(self.dataset), int(os.environ.get("WORLD_SIZE", "1")))
         self.strategy = build_strategy(
-            zero_stage=cfg.deepspeed.zero_stage, micro_train_batch_size=cfg.train.micro_batch_size,
+            zero_stage=cfg.deepspeed.zero_stage, micro_train_batch_size=self.plan.micro_batch_size,
             train_batch_size=cfg.rollout.prompts_per_step * cfg.rollout.group_size, param_dtype=param_dtype,
             seed=cfg.train.seed, max_norm=cfg.train.grad_clip)
         self.rank = self.strategy.get_rank()
-        self.world_size = world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
-        self.dataset = ready.dataset
-        self.plan: StepPlan = plan_steps(cfg, len(self.dataset), world)
+        self.world_size = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
         if self.model_path is None:  # rank 0 builds the cached default model, the others wait for it
             if self.rank == 0:
                 self.default_model()
@@ -271,7 +273,7 @@ class Trainer:
         from fadtq.training.logprobs import completion_logprobs
 
         temperature, suppress = self.cfg.rollout.temperature, self.engine.suppressed_token_ids
-        size = self.cfg.train.micro_batch_size
+        size = self.plan.micro_batch_size
         chunks = [list(range(i, i + size)) for i in range(0, len(advantages), size)]
         batches = [scoring.select(rows) for rows in chunks]
         frozen = []
