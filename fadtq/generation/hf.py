@@ -9,7 +9,7 @@ from transformers import GenerationConfig, LogitsProcessorList, ProcessorMixin
 
 from fadtq.errors import FadtqError
 from fadtq.generation import batch
-from fadtq.generation.span_top_p import SpanTopP
+from fadtq.generation.span_top_p import SpanTopP, thresholds_apart
 from fadtq.generation.engine import VISION_CONTROL_TOKENS, RolloutPrompt, RolloutResult, SamplingParams
 from fadtq.training.logprobs import token_distribution
 
@@ -81,8 +81,7 @@ class HFRolloutEngine:
     @staticmethod
     def _spans_apart(params: SamplingParams) -> bool:
         """True when the reasoning or the answer word has a top-p of its own."""
-        return not params.greedy and (params.answer_top_p not in (None, params.top_p)
-                                      or params.reasoning_top_p not in (None, params.top_p))
+        return not params.greedy and bool(thresholds_apart(params))
 
     def _logits_processors(self, params: SamplingParams) -> LogitsProcessorList:
         """``SpanTopP`` in place of transformers' top-p when the reasoning or the answer word has its

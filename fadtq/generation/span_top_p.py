@@ -24,6 +24,13 @@ from transformers import LogitsProcessor, PreTrainedTokenizerBase
 
 ANSWER_TAG = "<answer>"
 THINK_END = "</think>"
+SPAN_THRESHOLDS = ("answer_top_p", "reasoning_top_p")
+
+
+def thresholds_apart(sampling) -> list[str]:
+    """The per-span thresholds of ``sampling`` (``SamplingParams`` or the ``rollout`` config) that are
+    set and differ from its ``top_p``: the spans an engine must sample apart."""
+    return [name for name in SPAN_THRESHOLDS if getattr(sampling, name) not in (None, sampling.top_p)]
 
 
 def begins_answer(text: str) -> bool:
@@ -57,7 +64,8 @@ class SpanTopP(LogitsProcessor):
         self.answer_top_p = top_p if answer_top_p is None else answer_top_p
         self.reasoning_top_p = top_p if reasoning_top_p is None else reasoning_top_p
         # a tag may be split over tokens, and tokens may carry text before it: decode this many
-        self.tail = max(len(tokenizer(tag, add_special_tokens=False)["input_ids"]) for tag in (ANSWER_TAG, THINK_END)) + 1
+        self.tail = 1 + max(len(tokenizer(tag, add_special_tokens=False)["input_ids"])
+                            for tag in (ANSWER_TAG, THINK_END))
         self.reasoned: torch.Tensor | None = None  # rows that have written </think>
 
     def _tails(self, input_ids: torch.Tensor) -> list[str]:

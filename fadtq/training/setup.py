@@ -206,6 +206,7 @@ class Prepared:
     model_path: str | None
     benchmark: Path
     dataset: PairDataset  # every image decoded
+    plan: StepPlan  # for the launcher's world size
 
 
 def preflight(cfg: RunConfig) -> Prepared:
@@ -222,31 +223,32 @@ def preflight(cfg: RunConfig) -> Prepared:
     if engine.check is not None:
         engine.check(*policy_config(cfg))
     check_span_top_p(cfg, engine)
-    benchmark, dataset = prepare_data(cfg, prompts)
+    benchmark, dataset, plan = prepare_data(cfg, prompts)
     scorer = build_scorer(cfg.reward, cfg.judge, plugins, prompts)
     check_scoring(scorer, cfg.judge, plugins, prompts, estimator, cfg.advantage.options)
-    return Prepared(plugins, estimator, prompts, scorer, model_path, benchmark, dataset)
+    return Prepared(plugins, estimator, prompts, scorer, model_path, benchmark, dataset, plan)
 
 
 def check_span_top_p(cfg: RunConfig, engine: RolloutEngineFactory) -> None:
     """Refuse per-span top-p thresholds to an engine that samples every token with ``rollout.top_p``."""
-    apart = [f"rollout.{name}" for name in ("answer_top_p", "reasoning_top_p")
-             if getattr(cfg.rollout, name) not in (None, cfg.rollout.top_p)]
+    from fadtq.generation.span_top_p import thresholds_apart
+
+    apart = [f"rollout.{name}" for name in thresholds_apart(cfg.rollout)]
     if apart and not engine.honours_span_top_p:
         raise ConfigError(apart[0], f"the {engine.name} engine samples every token with rollout.top_p; set "
                           f"{' and '.join(apart)} to null (the CPU default sets both), or use an engine that "
                           "honours them (hf)")
 
 
-def prepare_data(cfg: RunConfig, prompts: PromptLibrary) -> tuple[Path, PairDataset]:
-    """The training pairs, every image decoded, after checking that a step fits them and the
-    ranks (the launcher's ``WORLD_SIZE``: the process group does not exist yet)."""
+def prepare_data(cfg: RunConfig, prompts: PromptLibrary) -> tuple[Path, PairDataset, StepPlan]:
+    """The training pairs, every image decoded, and the step plan that checks a step fits them and
+    the ranks (the launcher's ``WORLD_SIZE``: the process group does not exist yet)."""
     benchmark = training_benchmark(cfg)
     dataset = PairDataset(benchmark / "train.jsonl", cfg.data.loco_root, max_side=cfg.data.image_size,
                           prompts=prompts)
-    plan_steps(cfg, len(dataset), int(os.environ.get("WORLD_SIZE", "1")))
+    plan = plan_steps(cfg, len(dataset), int(os.environ.get("WORLD_SIZE", "1")))
     decode_images(dataset, dataset.rows, "checking images")
-    return benchmark, dataset
+    return benchmark, dataset, plan
 
 
 def run_metadata(cfg: RunConfig, prompts: PromptLibrary, plugins: Plugins, estimator: AdvantageEstimator,

@@ -12,7 +12,6 @@ is the plugin that ``rollout.engine`` names.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import signal
 import sys
@@ -39,8 +38,8 @@ from fadtq.training.dynamic_sampling import (choose_groups, concat_scoring, coun
 from fadtq.training.losses import LossInputs, token_mean
 from fadtq.training.step_metrics import MetricsLog, accuracy, reduce_over_ranks, step_metrics
 from fadtq.training.ptx import DescriptionLoss
-from fadtq.training.setup import (StepPlan, default_model_dir, load_train_config, new_run_dir, parse_args, plan_steps,
-                                  preflight, pretrained_model_dir, run_metadata)
+from fadtq.training.setup import (StepPlan, default_model_dir, load_train_config, new_run_dir, parse_args, preflight,
+                                  pretrained_model_dir, run_metadata)
 
 if TYPE_CHECKING:
     from fadtq.generation.engine import RolloutResult
@@ -74,8 +73,7 @@ class Trainer:
         benchmark = ready.benchmark
         param_dtype = "bf16" if cfg.model.dtype == "bfloat16" else "fp32"
         self.dataset = ready.dataset
-        # the launcher's world size: the process group the strategy builds next has the same
-        self.plan: StepPlan = plan_steps(cfg, len(self.dataset), int(os.environ.get("WORLD_SIZE", "1")))
+        self.plan: StepPlan = ready.plan
         self.strategy = build_strategy(
             zero_stage=cfg.deepspeed.zero_stage, micro_train_batch_size=self.plan.micro_batch_size,
             train_batch_size=cfg.rollout.prompts_per_step * cfg.rollout.group_size, param_dtype=param_dtype,
@@ -115,7 +113,8 @@ class Trainer:
         self.answer_vocabulary = answer_vocabulary(self.processor.tokenizer) \
             if cfg.train.answer_entropy_coef > 0 else None
         self.sampling = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
-                                       answer_top_p=cfg.rollout.answer_top_p, reasoning_top_p=cfg.rollout.reasoning_top_p,
+                                       answer_top_p=cfg.rollout.answer_top_p,
+                                       reasoning_top_p=cfg.rollout.reasoning_top_p,
                                        max_new_tokens=cfg.rollout.max_new_tokens,
                                        return_logprobs=self.engine.samples_from_copy)
         self.run_dir = run_dir

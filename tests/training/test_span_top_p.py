@@ -86,7 +86,8 @@ def test_the_reasoning_has_its_threshold_until_think_is_closed(tokenizer):
     rest of the generation, when the tag is no longer at the end of the text."""
     processor = SpanTopP(tokenizer, top_p=1.0, answer_top_p=None, temperature=1.0, reasoning_top_p=0.5)
     steps = [["<think>two", "<think>two"], ["<think>two parts", "<think>two</think>"],
-             ["<think>two parts.", "<think>two</think><answer>"], ["<think>two parts.</think>", "<think>two</think><answer>good"]]
+             ["<think>two parts.", "<think>two</think><answer>"],
+             ["<think>two parts.</think>", "<think>two</think><answer>good"]]
     rare = torch.full((2, len(tokenizer)), -30.0)
     rare[:, :3] = torch.tensor([math.log(0.6), math.log(0.37), math.log(0.03)])
     expected_reasoning = [[True, True], [True, False], [True, False], [False, False]]
