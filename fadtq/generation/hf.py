@@ -12,6 +12,7 @@ from fadtq.generation import batch
 from fadtq.generation.span_top_p import SpanTopP, thresholds_apart
 from fadtq.generation.engine import VISION_CONTROL_TOKENS, RolloutPrompt, RolloutResult, SamplingParams
 from fadtq.training.logprobs import token_distribution
+from fadtq.training.prompt_cache import rope_positions, run_prompts
 
 
 class HFRolloutEngine:
@@ -36,8 +37,9 @@ class HFRolloutEngine:
         if not prompts or n_samples < 1:
             raise FadtqError(f"rollout: need at least one prompt and one sample, got {len(prompts)} x {n_samples}")
         device = next(self.model.parameters()).device
-        inputs = batch.repeat_rows(batch.prompt_inputs(self.processor, prompts, device), n_samples)
-        output = self._sample(inputs, params)
+        distinct = batch.prompt_inputs(self.processor, prompts, device)
+        output = self._sample(distinct, n_samples, params)
+        inputs = batch.repeat_rows(distinct, n_samples)
         completions = output.sequences[:, inputs["input_ids"].shape[1]:]
         action_mask = self._action_mask(completions)
         rows = batch.completion_rows(self.processor, inputs, completions, action_mask, self.eos_token_ids)
@@ -49,11 +51,25 @@ class HFRolloutEngine:
         """Nothing to do: ``generate`` samples from the policy's own weights."""
 
     @torch.no_grad()
-    def _sample(self, inputs: dict[str, torch.Tensor], params: SamplingParams):
+    def _sample(self, prompts: dict[str, torch.Tensor], n_samples: int, params: SamplingParams):
+        """``n_samples`` completions per prompt. Each prompt but its last token runs once
+        (:mod:`fadtq.training.prompt_cache`); ``generate`` continues every row from its copy of the
+        cache, at the rotary positions of the full prompt."""
+        rows = torch.arange(len(prompts["input_ids"]), device=prompts["input_ids"].device).repeat_interleave(n_samples)
+        positions = rope_positions(self.model, prompts["input_ids"], prompts["mm_token_type_ids"],
+                                   prompts["image_grid_thw"], prompts["attention_mask"])
         was_training = self.model.training
         self.model.eval()
         try:
-            return self.model.generate(**inputs, generation_config=self._generation_config(params),
+            head = {key: value[:, :-1] for key, value in prompts.items()
+                    if key in ("input_ids", "attention_mask", "mm_token_type_ids")}
+            prompt = run_prompts(self.model, head | {"pixel_values": prompts["pixel_values"],
+                                                     "image_grid_thw": prompts["image_grid_thw"]},
+                                 positions[..., :-1], rows)
+            return self.model.generate(input_ids=prompts["input_ids"][rows],
+                                       attention_mask=prompts["attention_mask"][rows],
+                                       position_ids=positions[:, rows], past_key_values=prompt.cache,
+                                       generation_config=self._generation_config(params),
                                        logits_processor=self._logits_processors(params))
         finally:
             self.model.train(was_training)

@@ -39,9 +39,10 @@ def begins_answer(text: str) -> bool:
     return text.rstrip().endswith(ANSWER_TAG)
 
 
-def top_p_removed(scores: torch.Tensor, top_p: float) -> torch.Tensor:
+def top_p_removed(scores: torch.Tensor, top_p: float | torch.Tensor) -> torch.Tensor:
     """True for the tokens that top-p sampling never draws: the least likely ones whose probabilities
-    sum to at most ``1 - top_p`` (the most likely token always stays), as transformers' ``TopPLogitsWarper``."""
+    sum to at most ``1 - top_p`` (the most likely token always stays), as transformers' ``TopPLogitsWarper``.
+    ``top_p`` may be a ``(rows, 1)`` tensor: one threshold per row."""
     ordered, order = torch.sort(scores, descending=False)
     dropped = ordered.softmax(dim=-1).cumsum(dim=-1) <= 1 - top_p
     dropped[..., -1:] = False
@@ -71,25 +72,16 @@ class SpanTopP(LogitsProcessor):
     def _tails(self, input_ids: torch.Tensor) -> list[str]:
         return self.tokenizer.batch_decode(input_ids[:, -self.tail:], skip_special_tokens=False)
 
-    def answer_rows(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """True for the rows whose text so far ends with ``<answer>`` (and maybe whitespace)."""
-        return torch.tensor([begins_answer(tail) for tail in self._tails(input_ids)], device=input_ids.device)
-
-    def reasoning_rows(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """True for the rows that have not yet written ``</think>`` in this generation: called on
-        every new token, it latches the moment a row's text ends with the tag."""
-        closed = torch.tensor([tail.rstrip().endswith(THINK_END) for tail in self._tails(input_ids)],
-                              device=input_ids.device)
+    def thresholds(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Each row's threshold for its next token, ``(rows, 1)``. Called on every new token: a row's
+        reasoning ends (for good) the moment its text ends with ``</think>``."""
+        tails = self._tails(input_ids)
+        closed = torch.tensor([tail.rstrip().endswith(THINK_END) for tail in tails], device=input_ids.device)
         self.reasoned = closed if self.reasoned is None else self.reasoned | closed
-        return ~self.reasoned
+        answering = torch.tensor([begins_answer(tail) for tail in tails], device=input_ids.device)
+        thresholds = torch.where(~self.reasoned, self.reasoning_top_p, self.top_p)
+        return torch.where(answering, self.answer_top_p, thresholds).unsqueeze(-1)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        tempered = scores / self.temperature
-        removed = top_p_removed(tempered, self.top_p)
-        for rows, threshold in ((self.reasoning_rows, self.reasoning_top_p), (self.answer_rows, self.answer_top_p)):
-            if threshold == self.top_p:
-                continue
-            chosen = rows(input_ids)
-            if chosen.any():
-                removed = torch.where(chosen.unsqueeze(-1), top_p_removed(tempered, threshold), removed)
+        removed = top_p_removed(scores / self.temperature, self.thresholds(input_ids).to(scores.dtype))
         return scores.masked_fill(removed, float("-inf"))

@@ -3,9 +3,10 @@
 The training forward must describe the same distribution the rollout sampled from, or the policy
 gradient is computed for a different policy. Three things make them equal here:
 
-- the full sequence (left-padded prompt + right-padded completion) is scored with its attention
-  mask and ``mm_token_type_ids`` for prompt *and* response: transformers 5.19 derives Qwen2.5-VL's
-  3-D rotary positions from it, and without it they are wrong (about 1e-3 off);
+- the rotary positions come from the full sequence (left-padded prompt + right-padded completion),
+  its attention mask and ``mm_token_type_ids`` for prompt *and* response, as Qwen2.5-VL derives
+  them (any other positions are about 1e-3 off); each distinct prompt then runs once and the
+  completions on its cache (:mod:`fadtq.training.prompt_cache`);
 - logits are divided by the sampling temperature;
 - the tokens the rollout never samples (the vision control tokens) get probability zero, as
   ``suppress_tokens`` gave them during generation.
@@ -17,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+
+from fadtq.training.prompt_cache import rope_positions, run_prompts
 
 
 @dataclass
@@ -40,14 +43,15 @@ class ScoringInputs:
     images_per_row: torch.Tensor
     rollout_logprobs: torch.Tensor | None = None
 
+    @property
+    def prompt_length(self) -> int:
+        return self.sequences.shape[1] - self.action_mask.shape[1]
+
     def select(self, rows: Sequence[int]) -> ScoringInputs:
         """The inputs of ``rows`` only (for micro-batches), images and patches included."""
         index = torch.as_tensor(list(rows), dtype=torch.long)
-        image_start = torch.cumsum(self.images_per_row, 0) - self.images_per_row
-        patches = self.image_grid_thw.prod(dim=-1)
-        patch_start = torch.cumsum(patches, 0) - patches
-        images = [i for row in index.tolist() for i in range(image_start[row], image_start[row] + self.images_per_row[row])]
-        patch_rows = [p for i in images for p in range(patch_start[i], patch_start[i] + patches[i])]
+        images = [i for row in index.tolist() for i in self._images_of(row)]
+        patch_rows = [p for i in images for p in self._patches_of(i)]
         return ScoringInputs(
             sequences=self.sequences[index],
             attention_mask=self.attention_mask[index],
@@ -58,6 +62,40 @@ class ScoringInputs:
             images_per_row=self.images_per_row[index],
             rollout_logprobs=None if self.rollout_logprobs is None else self.rollout_logprobs[index],
         )
+
+    def distinct_prompts(self) -> tuple[list[int], torch.Tensor]:
+        """The first row of each run of consecutive rows with the same prompt (tokens, padding and
+        images), and for every row the number of its run: a group's rows form one run."""
+        first, runs = [0], [0]
+        for row in range(1, len(self.sequences)):
+            if not self._same_prompt(row - 1, row):
+                first.append(row)
+            runs.append(len(first) - 1)
+        return first, torch.as_tensor(runs, dtype=torch.long, device=self.sequences.device)
+
+    def _same_prompt(self, a: int, b: int) -> bool:
+        prompt = self.prompt_length
+        if not (torch.equal(self.sequences[a, :prompt], self.sequences[b, :prompt])
+                and torch.equal(self.attention_mask[a, :prompt], self.attention_mask[b, :prompt])):
+            return False
+        images_a, images_b = self._images_of(a), self._images_of(b)
+        return len(images_a) == len(images_b) and all(
+            torch.equal(self.image_grid_thw[i], self.image_grid_thw[j])
+            and torch.equal(self._pixels_of(i), self._pixels_of(j))
+            for i, j in zip(images_a, images_b))
+
+    def _images_of(self, row: int) -> range:
+        start = int(self.images_per_row[:row].sum())
+        return range(start, start + int(self.images_per_row[row]))
+
+    def _patches_of(self, image: int) -> range:
+        patches = self.image_grid_thw.prod(dim=-1)
+        start = int(patches[:image].sum())
+        return range(start, start + int(patches[image]))
+
+    def _pixels_of(self, image: int) -> torch.Tensor:
+        patches = self._patches_of(image)
+        return self.pixel_values[patches.start:patches.stop]
 
 
 @dataclass
@@ -94,16 +132,7 @@ def completion_logprobs(
     engine wrapping it). Gradients flow when called outside ``torch.no_grad``.
     """
     completion_len = inputs.action_mask.shape[1]
-    output = model(
-        input_ids=inputs.sequences,
-        attention_mask=inputs.attention_mask,
-        mm_token_type_ids=inputs.mm_token_type_ids,
-        pixel_values=inputs.pixel_values,
-        image_grid_thw=inputs.image_grid_thw,
-        use_cache=False,
-    )
-    # The logits at position t predict token t + 1: keep those that predict completion tokens.
-    logits = output.logits[:, -completion_len - 1 : -1]
+    logits = completion_logits(model, inputs)
     log_dist = token_distribution(logits, temperature, suppress_token_ids)
     targets = inputs.sequences[:, -completion_len:]
     mask = inputs.action_mask.bool()
@@ -115,3 +144,21 @@ def completion_logprobs(
         entropy = torch.where(mask, -(log_dist.exp() * log_dist.nan_to_num(neginf=0.0)).sum(-1), zero)
     gathered = log_dist[..., list(gather_ids)] if gather_ids else None
     return TokenStats(logprobs=logprobs, entropy=entropy, gathered=gathered)
+
+
+def completion_logits(model: torch.nn.Module, inputs: ScoringInputs) -> torch.Tensor:
+    """The ``(N, C, vocab)`` logits that predict each completion token: each distinct prompt runs
+    once (:mod:`fadtq.training.prompt_cache`), then every row's completion on its prompt's cache."""
+    prompt_len = inputs.prompt_length
+    first, runs = inputs.distinct_prompts()
+    distinct = inputs.select(first)
+    positions = rope_positions(model, inputs.sequences, inputs.mm_token_type_ids, inputs.image_grid_thw,
+                               inputs.attention_mask)
+    prompts = {"input_ids": distinct.sequences[:, :prompt_len], "attention_mask": distinct.attention_mask[:, :prompt_len],
+               "mm_token_type_ids": distinct.mm_token_type_ids[:, :prompt_len], "pixel_values": distinct.pixel_values,
+               "image_grid_thw": distinct.image_grid_thw}
+    prompt = run_prompts(model, prompts, positions[:, first, :prompt_len], runs)
+    completions = model(input_ids=inputs.sequences[:, prompt_len:], attention_mask=inputs.attention_mask,
+                        position_ids=positions[:, :, prompt_len:], past_key_values=prompt.cache, use_cache=True)
+    # The logits at position t predict token t + 1: the last prompt token's predict the first one.
+    return torch.cat([prompt.last_logits.unsqueeze(1), completions.logits[:, :-1]], dim=1)

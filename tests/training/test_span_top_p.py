@@ -43,7 +43,7 @@ def test_only_the_word_after_answer_is_drawn_with_the_answer_threshold(tokenizer
     texts = ["<think>two parts</think><answer>", "<think>two parts</think><answer> ", "<think>two parts</think>",
              "<think>an <answer> tag was named"]
     processor = SpanTopP(tokenizer, top_p=0.9, answer_top_p=1.0, temperature=1.0)
-    assert processor.answer_rows(_ids(tokenizer, texts)).tolist() == [True, True, False, False]
+    assert processor.thresholds(_ids(tokenizer, texts)).squeeze(-1).tolist() == pytest.approx([1.0, 1.0, 0.9, 0.9])
     rare = torch.full((4, len(tokenizer)), -30.0)
     rare[:, :3] = torch.tensor([math.log(0.6), math.log(0.37), math.log(0.03)])  # the third: 3%, below 1 - 0.9
     out = processor(_ids(tokenizer, texts), rare.clone())

@@ -1,0 +1,53 @@
+"""Each distinct prompt runs through the model once; the rows that share it share its cache.
+
+A group's rollouts have the same prompt: the question and both images, six in seven of a CPU-
+default row's tokens. The sampler and the scoring forward therefore run each distinct prompt
+once, keep its key/value cache, and give every row a copy of its prompt's cache
+(``DynamicCache.batch_select_indices``); only the completions run once per row. The copies are
+made by indexing, so gradients from every row flow back into the shared prompt: log-probabilities
+and gradients equal those of the full forward of each row (``tests/training/test_prompt_cache.py``),
+for a fraction of the work (``bench/bench_prompt_cache.py``).
+
+Positions are passed explicitly: Qwen2.5-VL derives its 3-D rotary positions from the images of
+the *whole* sequence, which a forward over the completions alone cannot see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import Cache
+
+
+@dataclass
+class PromptCache:
+    """``last_logits`` ``(rows, vocab)``: the logits at each row's last prompt token (they predict the
+    first completion token); ``cache``: each row's copy of its prompt's keys and values."""
+
+    last_logits: torch.Tensor
+    cache: Cache
+
+
+def hf_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The Hugging Face model itself, inside a DeepSpeed engine or not."""
+    return getattr(model, "module", model)
+
+
+def rope_positions(model: torch.nn.Module, input_ids: torch.Tensor, mm_token_type_ids: torch.Tensor,
+                   image_grid_thw: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The ``(3, rows, length)`` rotary positions Qwen2.5-VL's own forward derives for these rows."""
+    positions, _ = hf_model(model).model.get_rope_index(
+        input_ids, mm_token_type_ids=mm_token_type_ids, image_grid_thw=image_grid_thw, attention_mask=attention_mask)
+    return positions
+
+
+def run_prompts(model: torch.nn.Module, prompts: dict[str, torch.Tensor], positions: torch.Tensor,
+                rows: torch.Tensor) -> PromptCache:
+    """Run the distinct ``prompts`` (``input_ids``, ``attention_mask``, ``mm_token_type_ids``,
+    ``pixel_values``, ``image_grid_thw``) at ``positions`` once, and copy the result to ``rows``:
+    row ``i`` gets the cache of prompt ``rows[i]``."""
+    output = model(**prompts, position_ids=positions, use_cache=True, logits_to_keep=1)
+    cache = output.past_key_values
+    cache.batch_select_indices(rows)
+    return PromptCache(last_logits=output.logits[rows, -1], cache=cache)
