@@ -1,11 +1,12 @@
 """Each distinct image encoded once per forward pass.
 
-A rollout group repeats its prompt, with both images, once per sample, so a step's batch holds every
-image ``group_size`` times, in generation and again in the update. Qwen2.5-VL's vision tower encodes
-images independently (its attention never crosses from one image to another), so encoding each
-distinct image once and repeating its features gives the same features bit for bit
-(``tests/training/test_distinct_images.py``) at a fraction of the tower's cost. Gradients stay exact
-too: autograd sums the repeated features' gradients into the one encoding.
+The prompt cache (``fadtq/training/prompt_cache.py``) already runs each distinct prompt once; distinct
+prompts still share images: the pairs of a category draw their references from a few normal images
+(200 for the CPU default's 1,800 training pairs), so a batch may hold one reference several times.
+Qwen2.5-VL's vision tower encodes images independently (its attention never crosses from one image
+to another), so encoding each distinct image once and repeating its features gives the same
+features bit for bit (``tests/training/test_distinct_images.py``). Gradients stay exact too:
+autograd sums the repeated features' gradients into the one encoding.
 """
 
 from __future__ import annotations

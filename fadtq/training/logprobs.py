@@ -14,6 +14,7 @@ gradient is computed for a different policy. Three things make them equal here:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -50,8 +51,9 @@ class ScoringInputs:
     def select(self, rows: Sequence[int]) -> ScoringInputs:
         """The inputs of ``rows`` only (for micro-batches), images and patches included."""
         index = torch.as_tensor(list(rows), dtype=torch.long)
-        images = [i for row in index.tolist() for i in self._images_of(row)]
-        patch_rows = [p for i in images for p in self._patches_of(i)]
+        row_images, image_patches = self._row_images(), self._image_patches()
+        images = [i for row in index.tolist() for i in row_images[row]]
+        patch_rows = [p for i in images for p in image_patches[i]]
         return ScoringInputs(
             sequences=self.sequences[index],
             attention_mask=self.attention_mask[index],
@@ -66,36 +68,35 @@ class ScoringInputs:
     def distinct_prompts(self) -> tuple[list[int], torch.Tensor]:
         """The first row of each run of consecutive rows with the same prompt (tokens, padding and
         images), and for every row the number of its run: a group's rows form one run."""
+        row_images, image_patches = self._row_images(), self._image_patches()
+
+        def pixels(image: int) -> torch.Tensor:
+            return self.pixel_values[image_patches[image].start:image_patches[image].stop]
+
+        def same_prompt(a: int, b: int) -> bool:
+            prompt = self.prompt_length
+            return (torch.equal(self.sequences[a, :prompt], self.sequences[b, :prompt])
+                    and torch.equal(self.attention_mask[a, :prompt], self.attention_mask[b, :prompt])
+                    and len(row_images[a]) == len(row_images[b])
+                    and all(torch.equal(self.image_grid_thw[i], self.image_grid_thw[j])
+                            and torch.equal(pixels(i), pixels(j)) for i, j in zip(row_images[a], row_images[b])))
+
         first, runs = [0], [0]
         for row in range(1, len(self.sequences)):
-            if not self._same_prompt(row - 1, row):
+            if not same_prompt(row - 1, row):
                 first.append(row)
             runs.append(len(first) - 1)
         return first, torch.as_tensor(runs, dtype=torch.long, device=self.sequences.device)
 
-    def _same_prompt(self, a: int, b: int) -> bool:
-        prompt = self.prompt_length
-        if not (torch.equal(self.sequences[a, :prompt], self.sequences[b, :prompt])
-                and torch.equal(self.attention_mask[a, :prompt], self.attention_mask[b, :prompt])):
-            return False
-        images_a, images_b = self._images_of(a), self._images_of(b)
-        return len(images_a) == len(images_b) and all(
-            torch.equal(self.image_grid_thw[i], self.image_grid_thw[j])
-            and torch.equal(self._pixels_of(i), self._pixels_of(j))
-            for i, j in zip(images_a, images_b))
+    def _row_images(self) -> list[range]:
+        """Each row's images, as indices into ``image_grid_thw``."""
+        counts = self.images_per_row.tolist()
+        return [range(end - count, end) for end, count in zip(itertools.accumulate(counts), counts)]
 
-    def _images_of(self, row: int) -> range:
-        start = int(self.images_per_row[:row].sum())
-        return range(start, start + int(self.images_per_row[row]))
-
-    def _patches_of(self, image: int) -> range:
-        patches = self.image_grid_thw.prod(dim=-1)
-        start = int(patches[:image].sum())
-        return range(start, start + int(patches[image]))
-
-    def _pixels_of(self, image: int) -> torch.Tensor:
-        patches = self._patches_of(image)
-        return self.pixel_values[patches.start:patches.stop]
+    def _image_patches(self) -> list[range]:
+        """Each image's patches, as indices into ``pixel_values``."""
+        sizes = self.image_grid_thw.prod(dim=-1).tolist()
+        return [range(end - size, end) for end, size in zip(itertools.accumulate(sizes), sizes)]
 
 
 @dataclass
@@ -154,9 +155,10 @@ def completion_logits(model: torch.nn.Module, inputs: ScoringInputs) -> torch.Te
     distinct = inputs.select(first)
     positions = rope_positions(model, inputs.sequences, inputs.mm_token_type_ids, inputs.image_grid_thw,
                                inputs.attention_mask)
-    prompts = {"input_ids": distinct.sequences[:, :prompt_len], "attention_mask": distinct.attention_mask[:, :prompt_len],
-               "mm_token_type_ids": distinct.mm_token_type_ids[:, :prompt_len], "pixel_values": distinct.pixel_values,
-               "image_grid_thw": distinct.image_grid_thw}
+    prompts = {"input_ids": distinct.sequences[:, :prompt_len],
+               "attention_mask": distinct.attention_mask[:, :prompt_len],
+               "mm_token_type_ids": distinct.mm_token_type_ids[:, :prompt_len],
+               "pixel_values": distinct.pixel_values, "image_grid_thw": distinct.image_grid_thw}
     prompt = run_prompts(model, prompts, positions[:, first, :prompt_len], runs)
     completions = model(input_ids=inputs.sequences[:, prompt_len:], attention_mask=inputs.attention_mask,
                         position_ids=positions[:, :, prompt_len:], past_key_values=prompt.cache, use_cache=True)

@@ -71,7 +71,8 @@ def test_gradients_through_the_shared_prompt_equal_the_full_forwards(engine, sco
     """The cache copies pass every row's gradient back into its prompt, vision tower included."""
     suppress = engine.suppressed_token_ids
     weights = torch.linspace(-1.0, 1.0, scoring.action_mask.numel()).view_as(scoring.action_mask)
-    shared = gradients(engine.model, (weights * completion_logprobs(engine.model, scoring, 1.0, suppress).logprobs).sum())
+    shared_logprobs = completion_logprobs(engine.model, scoring, 1.0, suppress).logprobs
+    shared = gradients(engine.model, (weights * shared_logprobs).sum())
     reference = gradients(engine.model, (weights * full_forward_logprobs(engine.model, scoring, suppress)).sum())
     assert shared.keys() == reference.keys() and any("visual" in name for name in shared)
     for name, grad in reference.items():
