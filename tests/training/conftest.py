@@ -1,4 +1,5 @@
-"""Fixtures for the training tests: one tiny Qwen2.5-VL per session, and two image-pair prompts."""
+"""Fixtures for the training tests: one tiny Qwen2.5-VL per session, the hf engine on it, and two
+image-pair prompts."""
 
 from __future__ import annotations
 
@@ -13,6 +14,18 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from fadtq.training.tiny_model import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("tiny-qwen2.5-vl"), size="tiny", seed=0)
+
+
+@pytest.fixture
+def engine(tiny_model_dir: Path):
+    """The hf rollout engine on a fresh copy of the tiny model (tests may hook or train it)."""
+    from transformers import AutoModelForImageTextToText
+
+    from fadtq.generation.hf import HFRolloutEngine
+    from fadtq.training.processor import load_processor
+
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir, attn_implementation="sdpa")
+    return HFRolloutEngine(model, load_processor(tiny_model_dir))
 
 
 def _pair(shade: int) -> tuple[Image.Image, Image.Image]:

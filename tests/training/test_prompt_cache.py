@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoModelForImageTextToText
 
 from fadtq.generation import batch
 from fadtq.generation.engine import SamplingParams
-from fadtq.generation.hf import HFRolloutEngine
 from fadtq.training.logprobs import ScoringInputs, completion_logprobs, token_distribution
-from fadtq.training.processor import load_processor
 
 PARAMS = SamplingParams(temperature=1.0, top_p=0.9, max_new_tokens=16, return_logprobs=True)
-
-
-@pytest.fixture
-def engine(tiny_model_dir) -> HFRolloutEngine:
-    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir, attn_implementation="sdpa")
-    return HFRolloutEngine(model, load_processor(tiny_model_dir))
 
 
 @pytest.fixture
