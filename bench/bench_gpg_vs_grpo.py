@@ -8,7 +8,7 @@ policy-gradient loss, the old-log-prob forward). Both variants run the same prom
 completion length and rollout seeds; each variant runs in its own subprocess so its peak memory
 is clean, and the rounds alternate which variant goes first, so load from other jobs on the machine
 hits both alike. Per-step figures are medians over all timed steps of all rounds; the reference
-forward is timed by wrapping ``completion_logprobs`` (see ``benchlib.ForwardTimer``).
+and old-log-prob forwards are the trainer's own ``time/reference`` and ``time/old_logprobs``.
 
 Two setups (the numeric flags default to the setup's values):
 

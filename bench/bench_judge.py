@@ -19,22 +19,22 @@ Writes ``bench/results/judge.json`` atomically and prints the ratios.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
+import sys
 import time
 from pathlib import Path
 
-from fadtq.api import JudgeItem
-from fadtq.composition import PluginChoice, RewardConfig, TermConfig
-from fadtq.files import atomic_write_json
-from fadtq.judges.server import TINY_SERVED_NAME, serve
-from fadtq.plugin_manager import default_plugins
-from fadtq.prompts import PromptLibrary
-from fadtq.rollout import Rollout
-from fadtq.scoring import build_scorer
-from fadtq.serving.vllm_server import detect_device, free_port
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-HERE = Path(__file__).resolve().parent
+import benchlib  # noqa: E402
+from fadtq.api import JudgeItem  # noqa: E402
+from fadtq.composition import PluginChoice, RewardConfig, TermConfig  # noqa: E402
+from fadtq.judges.server import TINY_SERVED_NAME, serve  # noqa: E402
+from fadtq.plugin_manager import default_plugins  # noqa: E402
+from fadtq.prompts import PromptLibrary  # noqa: E402
+from fadtq.rollout import Rollout  # noqa: E402
+from fadtq.scoring import build_scorer  # noqa: E402
+from fadtq.serving.vllm_server import detect_device, free_port  # noqa: E402
+
 LABELS = ("good", "structural", "logical")
 BATCH = 256
 GROUP = 4
@@ -112,8 +112,7 @@ def run(options: dict, args: argparse.Namespace) -> dict:
         "other_step_seconds_assumed": args.other_step_seconds,
         "judge_share_of_step": round(share, 4),
         "model": options["model"],
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
+        **benchlib.host(),
     }
 
 
@@ -124,6 +123,7 @@ def main() -> None:
     parser.add_argument("--base-url")
     parser.add_argument("--model", default=TINY_SERVED_NAME)
     args = parser.parse_args()
+    benchlib.unpin_threads()  # the judge server under test runs with the threads it would have without benchlib
     server = None if args.base_url else serve("tiny", free_port(), detect_device())
     options = {"base_urls": [args.base_url or server.base_url], "model": args.model if args.base_url else server.model}
     try:
@@ -131,7 +131,7 @@ def main() -> None:
     finally:
         if server is not None:
             server.stop()
-    atomic_write_json(HERE / "results" / "judge.json", result)
+    benchlib.atomic_write_json(benchlib.RESULTS / "judge.json", result)
     s = result["scoring"]
     print(f"{BATCH} judge requests: {result['seconds_concurrent']:.2f} s with {args.concurrency} in flight vs "
           f"{result['seconds_one_at_a_time']:.2f} s one at a time = {result['speedup']:.1f}x")

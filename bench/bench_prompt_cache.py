@@ -1,4 +1,4 @@
-"""Each distinct prompt run once (``fadtq/training/prompt_cache.py``) against every row's full prompt.
+"""Each distinct prompt run once (``fadtq/policy/prompt_cache.py``) against every row's full prompt.
 
 Usage: .venv/bin/python bench/bench_prompt_cache.py [--prompts 12] [--groups 4,8] [--tokens 48] [--repeats 5]
 
@@ -33,8 +33,8 @@ def load_policy():
 
     from fadtq.generation.hf import HFRolloutEngine
     from fadtq.run_config import load_run_config
-    from fadtq.training.processor import load_processor
-    from fadtq.training.setup import pretrained_model_dir
+    from fadtq.policy.processor import load_processor
+    from fadtq.pretraining.default_policy import pretrained_model_dir
 
     path = pretrained_model_dir(load_run_config("cpu_default"))
     model = AutoModelForImageTextToText.from_pretrained(str(path), dtype=torch.float32, attn_implementation="sdpa")
@@ -47,7 +47,7 @@ def look_alike_prompts(count: int):
     from fadtq.data.dataset import PairDataset
     from fadtq.generation.engine import RolloutPrompt
     from fadtq.run_config import load_run_config
-    from fadtq.training.setup import training_benchmark
+    from fadtq.training.preflight import training_benchmark
 
     cfg = load_run_config("cpu_default")
     dataset = PairDataset(training_benchmark(cfg) / "train.jsonl", max_side=cfg.data.image_size)
@@ -58,7 +58,7 @@ def full_forward_logprobs(model, inputs, suppress):
     """Every row's whole sequence in one forward: what the trainer ran before the prompt cache."""
     import torch
 
-    from fadtq.training.logprobs import token_distribution
+    from fadtq.policy.logprobs import token_distribution
 
     completion_len = inputs.action_mask.shape[1]
     logits = model(input_ids=inputs.sequences, attention_mask=inputs.attention_mask,
@@ -87,7 +87,7 @@ def measure(engine, prompts, group: int, tokens: int, repeats: int) -> dict:
 
     from fadtq.generation import batch
     from fadtq.generation.engine import SamplingParams
-    from fadtq.training.logprobs import completion_logprobs
+    from fadtq.policy.logprobs import completion_logprobs
 
     params = SamplingParams(temperature=1.0, top_p=0.9, max_new_tokens=tokens)
     model, suppress = engine.model, engine.suppressed_token_ids
@@ -143,7 +143,7 @@ def main() -> None:
               f"{row['generation_seconds']['shared']:.3f} s ({row['generation_speedup']}x); "
               f"largest log-prob difference {row['max_logprob_difference']:.1e}")
     out = benchlib.RESULTS / "prompt_cache.json"
-    benchlib.atomic_write_json(out, {"command": "bench/bench_prompt_cache.py " + " ".join(sys.argv[1:]),
+    benchlib.atomic_write_json(out, {"command": benchlib.command_line(),
                                      "machine": benchlib.machine(), "results": rows})
     print(f"wrote {out}")
 

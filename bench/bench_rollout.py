@@ -15,8 +15,8 @@ pretrained policy) and group size (the default's 4 and four times it), both engi
 
 Each (engine, model, group, kind) runs in a subprocess of its own, one thread, the two engines side
 by side for the same setting, so load from other jobs hits both alike. Writes
-``bench/results/rollout.json`` atomically and prints vLLM/hf ratios. The issue's CPU target: vLLM at
-least 2x the throughput of hf on the ``small`` model.
+``bench/results/rollout.json`` atomically and prints vLLM/hf ratios (docs/benchmarks.md compares the
+``small`` model's CPU throughput ratio with 2x).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ ENGINES = ("hf", "vllm")
 
 def policy_dir(model: str) -> Path:
     from fadtq.run_config import load_run_config
-    from fadtq.training.setup import pretrained_model_dir
+    from fadtq.pretraining.default_policy import pretrained_model_dir
 
     return pretrained_model_dir(load_run_config("cpu_default")) if model == "default" else benchlib.cached_model(model)
 
@@ -45,7 +45,7 @@ def build_engine(name: str, model_dir: Path):
     from transformers import AutoModelForImageTextToText
 
     from fadtq.plugin_manager import default_plugins
-    from fadtq.training.processor import load_processor
+    from fadtq.policy.processor import load_processor
 
     model = AutoModelForImageTextToText.from_pretrained(str(model_dir), dtype=torch.float32)
     return default_plugins().engines.get(name).build(model.eval(), load_processor(model_dir))
@@ -55,7 +55,7 @@ def look_alike_prompts(count: int, image_size: int):
     from fadtq.data.dataset import PairDataset
     from fadtq.generation.engine import RolloutPrompt
     from fadtq.run_config import load_run_config
-    from fadtq.training.setup import training_benchmark
+    from fadtq.training.preflight import training_benchmark
 
     dataset = PairDataset(training_benchmark(load_run_config("cpu_default")) / "train.jsonl", max_side=image_size)
     return [RolloutPrompt(p.ref_image, p.test_image, p.messages) for p in (dataset[i] for i in range(count))]
@@ -139,7 +139,7 @@ def main() -> int:
                          f"({row['step_speedup']:.2f}x)")
             print(lines[-1], flush=True)
     benchlib.atomic_write_json(benchlib.RESULTS / "rollout.json", {
-        "command": "bench/bench_rollout.py " + " ".join(sys.argv[1:]), "machine": benchlib.machine(),
+        "command": benchlib.command_line(), "machine": benchlib.machine(),
         "prompts": args.prompts, "tokens": args.tokens, "calls": args.calls, "steps": args.steps,
         "settings": settings})
     print("vLLM / hf (hf -> vllm):\n" + "\n".join(lines))

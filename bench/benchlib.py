@@ -4,6 +4,8 @@ Every variant runs in a subprocess of its own, so its peak RSS (``ru_maxrss``) i
 not the high-water mark of whatever ran before it in the driver. Workers print one JSON line
 prefixed with :data:`RESULT_TAG`; everything else they print (logs, progress bars) is ignored.
 
+The scripts in ``tools/`` (not benchmarks) import it for :func:`one_thread` and its thread pinning.
+
 Not a test module: pytest only collects ``tests/`` (pyproject ``testpaths``).
 """
 
@@ -11,7 +13,9 @@ from __future__ import annotations
 
 import os
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+INHERITED_THREADS = {var: os.environ.get(var) for var in THREAD_VARS}  # as this process started; see unpin_threads
+for _var in THREAD_VARS:
     os.environ[_var] = "1"
 
 import json  # noqa: E402
@@ -46,6 +50,16 @@ def one_thread() -> None:
         pass
 
 
+def unpin_threads() -> None:
+    """Give the environment back the thread settings this process started with, so that a
+    subprocess started after this (a server under test) uses the machine as it would without benchlib."""
+    for var, value in INHERITED_THREADS.items():
+        if value is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = value
+
+
 def peak_rss_mb() -> float:
     """This process's resident-set high-water mark in MiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -62,8 +76,7 @@ def emit(result: dict) -> None:
 
 def run_worker(cmd: list[str], timeout: float = 600, env: dict[str, str] | None = None) -> dict:
     """Run a worker subprocess and return its tagged JSON result; a failure shows its output tail."""
-    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-                "TOKENIZERS_PARALLELISM": "false", **(env or {})}
+    full_env = {**os.environ, **dict.fromkeys(THREAD_VARS, "1"), "TOKENIZERS_PARALLELISM": "false", **(env or {})}
     proc = subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout)
     lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_TAG)]
     if proc.returncode != 0 or not lines:
@@ -72,9 +85,18 @@ def run_worker(cmd: list[str], timeout: float = 600, env: dict[str, str] | None 
     return json.loads(lines[-1][len(RESULT_TAG):])
 
 
+def host() -> dict:
+    """The machine's CPU count and Python version (what a result that is not pinned to one thread records)."""
+    return {"cpu_count": os.cpu_count(), "python": platform.python_version()}
+
+
 def machine() -> dict:
-    return {"cpu_count": os.cpu_count(), "python": platform.python_version(), "threads": 1,
-            "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    return {**host(), "threads": 1, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def command_line() -> str:
+    """How this script was run, as its results record it: its path from the repository root and its arguments."""
+    return " ".join([Path(sys.argv[0]).resolve().relative_to(REPO).as_posix(), *sys.argv[1:]])
 
 
 def cached_model(size: str, seed: int = 0) -> Path:
@@ -82,7 +104,7 @@ def cached_model(size: str, seed: int = 0) -> Path:
     preset drawn on the GPU leaves its memory cached in this process: it is handed back here."""
     import torch
 
-    from fadtq.training.setup import default_model_dir
+    from fadtq.pretraining.default_policy import default_model_dir
 
     path = default_model_dir(size, seed, 0, None)
     torch.cuda.empty_cache()  # a no-op where CUDA was never initialised
@@ -118,48 +140,14 @@ def trainer_config(estimator: str, model_dir: Path, prompts: int, group: int, to
     })
 
 
-class ForwardTimer:
-    """Times ``completion_logprobs`` calls by kind, wrapping the module attribute the trainer imports.
-
-    ``Trainer.update`` imports ``completion_logprobs`` at call time, so replacing the attribute of
-    :mod:`fadtq.training.logprobs` reaches it without touching the trainer. A call on the
-    reference model is a reference forward; a no-grad call on the policy is the old-log-prob
-    forward; a call with gradients is the training forward (its backward is in ``time/update``).
-    """
-
-    def __init__(self, trainer) -> None:
-        import fadtq.training.logprobs as logprobs
-
-        self.seconds = {"reference": 0.0, "old_logprobs": 0.0, "train_forward": 0.0}
-        self._module = logprobs
-        self._inner = logprobs.completion_logprobs
-        self._reference = trainer.reference.model.module if trainer.reference is not None else None
-        logprobs.completion_logprobs = self._timed
-
-    def _timed(self, model, *args, **kwargs):
-        import torch
-
-        synchronize()
-        started = time.perf_counter()
-        out = self._inner(model, *args, **kwargs)
-        synchronize()
-        kind = ("reference" if self._reference is not None and model is self._reference
-                else "train_forward" if torch.is_grad_enabled() else "old_logprobs")
-        self.seconds[kind] += time.perf_counter() - started
-        return out
-
-    def take(self) -> dict[str, float]:
-        """The seconds since the last call, by kind, and reset."""
-        out, self.seconds = self.seconds, dict.fromkeys(self.seconds, 0.0)
-        return out
-
-
 def fixed_pairs(trainer, indices: list[int], prompts: int):
     """Make step ``s`` use dataset rows ``indices[s*prompts:(s+1)*prompts]`` (the TRL side gets the same)."""
+    dataset = trainer.sampler.dataset
+
     def step_pairs(step: int) -> list:
         chosen = indices[(step * prompts) % len(indices):][:prompts]
-        return [trainer.dataset[i] for i in chosen]
-    trainer.step_pairs = step_pairs
+        return [dataset[i] for i in chosen]
+    trainer.sampler.step_pairs = step_pairs
 
 
 def time_trainer(estimator: str, model_dir: Path, *, prompts: int, group: int, tokens: int, image_size: int,
@@ -172,22 +160,19 @@ def time_trainer(estimator: str, model_dir: Path, *, prompts: int, group: int, t
     """
     import torch
 
-    from fadtq.training import cpu_compat
-    from fadtq.training.trainer import Trainer
+    from fadtq.commands.train import build
 
     one_thread()
-    cpu_compat.apply()
     cfg = trainer_config(estimator, model_dir, prompts, group, tokens, image_size, f"bench-{estimator}-{os.getpid()}",
                          preset, overrides)
     SCRATCH.mkdir(parents=True, exist_ok=True)
     built = time.perf_counter()
-    trainer = Trainer(cfg, SCRATCH / cfg.output.name)
+    trainer = build(cfg, SCRATCH / cfg.output.name)
     synchronize()
     build_seconds = time.perf_counter() - built
     after_build = gpu_memory_mb()
     if indices is not None:
         fixed_pairs(trainer, indices, prompts)
-    timer = ForwardTimer(trainer)
     rows = []
     for step in range(warmup + steps):
         torch.manual_seed(seed * 1000 + step)  # the same rollouts' randomness for every variant
@@ -196,10 +181,10 @@ def time_trainer(estimator: str, model_dir: Path, *, prompts: int, group: int, t
         metrics, _ = trainer.train_step(step)
         synchronize()
         total = time.perf_counter() - started
-        forwards = timer.take()
         if step >= warmup:
             rows.append({"step": total, "generate": metrics["time/generate"], "score": metrics["time/score"],
-                         "update": metrics["time/update"], "weight_sync": metrics["time/weight_sync"], **forwards,
+                         "update": metrics["time/update"], "weight_sync": metrics["time/weight_sync"],
+                         **{phase: metrics.get(f"time/{phase}", 0.0) for phase in ("reference", "old_logprobs")},
                          "tokens": metrics["length/tokens"]})
     params = sum(p.numel() for p in trainer.policy_model.parameters())
     shutil.rmtree(trainer.run_dir, ignore_errors=True)

@@ -15,7 +15,7 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from benchlib import RESULTS, atomic_write_json, one_thread
+from benchlib import RESULTS, atomic_write_json, command_line, one_thread
 
 
 def fact_name(phrase: str) -> str:
@@ -36,14 +36,14 @@ def main() -> int:
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from fadtq.generation.engine import VISION_CONTROL_TOKENS
     from fadtq.prompts import PromptLibrary
-    from fadtq.training.pretrain import VALIDATION_OFFSET, PretrainRecipe, examples
-    from fadtq.training.processor import load_processor
+    from fadtq.pretraining.pretrain import VALIDATION_OFFSET, PretrainRecipe, examples
+    from fadtq.policy.family import family_of_model
+    from fadtq.policy.processor import load_processor
 
     model = AutoModelForImageTextToText.from_pretrained(args.model, dtype=torch.float32).eval()
     processor = load_processor(args.model)
-    suppress = processor.tokenizer.convert_tokens_to_ids(list(VISION_CONTROL_TOKENS))
+    suppress = processor.tokenizer.convert_tokens_to_ids(list(family_of_model(model).vision_control_tokens))
     recipe = PretrainRecipe(categories=tuple(args.categories.split(","))) if args.categories else PretrainRecipe()
     held_out = list(examples(recipe, VALIDATION_OFFSET, args.images, PromptLibrary(), pair=False))
     right, seen, truths = Counter(), Counter(), defaultdict(Counter)
@@ -69,7 +69,7 @@ def main() -> int:
         print(f"{category:20s} {fact:10s} {accuracy:10.1%} {majority:21.1%}   ({n} images)")
     atomic_write_json(RESULTS / f"description_accuracy_{Path(args.model).name}.json",
                       {"model": str(args.model), "images": args.images, "accuracy": table,
-                       "command": "bench/description_accuracy.py " + " ".join(sys.argv[1:])})
+                       "command": command_line()})
     return 0
 
 

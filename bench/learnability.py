@@ -1,13 +1,13 @@
 """Does RL learn? The paper's Tables 3 and 4 in miniature, on the CPU default's look-alike.
 
-Every run starts from the pretrained ``base`` policy of the CPU default (fadtq/training/pretrain.py:
+Every run starts from the pretrained ``base`` policy of the CPU default (fadtq/pretraining/pretrain.py:
 it describes what it sees; its answers are at chance) and trains with ``configs/learnability.yaml``
 for the same wall-clock budget, one thread each, two runs side by side on the 2 cores. Then each
 saved checkpoint is evaluated greedily on the whole look-alike test split (300 stratified pairs;
 never trained or tuned on). The runs:
 
 - ``fadtq``: GPG with ``format,accuracy,tq`` (FAD-TQ), seeds 0 and 1 (2 and 3 too in the round before the
-  prompt cache: docs/learnability-history.md);
+  prompt cache: docs/history/learnability.md);
 - ``grpo``: GRPO with ``format,accuracy`` (the paper's baseline), seeds 0 and 1;
 - ``gpg``: GPG with ``format,accuracy`` (plain GPG), seeds 0 and 1;
 - ``no_conciseness`` / ``no_relevance``: FAD-TQ with only the relevance / only the conciseness score.
@@ -34,8 +34,12 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results" / "learnability.json"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import benchlib  # noqa: E402  (pins threads: the runs and evaluations it starts inherit one thread each)
+
+REPO = benchlib.REPO
+RESULT = benchlib.RESULTS / "learnability.json"
 FIGURE = REPO / "docs" / "learnability.png"
 # method -> (estimator, rewards)
 METHODS = {
@@ -58,9 +62,8 @@ def command(run: str, out: Path, overrides: list[str]) -> list[str]:
 
 
 def start(run: str, out: Path, overrides: list[str]) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     log = (out / f"{run}.log").open("w")
-    return subprocess.Popen(command(run, out, overrides), env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+    return subprocess.Popen(command(run, out, overrides), cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
 
 
@@ -78,18 +81,15 @@ def stop_after(processes: dict[str, subprocess.Popen], minutes: float) -> None:
 
 def evaluate(run_dir: Path, out: Path) -> subprocess.Popen:
     """Evaluate the start and every checkpoint of a run in a subprocess (one thread)."""
-    script = f"import sys; sys.path.insert(0, {str(REPO / 'bench')!r}); import learnability as l; " \
-             f"l.write_points({str(run_dir)!r})"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-c", script], env=env, cwd=REPO, start_new_session=True,
+    return subprocess.Popen([sys.executable, __file__, "--points", str(run_dir)], cwd=REPO, start_new_session=True,
                             stdout=(out / f"{run_dir.name}.eval.log").open("w"), stderr=subprocess.STDOUT)
 
 
 def write_points(run_dir: str) -> None:
     """Greedy test metrics of the start and of every checkpoint, into ``RUN/points.json``."""
     from fadtq.evaluation import evaluate_model
-    from fadtq.files import atomic_write_json
 
+    benchlib.one_thread()
     run = Path(run_dir)
     metadata = json.loads((run / "metadata.json").read_text())
     benchmark = Path(metadata["benchmark"])
@@ -101,7 +101,7 @@ def write_points(run_dir: str) -> None:
                            name=f"{run.name}@{step}")
         points.append({"step": step, "accuracy": m["accuracy"], "balance_score": m["balance_score"],
                        "reasoning_words": m.get("reasoning_words_mean"), "pairs": m["n"]})
-    atomic_write_json(run / "points.json", points)
+    benchlib.atomic_write_json(run / "points.json", points)
 
 
 def collect(run_dir: Path, minutes: float) -> dict:
@@ -128,8 +128,12 @@ def main() -> int:
     parser.add_argument("--replot", action="store_true", help="only redraw the figure from the saved results")
     parser.add_argument("--reevaluate", action="store_true",
                         help="evaluate the --runs already trained in runs/learnability again, without training")
+    parser.add_argument("--points", help=argparse.SUPPRESS)  # the evaluation subprocess of one run folder
     args, overrides = parser.parse_known_args()  # the rest, e.g. --rollout.temperature 0.5, goes to train.py
-    saved = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    if args.points:
+        write_points(args.points)
+        return 0
+    saved = json.loads(RESULT.read_text()) if RESULT.is_file() else {}
     results = saved.get("results", {}) if saved.get("protocol") == PROTOCOL else {}
     if not args.replot:
         runs = args.runs.split(",")
@@ -145,16 +149,14 @@ def main() -> int:
             stop_after({run: start(run, out, overrides) for run in runs}, args.minutes)
         for process in [evaluate(out / run, out) for run in runs]:
             process.wait()
-        from fadtq.files import atomic_write_json
-
         for run in runs:
             minutes = results[run]["minutes"] if args.reevaluate and run in results else args.minutes
             results[run] = collect(out / run, minutes) | {"overrides": overrides}
             print(f"{run}: {results[run]['steps']} steps; test accuracy "
                   f"{[round(p['accuracy'], 3) for p in results[run]['test']]}")
-        atomic_write_json(RESULTS, {"protocol": PROTOCOL, "train_window": TRAIN_WINDOW, "results": results})
+        benchlib.atomic_write_json(RESULT, {"protocol": PROTOCOL, "train_window": TRAIN_WINDOW, "results": results})
     if not results:
-        parser.error(f"--replot: no {PROTOCOL} results in {RESULTS}; run some first")
+        parser.error(f"--replot: no {PROTOCOL} results in {RESULT}; run some first")
     plot(results, FIGURE)
     print(table(results))
     return 0

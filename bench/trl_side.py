@@ -67,7 +67,7 @@ def build_trainer(args: argparse.Namespace, timer: StepTimer):
     from transformers import AutoModelForImageTextToText
     from trl import GRPOConfig, GRPOTrainer
 
-    from fadtq.training.processor import load_processor  # image-only processor: no torchvision here either
+    from fadtq.policy.processor import load_processor  # image-only processor: no torchvision here either
 
     processor = load_processor(args.model)
     vision = ["<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>"]

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+import pluggy
 
 from fadtq.errors import FadtqError
-from fadtq.hookspecs import hookimpl
 from fadtq.rollout import Rollout
 
 if TYPE_CHECKING:
@@ -20,7 +20,10 @@ if TYPE_CHECKING:
 
     from fadtq.generation.engine import RolloutEngine
     from fadtq.prompts import PromptLibrary
-    from fadtq.training.losses import LossInputs
+    from fadtq.losses import LossInputs
+
+# The marker of a hook implementation: ``@hookimpl def register_rewards(): ...`` (hooks: fadtq.hookspecs).
+hookimpl = pluggy.HookimplMarker("fadtq")
 
 __all__ = [
     "AdvantageEstimator", "AdvantageFn", "CountingJudge", "Judge", "JudgeBuilder", "JudgeFactory", "JudgeItem",
@@ -165,7 +168,7 @@ class AdvantageEstimator:
 
 
 class LossFn(Protocol):
-    """A policy loss: ``fadtq.training.losses.LossInputs`` of one micro-batch and the run's
+    """A policy loss: ``fadtq.losses.LossInputs`` of one micro-batch and the run's
     ``train.clip_eps`` and ``train.kl_coef`` in, the scalar to minimise and its logged parts out."""
 
     def __call__(self, inputs: LossInputs, /, *, clip_eps: float,

@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import NoReturn
 
-from fadtq.errors import FadtqError, report_errors
+from fadtq.arguments import Parser
+from fadtq.errors import report_errors
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "plugins": ("fadtq.commands.plugins", "list registered rewards, advantage estimators and judges"),
@@ -27,18 +27,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("fadtq.commands.eval", "accuracy, Balance Score and more for a model or a predictions file"),
     "report": ("fadtq.commands.report", "HTML and Markdown report (the paper's tables, curves, examples) over evals and runs"),
 }
-
-
-class Parser(argparse.ArgumentParser):
-    """Every parser of the command line: no abbreviated flags (``--inp`` is never taken for
-    ``--input``), and a usage error is one ``error:`` line through the error boundary."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("allow_abbrev", False)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> NoReturn:
-        raise FadtqError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
 def _chosen(argv: list[str]) -> str | None:

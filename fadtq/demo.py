@@ -57,11 +57,15 @@ def evaluate(model: str | Path, benchmark: Path, out: Path, name: str) -> dict:
 def evaluate_start(out: Path) -> tuple[dict, Path, Path]:
     """The starting policy on the test pairs: its metrics, the policy and the benchmark. The look-alike
     is generated here on first use, before the ranks need it."""
+    from fadtq.pretraining.default_policy import pretrained_model_dir
     from fadtq.run_config import load_run_config
-    from fadtq.training.setup import pretrained_model_dir, training_benchmark
+    from fadtq.training.preflight import training_benchmark
 
     cfg = load_run_config("cpu_default")  # train.py's default config
+    print("start policy: the pretrained policy of cpu_default (shipped in pretrained/, its sha256 checked; "
+          "pretrained into the cache if its recipe changed)", flush=True)
     model, benchmark = pretrained_model_dir(cfg), training_benchmark(cfg)
+    print(f"start policy: {model}", flush=True)
     return evaluate(model, benchmark, out, START), model, benchmark
 
 

@@ -3,7 +3,7 @@ hand-computed values: the reward gate and mix, group advantages (GRPO, Dr. GRPO,
 alpha, accuracy, Balance Score, precision, recall and F1.
 
 The policy losses (GPG's policy gradient, GRPO's clipped ratio with its KL term) are torch code on
-log-probabilities and live in :mod:`fadtq.training.losses`.
+log-probabilities and live in :mod:`fadtq.losses`.
 
 Notation follows the paper (section 2.3): R is a rollout's total reward, a *group* is the set of
 rollouts sampled for one prompt, eps = 1e-12.

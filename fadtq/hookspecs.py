@@ -3,7 +3,7 @@ built-in or third-party, reaches FAD-TQ through these hooks; the docstrings belo
 documentation of the contract.
 
 A plugin is a module (or object) with functions of these names decorated with
-``fadtq.hookimpl``. Built-ins live in ``plugins/`` (import name ``fadtq_plugins``); third-party
+``fadtq.api.hookimpl``. Built-ins live in ``plugins/`` (import name ``fadtq_plugins``); third-party
 packages declare an entry point in the ``fadtq`` group::
 
     [project.entry-points.fadtq]
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from fadtq.api import AdvantageEstimator, JudgeFactory, Loss, RewardFunction, RolloutEngineFactory
 
 hookspec = pluggy.HookspecMarker("fadtq")
-hookimpl = pluggy.HookimplMarker("fadtq")
 
 
 @hookspec
@@ -67,7 +66,7 @@ def register_judges() -> list[JudgeFactory]:
 def register_losses() -> list[Loss]:
     """Return a list of ``fadtq.api.Loss``.
 
-    A loss function (``fadtq.api.LossFn``) takes the ``fadtq.training.losses.LossInputs`` of one
+    A loss function (``fadtq.api.LossFn``) takes the ``fadtq.losses.LossInputs`` of one
     micro-batch (the policy's log-probabilities with gradients, the advantages, the completion
     mask) and the keywords ``clip_eps`` and ``kl_coef``, and returns the scalar to minimise and
     a dict of scalar metrics. The loss declares what it reads besides: the rollout policy's

@@ -13,16 +13,17 @@ from typing import Any
 from fadtq import config
 from fadtq.composition import PluginChoice, RewardConfig
 from fadtq.errors import ConfigError
+from fadtq.generation.sampling import Sampling
 from fadtq.plugin_manager import Plugins
-from fadtq.training.losses import AGGREGATIONS
+from fadtq.losses import AGGREGATIONS
 
 
 @dataclass
 class ModelConfig:
     path: str | None = None  # a Hugging Face folder or hub id; None: a model built offline (make-tiny-model)
     size: str = "tiny"  # for path None: tiny | base | small
-    warmup_steps: int = 150  # for path None: format warm-up steps (fadtq/training/warmup.py); 0 for none
-    # For path None: steps of `fadtq pretrain` (fadtq/training/pretrain.py) on fresh look-alike images
+    warmup_steps: int = 150  # for path None: format warm-up steps (fadtq/pretraining/warmup.py); 0 for none
+    # For path None: steps of `fadtq pretrain` (fadtq/pretraining/pretrain.py) on fresh look-alike images
     # of data.synth_difficulty; 0 for none. The shipped checkpoint in pretrained/ is used when its
     # recipe matches, else the model is pretrained into the cache on first use.
     pretrain_steps: int = 0  # second stage: the whole model learns descriptions
@@ -58,21 +59,13 @@ class DataConfig:
         _at_least(key, self, image_size=1, seed=0)
 
 
-@dataclass
-class RolloutConfig:
+@dataclass(frozen=True)
+class RolloutConfig(Sampling):
+    """The rollout section: the sampling settings (:class:`Sampling`, declared once) and these."""
+
     engine: str = "hf"
     prompts_per_step: int = 4
     group_size: int = 4
-    temperature: float = 1.0
-    top_p: float = 1.0
-    # Top-p of the answer word, the first token after <answer> (fadtq/generation/span_top_p.py);
-    # null: top_p. 1.0 draws the decision from the policy's full distribution, so that top-p never
-    # removes an answer for good. Engines that cannot (vllm) refuse it before the run starts.
-    answer_top_p: float | None = None
-    # Top-p of the reasoning, every token up to and including </think>; null: top_p. A low one (0.1)
-    # lets a group's samples share their reasoning and differ in the decision alone. Same engines.
-    reasoning_top_p: float | None = None
-    max_new_tokens: int = 48
     # Dynamic sampling (fadtq/training/dynamic_sampling.py): drop groups whose rewards are all
     # equal and draw more prompts, at most max_draws extra draws per step; each extra draw of a whole
     # step's share (refill: batch, DAPO's) or of as many prompts as groups are missing (missing).
@@ -118,7 +111,7 @@ class TrainConfig:
     # Rollouts per forward and backward, at most: a rank with fewer rollouts per step takes them in one.
     micro_batch_size: int = 8
     grad_clip: float = 1.0
-    # How a loss reduces its per-token terms (fadtq/training/losses.py AGGREGATIONS): token-mean
+    # How a loss reduces its per-token terms (fadtq/losses.py AGGREGATIONS): token-mean
     # (the GPG paper, DAPO), seq-mean-token-sum (Dr. GRPO), seq-mean-token-mean (GRPO).
     loss_agg_mode: str = "token-mean"
     clip_eps: float = 0.2  # clipped_ratio loss only

@@ -6,7 +6,7 @@ preset name from ``configs/`` (default: ``cpu_default``). ``fadtq train`` is the
 
 import sys
 
-from fadtq.training.trainer import main
+from fadtq.commands.train import main
 
 if __name__ == "__main__":
     sys.exit(main())

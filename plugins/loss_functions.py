@@ -1,4 +1,4 @@
-"""The built-in policy losses (formulas in ``fadtq.training.losses``).
+"""The built-in policy losses (formulas in ``fadtq.losses``).
 
 * ``policy_gradient`` (GPG): no ratio, no clip, no reference model.
 * ``clipped_ratio`` (GRPO): clipped importance ratio against the rollout policy, plus a KL
@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from fadtq.api import Loss, hookimpl
-from fadtq.training.losses import clipped_ratio, policy_gradient
+from fadtq.losses import clipped_ratio, policy_gradient
 
 
 @hookimpl

@@ -27,7 +27,7 @@ from fadtq.data.synth import synthesize
 from fadtq.errors import FadtqError, report_errors
 from fadtq.judges.protocol import JUDGE_TEMPLATES
 from fadtq.plugin_manager import collect, default_plugins, new_plugin_manager
-from fadtq.preflight import judge_templates
+from fadtq.scoring_checks import judge_templates
 from fadtq.prompts import PromptLibrary
 from fadtq.run_config import load_run_config
 from fadtq.scoring import build_scorer

@@ -304,7 +304,7 @@ def test_the_paper_configs_reset_every_aid_of_the_cpu_default(name):
                                                       (8, 4, (4, 4))])
 def test_micro_batch_size_is_an_upper_bound_on_the_rollouts_per_rank(prompts, micro, expected):
     """Two ranks, groups of 4: a micro-batch larger than a rank's rollouts takes them all at once."""
-    from fadtq.training.setup import plan_steps
+    from fadtq.training.step_plan import plan_steps
 
     cfg = load_run_config("cpu_default", {"rollout.prompts_per_step": str(prompts), "train.micro_batch_size": str(micro)})
     plan = plan_steps(cfg, dataset_size=1800, world=2)
@@ -313,7 +313,7 @@ def test_micro_batch_size_is_an_upper_bound_on_the_rollouts_per_rank(prompts, mi
 
 
 def test_a_micro_batch_that_does_not_divide_the_rollouts_is_refused():
-    from fadtq.training.setup import plan_steps
+    from fadtq.training.step_plan import plan_steps
 
     cfg = load_run_config("cpu_default", {"train.micro_batch_size": "5"})
     with pytest.raises(FadtqError, match="train.micro_batch_size: 5 does not divide the 48 rollouts per rank"):

@@ -51,7 +51,7 @@ COMMANDS = [(doc.relative_to(REPO).as_posix(), line) for doc in DOCS for line in
 def test_documented_command_is_valid(doc, line):
     from fadtq.cli import build_parser
     from fadtq.run_config import load_run_config
-    from fadtq.training.setup import parse_args
+    from fadtq.commands.train import parse_args
 
     words = words_of(line)
     if not words:

@@ -1,5 +1,5 @@
 """``fadtq eval``: the paper's metrics for a model (generated here or by a server) or for a
-predictions file; or MMAD's summary for a model."""
+predictions file; or MMAD's summary for a model or for one of MMAD's own answer files."""
 
 from __future__ import annotations
 
@@ -14,13 +14,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="Hugging Face model folder (e.g. RUN/final) to generate predictions with; "
                         "with --server, the name the server serves the model under")
-    source.add_argument("--predictions", help='JSONL of {"id", "completion"} or {"id", "prediction"} rows')
+    source.add_argument("--predictions", help='JSONL of {"id", "completion"} or {"id", "prediction"} rows; with '
+                        "--mmad, an answers_*.json file of MMAD's own scripts")
     parser.add_argument("--benchmark", help="benchmark folder with <split>.jsonl (default: for a model of a run, "
                         "RUN/final or a checkpoint's policy, the benchmark the run trained on; else the cached "
                         "look-alike)")
     parser.add_argument("--split", help="manifest to evaluate: test (default) or train")
     parser.add_argument("--mmad", metavar="FILE", help="evaluate on an MMAD question file (mmad.json) instead")
     parser.add_argument("--root", help="with --mmad: folder its image paths are relative to (default: its folder)")
+    parser.add_argument("--protocol", help="with --mmad: mmad (MMAD's prompt, re-lettering and answer reading; the "
+                        "default for a served model) or fadtq (the project's prompt and strict reading; the default "
+                        "for the project's own policies)")
+    parser.add_argument("--template", help="with --mmad: the reference image, the first of random_templates "
+                        "(random, the default, as MMAD), of similar_templates (similar) or none (0-shot, --server)")
     parser.add_argument("--out", help="output folder (default: RUN/eval for RUN/final, else runs/eval/<name>; "
                         "-mmad appended with --mmad)")
     parser.add_argument("--name", help="name in reports (default: the run, model or predictions file name)")
@@ -50,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 GENERATION_FLAGS = {"batch_size": "--batch-size", "max_new_tokens": "--max-new-tokens", "image_size": "--image-size",
                     "engine": "--engine"}
 SAMPLING_FLAGS = {"temperature": "--temperature", "top_p": "--top-p", "seed": "--seed"}
+MMAD_FLAGS = {"root": "--root", "protocol": "--protocol", "template": "--template"}
 SERVER_FLAGS = {"max_in_flight": "--max-in-flight", "api_key_env": "--api-key-env", "timeout": "--timeout",
                 "max_retries": "--max-retries"}
 
@@ -60,7 +67,7 @@ def _given(args: argparse.Namespace, flags: dict[str, str]) -> list[str]:
 
 def generation_settings(args: argparse.Namespace):
     """The settings the flags give; a flag that would be ignored is an error."""
-    from fadtq.evaluation.predict import GenerationSettings
+    from fadtq.evaluation.runner import GenerationSettings
 
     given = {key: getattr(args, key) for key in (*GENERATION_FLAGS, *SAMPLING_FLAGS) if getattr(args, key) is not None}
     unused = [flag for key, flag in SAMPLING_FLAGS.items() if key in given and not args.sample]
@@ -91,7 +98,7 @@ def endpoint(args: argparse.Namespace):
 
 
 def default_out(args: argparse.Namespace) -> Path:
-    from fadtq.evaluation.backends import default_name, served_name
+    from fadtq.serving.names import policy_name, served_name
 
     suffix = "-mmad" if args.mmad else ""
     if args.server:
@@ -100,8 +107,8 @@ def default_out(args: argparse.Namespace) -> Path:
         model = Path(args.model)
         if model.name == "final" and (model.parent / "metrics.jsonl").is_file():
             return model.parent / f"eval{suffix}"
-        return Path("runs") / "eval" / ((args.name or default_name(model)) + suffix)
-    return Path("runs") / "eval" / (args.name or Path(args.predictions).stem)
+        return Path("runs") / "eval" / ((args.name or policy_name(model)) + suffix)
+    return Path("runs") / "eval" / ((args.name or Path(args.predictions).stem) + suffix)
 
 
 def run_benchmark(model: Path) -> str | None:
@@ -122,10 +129,11 @@ def check_flags(args: argparse.Namespace) -> None:
     if args.limit is not None and args.limit < 1:
         raise FadtqError(f"--limit {args.limit}: expected at least 1")
     if args.predictions:
-        given = _given(args, {**GENERATION_FLAGS, **SAMPLING_FLAGS, "sample": "--sample", "server": "--server",
-                              "mmad": "--mmad"})
+        given = _given(args, {**GENERATION_FLAGS, **SAMPLING_FLAGS, "sample": "--sample", "server": "--server"})
         if given:
             raise FadtqError(f"{given[0]}: only with --model")
+        if args.mmad:
+            _check_mmad_answers(args)
     elif args.tokenizer:
         raise FadtqError("--tokenizer: only with --predictions (a model uses its own)")
     if not args.server and _given(args, SERVER_FLAGS):
@@ -133,16 +141,31 @@ def check_flags(args: argparse.Namespace) -> None:
     if args.mmad and _given(args, {"benchmark": "--benchmark", "split": "--split"}):
         raise FadtqError(f"{_given(args, {'benchmark': '--benchmark', 'split': '--split'})[0]}: not with --mmad "
                          "(its questions and images are the MMAD file's)")
-    if args.root and not args.mmad:
-        raise FadtqError("--root: only with --mmad")
+    if not args.mmad and _given(args, MMAD_FLAGS):
+        raise FadtqError(f"{_given(args, MMAD_FLAGS)[0]}: only with --mmad")
+
+
+def _check_mmad_answers(args: argparse.Namespace) -> None:
+    """Flags that do not go with scoring one of MMAD's own answer files."""
+    reasons = {"root": "(an answer file is scored without its images)",
+               "limit": "(every answer of the file is scored)",
+               "tokenizer": "(an answer file holds no reasoning)",
+               "protocol": "(MMAD's scripts asked and read the answers: its protocol)",
+               "template": "(MMAD's scripts chose the template)"}
+    for key, reason in reasons.items():
+        if getattr(args, key) is not None:
+            raise FadtqError(f"--{key}: not with --predictions --mmad {reason}")
 
 
 def run(args: argparse.Namespace) -> int:
-    from fadtq.evaluation.predict import evaluate, evaluate_file, evaluate_mmad
+    from fadtq.evaluation.runner import evaluate, evaluate_file, evaluate_mmad, evaluate_mmad_answers
 
     check_flags(args)
     out = Path(args.out) if args.out else default_out(args)
     split = args.split or "test"
+    if args.predictions and args.mmad:
+        return _report(evaluate_mmad_answers(args.predictions, args.mmad, out, name=args.name), out,
+                       "mmad_metrics.json")
     if args.predictions:
         metrics = evaluate_file(args.predictions, args.benchmark, out, split=split, limit=args.limit,
                                 tokenizer_path=args.tokenizer, name=args.name)
@@ -151,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     settings = generation_settings(args)
     if args.mmad:
         metrics = evaluate_mmad(model, args.mmad, args.root, out, settings=settings, limit=args.limit,
-                                name=args.name)
+                                name=args.name, protocol=args.protocol, template=args.template or "random")
         return _report(metrics, out, "mmad_metrics.json")
     benchmark = args.benchmark or (None if args.server else run_benchmark(Path(args.model)))
     if benchmark and not args.benchmark:
@@ -164,11 +187,7 @@ def _report(metrics: dict, out: Path, metrics_file: str) -> int:
     """The table and where the files are; with a server, its counts. A question whose request
     failed is left out of the metrics: the status is then 1, and the same command asks it again."""
     if metrics_file == "mmad_metrics.json":
-        from fadtq.evaluation.mmad import mmad_table
-
-        print(mmad_table(metrics))
-        print(f"{metrics['n']} questions ({metrics['unparsed']} unparsed), pooled accuracy "
-              f"{100 * metrics['accuracy']:.1f}% -> {out / 'predictions.jsonl'}, {out / metrics_file}")
+        _report_mmad(metrics, out / "predictions.jsonl", out / metrics_file)
     else:
         from fadtq.evaluation.report import metrics_markdown
 
@@ -184,3 +203,24 @@ def _report(metrics: dict, out: Path, metrics_file: str) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def _report_mmad(metrics: dict, predictions: Path, metrics_file: Path) -> None:
+    """Both views of MMAD's summary, labelled, and a warning when many replies were not read as a letter."""
+    from fadtq.evaluation.mmad_scores import mmad_table, unread_warning
+
+    source = metrics["source"]
+    template = f", template {source['template']}" if "template" in source else ""
+    print(f"protocol {source['protocol']}{template}")
+    mmad = metrics["mmad_convention"]
+    print(f"MMAD's convention (summary.py: a type a dataset lacks counts 0, Anomaly Detection the mean of the normal "
+          f"and anomalous accuracies; {mmad['dropped']} answers not a letter dropped):")
+    print(mmad_table(mmad))
+    print("Present cells (only the cells with questions averaged; answers not a letter count as wrong):")
+    print(mmad_table(metrics))
+    unanswered = f", {metrics['unanswered']} of the file's questions unanswered" if metrics.get("unanswered") else ""
+    print(f"{metrics['n']} questions ({metrics['unparsed']} unparsed{unanswered}), pooled accuracy "
+          f"{100 * metrics['accuracy']:.1f}% -> {predictions}, {metrics_file}")
+    warning = unread_warning(metrics)
+    if warning:
+        print(warning, file=sys.stderr)

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Heavy imports here: `fadtq --help` must not pay for torch and transformers.
-    from fadtq.training.tiny_model import make_tiny_model
+    from fadtq.pretraining.tiny_model import make_tiny_model
 
     check_output_dir(args.out, "--out", replaces="config.json")
     out = make_tiny_model(args.out, size=args.size, seed=args.seed)

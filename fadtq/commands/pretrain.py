@@ -1,4 +1,4 @@
-"""``fadtq pretrain``: give an offline Qwen2.5-VL eyes for the look-alike (see fadtq/training/pretrain.py)."""
+"""``fadtq pretrain``: give an offline Qwen2.5-VL eyes for the look-alike (see fadtq/pretraining/pretrain.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from fadtq.data.synth import DIFFICULTIES
-from fadtq.training.pretrain import PretrainRecipe
+from fadtq.pretraining.pretrain import PretrainRecipe
 
 DEFAULTS = PretrainRecipe()
 
@@ -41,9 +41,9 @@ def run(args: argparse.Namespace) -> int:
     from fadtq.commands.warmup import check_training_flags
     from fadtq.errors import FadtqError
     from fadtq.files import check_output_dir
-    from fadtq.training.pretrain import build_pretrained
+    from fadtq.pretraining.pretrain import build_pretrained
 
-    from fadtq.commands.reward import parse_name_list
+    from fadtq.arguments import parse_name_list
     from fadtq.data.loco import CATEGORIES
 
     check_training_flags(args)

@@ -5,19 +5,19 @@ from __future__ import annotations
 import argparse
 import logging
 
+from fadtq.arguments import parse_name_list
 from fadtq.errors import FadtqError
 from fadtq.files import atomic_write_jsonl, check_output_file, read_jsonl
 from fadtq.plugin_manager import default_plugins
-from fadtq.preflight import judge_templates, reach_judge, render_templates
 from fadtq.prompts import PromptLibrary
 from fadtq.rollout import Rollout
 from fadtq.run_config import check_plugins, load_run_config_traced
 from fadtq.scoring import build_scorer
+from fadtq.scoring_checks import judge_templates, reach_judge, render_templates
 from fadtq.table import format_table
 
 # the flags of this command that set config keys
 FLAG_KEYS = {"judge": "judge.name", "prompts_dir": "prompts_dir"}
-
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,15 +28,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--advantage", help="also compute advantages with this estimator (e.g. gpg)")
     parser.add_argument("--judge", help="judge plugin (overrides the config's judge.name)")
     parser.add_argument("--prompts-dir", help="folder whose templates override the packaged ones")
-
-
-def parse_name_list(raw: str, flag: str) -> list[str]:
-    names = [name.strip() for name in raw.split(",")]
-    if not all(names):
-        raise FadtqError(f"{flag}: empty name in {raw!r}; expected comma-separated names")
-    if len(set(names)) != len(names):
-        raise FadtqError(f"{flag}: a name is repeated in {raw!r}")
-    return names
 
 
 def read_rollouts(path: str) -> list[Rollout]:

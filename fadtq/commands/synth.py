@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_mmad_file(args: argparse.Namespace, start: float) -> int:
-    from fadtq.data.mmad import read_mmad
+    from fadtq.data.mmad_file import read_mmad
     from fadtq.data.synth_mmad import DATASET, write_mmad
 
     out = write_mmad(args.mmad, seed=args.seed, scale=args.scale, size=args.size, difficulty=args.difficulty)

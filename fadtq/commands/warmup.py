@@ -1,4 +1,4 @@
-"""``fadtq warmup``: teach a from-scratch model the answer format (see fadtq/training/warmup.py)."""
+"""``fadtq warmup``: teach a from-scratch model the answer format (see fadtq/pretraining/warmup.py)."""
 
 from __future__ import annotations
 
@@ -40,10 +40,10 @@ def preflight(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fadtq.data.dataset import PairDataset, ensure_default_benchmark
-    from fadtq.preflight import decode_images, render_templates
+    from fadtq.data.dataset import PairDataset, decode_images, ensure_default_benchmark
+    from fadtq.scoring_checks import render_templates
     from fadtq.prompts import POLICY_TEMPLATE
-    from fadtq.training.warmup import warmup
+    from fadtq.pretraining.warmup import warmup
 
     preflight(args)
     benchmark = Path(args.benchmark) if args.benchmark else ensure_default_benchmark()

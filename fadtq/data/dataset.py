@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,3 +176,14 @@ def resolve_benchmark(folder: str | Path | None, split: str, where: str, *, scal
     if not manifest.is_file():
         raise ConfigError(where, f"{folder}: no {split}.jsonl there (build one with fadtq build-benchmark)")
     return Path(folder), manifest
+
+
+def decode_images(dataset: PairDataset | ImageCache, rows: Sequence[dict], desc: str = "images") -> None:
+    """Decode every image of ``rows`` fully, through ``dataset``'s cache (so none is decoded
+    twice, unless the cache is bounded); a truncated or unreadable file fails here, naming it. A
+    bar shows after 2 s."""
+    from tqdm import tqdm
+
+    paths = sorted({row[key] for row in rows for key in ("ref_image", "test_image")})
+    for relative in tqdm(paths, desc=desc, unit="img", delay=2, dynamic_ncols=True):
+        dataset.image(relative)

@@ -10,6 +10,10 @@ templates.
 
 The file is written as ``OUT.json`` with the images beside it under ``synth/`` (the source
 dataset's name, the first segment of every key), as MMAD ships ``mmad.json`` beside its datasets.
+Every field of MMAD's file is there: per image ``image_path`` and ``mask_path`` (relative to the
+category's folder; the mask, the union of the defects' ground truth, is written under
+``ground_truth/``; empty for a normal image), ``conversation`` (``annotation`` true: the answers
+are the generator's own records), ``similar_templates`` and ``random_templates``.
 Options are shuffled, and distractors drawn, with a generator seeded by the seed and the image's
 key: the file is identical for a seed.
 """
@@ -27,7 +31,7 @@ from PIL import Image
 
 from fadtq.data.describe import REGIONS, damage_region
 from fadtq.data.loco import CATEGORIES
-from fadtq.data.mmad import LETTERS
+from fadtq.data.mmad_file import LETTERS
 from fadtq.data.synth import FOLDERS, SPECS, Scene, difficulty_named, folder_counts, image_rng, render
 from fadtq.errors import FadtqError
 from fadtq.files import atomic_write_json
@@ -92,7 +96,8 @@ def _question(question: str, right: str, wrong: list[str], question_type: str, r
     texts = [right, *wrong][: len(LETTERS)]
     rng.shuffle(texts)
     options = dict(zip(LETTERS, texts, strict=False))  # the first len(texts) letters
-    return {"Question": question, "Options": options, "Answer": LETTERS[texts.index(right)], "type": question_type}
+    return {"Question": question, "Options": options, "Answer": LETTERS[texts.index(right)], "type": question_type,
+            "annotation": True}
 
 
 def _pick(rng: random.Random, right: str, pool: list[str]) -> list[str]:
@@ -131,6 +136,11 @@ def _key(category: str, folder: int, index: int) -> str:
     return f"{DATASET}/{category}/{split}/{class_folder}/{index:03d}.png"
 
 
+def _mask_path(folder: int, index: int) -> str:
+    """Where a defective image's mask goes, relative to the category's folder."""
+    return f"ground_truth/{FOLDERS[folder][1]}/{index:03d}_mask.png"
+
+
 def _similar(image: np.ndarray, templates: dict[str, np.ndarray]) -> list[str]:
     """The ``TEMPLATES`` normal images closest to ``image`` (mean absolute pixel difference)."""
     distance = {key: float(np.abs(image.astype(np.int16) - t.astype(np.int16)).mean()) for key, t in templates.items()}
@@ -147,6 +157,11 @@ def _category(staging: Path, category: str, seed: int, scale: str, size: int, di
         key = _key(category, folder, index)
         (staging / key).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(scene.image, "RGB").save(staging / key)
+        if scene.defects:
+            mask = staging / DATASET / category / _mask_path(folder, index)
+            mask.parent.mkdir(parents=True, exist_ok=True)
+            union = np.logical_or.reduce([defect for _, defect in scene.defects])
+            Image.fromarray(union.astype(np.uint8) * 255, "L").save(mask)
         return key, scene
 
     templates = dict(draw(TRAIN_GOOD, i) for i in range(counts[TRAIN_GOOD]))
@@ -157,6 +172,8 @@ def _category(staging: Path, category: str, seed: int, scale: str, size: int, di
             key, scene = draw(folder, index)
             rng = random.Random(f"fadtq-mmad:{seed}:{key}")
             entries[key] = {
+                "image_path": key.split("/", 2)[2],
+                "mask_path": _mask_path(folder, index) if scene.defects else "",
                 "conversation": conversation(category, scene, rng),
                 "similar_templates": _similar(scene.image, pixels),
                 "random_templates": rng.sample(sorted(pixels), min(TEMPLATES, len(pixels))),

@@ -18,7 +18,7 @@ def evaluate_model(model_path: str | Path, benchmark_dir: str | Path | None, out
     Writes ``predictions.jsonl`` (resumable) and ``metrics.json`` in ``out_dir``. Without a
     benchmark the cached look-alike (``ensure_default_benchmark``) is used.
     """
-    from fadtq.evaluation.predict import GenerationSettings, evaluate
+    from fadtq.evaluation.runner import GenerationSettings, evaluate
 
     settings = GenerationSettings(batch_size=batch_size, max_new_tokens=max_new_tokens)
     return evaluate(model_path, benchmark_dir, out_dir, split=split, settings=settings, limit=limit, name=name)

@@ -22,24 +22,14 @@ from typing import TYPE_CHECKING
 from fadtq.data.dataset import DEFAULT_MAX_SIDE, trained_image_size
 from fadtq.errors import FadtqError
 from fadtq.openai_client import ChatClient, EndpointConfig, Failed, Reply, RequestError
+from fadtq.serving.names import policy_name, served_name
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from fadtq.evaluation.predict import GenerationSettings, Questions
+    from fadtq.evaluation.runner import GenerationSettings, Questions
 
 Save = Callable[[list[dict]], None]
-
-
-def default_name(model_path: Path) -> str:
-    """A run's folder name for ``RUN/final``, else the model folder's name."""
-    model_path = model_path.absolute()  # not resolved: RUN/final links into RUN/checkpoints/
-    return model_path.parent.name if model_path.name == "final" else model_path.name
-
-
-def served_name(model: str) -> str:
-    """The last part of a served model's name (``Qwen2.5-VL-7B-Instruct`` for a hub id)."""
-    return model.rstrip("/").rsplit("/", 1)[-1]
 
 
 class LocalModel:
@@ -49,7 +39,7 @@ class LocalModel:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.name = default_name(self.path)
+        self.name = policy_name(self.path)
         self.tokenizer = None
 
     def identity(self) -> dict:
@@ -69,7 +59,7 @@ class LocalModel:
         from transformers import AutoModelForImageTextToText
 
         from fadtq.plugin_manager import default_plugins
-        from fadtq.training.processor import load_processor
+        from fadtq.policy.processor import load_processor
 
         processor = load_processor(self.path)
         model = AutoModelForImageTextToText.from_pretrained(str(self.path))

@@ -2,7 +2,7 @@
 
 The processor prepares each prompt once (chat template, both images, left padding); its rows are
 repeated once per sample; the sampled completions, right-padded, are appended to make the exact
-inputs of the scoring forward (:class:`~fadtq.training.logprobs.ScoringInputs`).
+inputs of the scoring forward (:class:`~fadtq.policy.forward_batch.ForwardBatch`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from collections.abc import Sequence
 import torch
 from transformers import ProcessorMixin
 
+from fadtq.errors import FadtqError
 from fadtq.generation.engine import Completion, RolloutPrompt
-from fadtq.training.logprobs import ScoringInputs
+from fadtq.policy.forward_batch import ForwardBatch
 
 
 def prompt_texts(processor: ProcessorMixin, prompts: Sequence[RolloutPrompt]) -> list[str]:
@@ -28,10 +29,20 @@ def prompt_inputs(processor: ProcessorMixin, prompts: Sequence[RolloutPrompt], d
     return {key: value.to(device) if torch.is_tensor(value) else value for key, value in inputs.items()}
 
 
+def request_inputs(processor: ProcessorMixin, model: torch.nn.Module, prompts: Sequence[RolloutPrompt],
+                   n_samples: int) -> tuple[dict, dict]:
+    """The processor's tensors for ``prompts`` on the model's device, and the same with each row
+    repeated once per sample; an empty request is one clear error."""
+    if not prompts or n_samples < 1:
+        raise FadtqError(f"rollout: need at least one prompt and one sample, got {len(prompts)} x {n_samples}")
+    distinct = prompt_inputs(processor, prompts, next(model.parameters()).device)
+    return distinct, repeat_rows(distinct, n_samples)
+
+
 def repeat_rows(inputs: dict[str, torch.Tensor], n_samples: int) -> dict[str, torch.Tensor]:
     """Each prompt's row (and its images' patches) ``n_samples`` times, in prompt order."""
     rows = inputs["input_ids"].shape[0]
-    prompts = ScoringInputs(
+    prompts = ForwardBatch(
         sequences=inputs["input_ids"], attention_mask=inputs["attention_mask"],
         action_mask=inputs["attention_mask"][:, :0], mm_token_type_ids=inputs["mm_token_type_ids"],
         pixel_values=inputs["pixel_values"], image_grid_thw=inputs["image_grid_thw"],
@@ -48,9 +59,9 @@ def prompt_ids(inputs: dict[str, torch.Tensor], row: int) -> list[int]:
 
 
 def scoring_inputs(inputs: dict[str, torch.Tensor], completions: torch.Tensor, action_mask: torch.Tensor,
-                   rollout_logprobs: torch.Tensor | None = None) -> ScoringInputs:
+                   rollout_logprobs: torch.Tensor | None = None) -> ForwardBatch:
     """Prompt rows (already repeated per sample) followed by their right-padded completions."""
-    return ScoringInputs(
+    return ForwardBatch(
         sequences=torch.cat([inputs["input_ids"], completions], dim=1),
         attention_mask=torch.cat([inputs["attention_mask"], action_mask], dim=1),
         action_mask=action_mask,

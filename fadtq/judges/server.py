@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from fadtq.cli import Parser
+from fadtq.arguments import Parser
 from fadtq.paths import cache_dir
 from fadtq.serving.vllm_server import VLLMServer, server_main, start_server
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from fadtq.cli import Parser
+from fadtq.arguments import Parser
 from fadtq.errors import FadtqError
 from fadtq.files import read_json
+from fadtq.serving.names import policy_name
 from fadtq.serving.vllm_server import VLLMServer, server_main, start_server
 
 # Two images per request (reference, test); the policy's prompts and completions are short.
@@ -27,7 +28,6 @@ POLICY_ARGS = ("--limit-mm-per-prompt", '{"image": 2}', "--max-model-len", "2048
 
 def start_policy_server(model: str | Path, port: int, device: str, wait_s: float = 300.0) -> VLLMServer:
     """A server for the policy folder ``model``, checked first."""
-    from fadtq.evaluation.backends import default_name
     from fadtq.generation.vllm import check_servable
     from fadtq.generation.vllm_compat import engine_args
 
@@ -37,7 +37,7 @@ def start_policy_server(model: str | Path, port: int, device: str, wait_s: float
     check_servable(read_json(model / "config.json"), f"--model {model}", device == "cuda")
     flags = [f"--{key.replace('_', '-')}" if value else f"--no-{key.replace('_', '-')}"
              for key, value in engine_args().items()]
-    return start_server(str(model.resolve()), port, device, default_name(model), (*POLICY_ARGS, *flags), wait_s)
+    return start_server(str(model.resolve()), port, device, policy_name(model), (*POLICY_ARGS, *flags), wait_s)
 
 
 def main(argv: list[str] | None = None) -> int:

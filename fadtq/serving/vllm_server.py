@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fadtq.cli import Parser
+from fadtq.arguments import Parser
 from fadtq.errors import FadtqError, report_errors
 from fadtq.generation import vllm_compat
 from fadtq.paths import cache_dir

@@ -3,7 +3,7 @@
 Without a reference model, nothing holds GPG's decision near where it started: when one class is
 rewarded less often than the others for a while, the policy stops giving it, its groups never
 sample it, and it can only come back by chance. On the look-alike, six GPG runs of eight gave one
-class 0-8% of the time for 60-180 steps (``docs/pretraining.md``).
+class 0-8% of the time for 60-180 steps (``docs/history/pretraining-log.md``).
 
 The bonus adds ``-coef * mean H`` to the loss, ``H`` the entropy of the *class* distribution at the
 first token after ``<answer>``: the probabilities of each class's answer tokens (its name or option
@@ -28,6 +28,9 @@ from transformers import PreTrainedTokenizerBase
 
 from fadtq.errors import FadtqError
 from fadtq.generation.span_top_p import begins_answer
+from fadtq.losses import token_mean
+from fadtq.policy.forward_batch import ForwardBatch
+from fadtq.policy.logprobs import TokenStats
 from fadtq.prompts import CLASS_NAMES, OPTION_LETTERS
 
 
@@ -86,3 +89,20 @@ def answer_positions(tokenizer: PreTrainedTokenizerBase, completions: torch.Tens
             text += piece
     return positions
 
+
+class AnswerEntropyBonus:
+    """The auxiliary term (``fadtq.training.auxiliary``): the mean class entropy at a micro-batch's
+    answer words, weighted by their number; a bonus, so its coefficient is ``-answer_entropy_coef``."""
+
+    metric = "policy/answer_entropy"
+
+    def __init__(self, coef: float, tokenizer: PreTrainedTokenizerBase) -> None:
+        self.coef = -coef
+        self.tokenizer = tokenizer
+        self.vocabulary = answer_vocabulary(tokenizer)
+        self.gather_ids = self.vocabulary.token_ids
+
+    def __call__(self, model, batch: ForwardBatch, stats: TokenStats, micro) -> tuple[torch.Tensor, float]:
+        completions = batch.sequences[:, -batch.action_mask.shape[1]:]
+        answering = answer_positions(self.tokenizer, completions, batch.action_mask)
+        return token_mean(class_entropy(stats.gathered, self.vocabulary), answering), float(answering.sum())

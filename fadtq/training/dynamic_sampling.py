@@ -16,10 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from fadtq.scoring import JudgeStats, ScoredBatch
-from fadtq.training.logprobs import ScoringInputs
 
 
 def informative_groups(totals: Sequence[float], group_size: int, tol: float = 1e-9) -> list[bool]:
@@ -78,30 +76,4 @@ def select_scored(batches: Sequence[ScoredBatch], rows: Sequence[tuple[int, int]
         total=[batches[b].total[r] for b, r in rows],
         logs=batches[0].logs,
         judge=judge,
-    )
-
-
-def concat_scoring(parts: Sequence[ScoringInputs], pad_token_id: int) -> ScoringInputs:
-    """Stack scoring inputs of different draws: prompts left-padded and completions right-padded
-    to the longest, so every row keeps the layout ``[padding, prompt | completion, padding]``."""
-    if len(parts) == 1:
-        return parts[0]
-    prompt_len = max(p.sequences.shape[1] - p.action_mask.shape[1] for p in parts)
-    completion_len = max(p.action_mask.shape[1] for p in parts)
-
-    def pad(tensor: torch.Tensor, completion: int, value: int) -> torch.Tensor:
-        prompt = tensor.shape[1] - completion
-        return torch.nn.functional.pad(tensor, (prompt_len - prompt, completion_len - completion), value=value)
-
-    return ScoringInputs(
-        sequences=torch.cat([pad(p.sequences, p.action_mask.shape[1], pad_token_id) for p in parts]),
-        attention_mask=torch.cat([pad(p.attention_mask, p.action_mask.shape[1], 0) for p in parts]),
-        action_mask=torch.cat([torch.nn.functional.pad(p.action_mask, (0, completion_len - p.action_mask.shape[1]))
-                               for p in parts]),
-        mm_token_type_ids=torch.cat([pad(p.mm_token_type_ids, p.action_mask.shape[1], 0) for p in parts]),
-        pixel_values=torch.cat([p.pixel_values for p in parts]),
-        image_grid_thw=torch.cat([p.image_grid_thw for p in parts]),
-        images_per_row=torch.cat([p.images_per_row for p in parts]),
-        rollout_logprobs=None if any(p.rollout_logprobs is None for p in parts) else torch.cat(
-            [torch.nn.functional.pad(p.rollout_logprobs, (0, completion_len - p.action_mask.shape[1])) for p in parts]),
     )

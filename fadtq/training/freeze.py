@@ -10,12 +10,14 @@ from __future__ import annotations
 import torch
 
 from fadtq.errors import FadtqError
+from fadtq.policy.family import family_of_model
 
 
 def freeze_vision_tower(model: torch.nn.Module) -> None:
-    """Stop gradients into the vision encoder (Qwen2.5-VL's ``visual``), before the optimizer is built."""
-    towers = [module for name, module in model.named_modules() if name.split(".")[-1] == "visual"]
-    if not towers:
-        raise FadtqError("train.freeze_vision_tower: the model has no vision tower named 'visual'")
-    for parameter in towers[0].parameters():
+    """Stop gradients into the vision encoder (the family's ``vision_tower``), before the optimizer is built."""
+    try:
+        tower = family_of_model(model).tower(model)
+    except FadtqError as exc:
+        raise FadtqError(f"train.freeze_vision_tower: {exc}") from None
+    for parameter in tower.parameters():
         parameter.requires_grad_(False)

@@ -1,15 +1,23 @@
-"""Per-step metrics and samples: ``metrics.jsonl``, ``samples.jsonl`` and TensorBoard (rank 0)."""
+"""Per-step metrics and samples: what a step measured (rewards, answers, lengths, the update's sums,
+the time of each phase), reduced over the ranks, and written to ``metrics.jsonl``, ``samples.jsonl``
+and TensorBoard (rank 0)."""
 
 from __future__ import annotations
 
 import json
 import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from fadtq import formulas
 from fadtq.answer import extract_answer, format_ok, think_text
+from fadtq.policy.forward_batch import ForwardBatch
+from fadtq.policy.logprobs import TokenStats
 from fadtq.prompts import CLASS_NAMES
 from fadtq.rollout import Rollout
 from fadtq.scoring import ScoredBatch
@@ -81,6 +89,75 @@ def answer_shares(rollouts: list[Rollout]) -> dict[str, float]:
     counts = [sum(a == name for a in answers) for name in CLASS_NAMES]
     shares = {f"answers/{name}": count / len(rollouts) for name, count in zip(CLASS_NAMES, counts)}
     return {**shares, "answers/balance_score": formulas.balance_score(counts)} if sum(counts) else shares
+
+
+class StepTimer:
+    """Seconds per phase of a step, logged as ``time/<phase>`` (summed when a phase runs more than once).
+
+    ``synchronize`` (on a GPU, ``torch.cuda.synchronize``) waits for queued work at both ends of a
+    phase, so that a phase is charged for its own kernels."""
+
+    def __init__(self, synchronize: Callable[[], None] | None = None) -> None:
+        self.seconds: dict[str, float] = {}
+        self.synchronize = synchronize or (lambda: None)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        self.synchronize()
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.synchronize()
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+    def take(self) -> dict[str, float]:
+        """The step's phases, and a fresh start for the next step."""
+        out = {f"time/{name}": seconds for name, seconds in self.seconds.items()}
+        self.seconds = {}
+        return out
+
+
+@dataclass
+class UpdateTotals:
+    """What an update sums over its micro-batches: the loss's parts, each auxiliary term's
+    (value, weight), the completion tokens' entropy and their distance from the sampler's
+    log-probabilities, and the gradient norm measured at the accumulation boundary."""
+
+    lr: float
+    micro_batches: int
+    losses: dict[str, float] = field(default_factory=dict)
+    terms: dict[str, list[float]] = field(default_factory=dict)
+    entropy: float = 0.0
+    tokens: float = 0.0
+    logprob_gap: float | None = None
+    grad_norm: float | None = None
+
+    def add(self, parts: dict[str, float], stats: TokenStats, batch: ForwardBatch) -> None:
+        for key, value in parts.items():
+            self.losses[key] = self.losses.get(key, 0.0) + value / self.micro_batches
+        self.entropy += float(stats.entropy.detach().sum())
+        self.tokens += float(batch.action_mask.sum())
+        if batch.rollout_logprobs is not None:  # the forwards run before the step: the sampled weights
+            gap = float((stats.logprobs.detach() - batch.rollout_logprobs).abs().sum())
+            self.logprob_gap = (self.logprob_gap or 0.0) + gap
+
+    def add_term(self, metric: str, value: float, weight: float) -> None:
+        total = self.terms.setdefault(metric, [0.0, 0.0])
+        total[0] += value * weight
+        total[1] += weight
+
+    def metrics(self, engine_grad_norm: float | None) -> dict[str, float]:
+        """DeepSpeed reports the norm from its ZeRO/bf16 optimizers only; without them (ZeRO 0, fp32,
+        the CPU default) it is None, and the norm of the reduced gradients measured here stands."""
+        tokens = max(self.tokens, 1.0)
+        out = {"optim/lr": self.lr, **{f"loss/{key}": value for key, value in self.losses.items()},
+               **{metric: total / max(weight, 1.0) for metric, (total, weight) in self.terms.items()},
+               "policy/entropy": self.entropy / tokens,
+               "optim/grad_norm": float(engine_grad_norm if engine_grad_norm is not None else self.grad_norm or 0.0)}
+        if self.logprob_gap is not None:
+            out["rollout/logprob_gap"] = self.logprob_gap / tokens
+        return out
 
 
 class MetricsLog:

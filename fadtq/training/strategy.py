@@ -24,7 +24,7 @@ from openrlhf.utils.deepspeed import DeepspeedStrategy
 from transformers import AutoModelForImageTextToText
 
 from fadtq.errors import FadtqError
-from fadtq.training.distinct_images import encode_distinct_images
+from fadtq.policy.distinct_images import encode_distinct_images
 
 PARAM_DTYPES = ("fp32", "bf16", "fp16")
 

@@ -17,7 +17,7 @@ from fadtq.data.describe import damage_region, describe
 from fadtq.data.loco import CATEGORIES
 from fadtq.data.synth import DIFFICULTIES, TINY_COUNTS, image_rng, render, synthesize
 from fadtq.prompts import CLASS_NAMES, OPTION_LETTERS, PromptLibrary
-from fadtq.training.pretrain import PretrainRecipe, examples, make_example
+from fadtq.pretraining.pretrain import PretrainRecipe, examples, make_example
 
 RECIPE = PretrainRecipe()
 COMPARISONS = re.compile(r"\b(same|different|differs?|than|more|fewer|less|compared?|unlike|like|match(es)?|"
@@ -115,7 +115,7 @@ def test_damage_region_follows_the_mask():
 def test_pretraining_images_are_none_of_any_benchmark_image(tmp_path):
     """Seeds: a benchmark image's category index is below len(CATEGORIES), a pretraining image's
     is not; and no pretraining image equals an image of a look-alike tree, byte for byte."""
-    from fadtq.training.pretrain import REFERENCE_ROLE, pretrain_rng
+    from fadtq.pretraining.pretrain import REFERENCE_ROLE, pretrain_rng
 
     tree = synthesize(tmp_path / "tree", seed=RECIPE.seed, scale="tiny", size=128, difficulty="easy", workers=1)
     benchmark = {hashlib.sha256(np.asarray(Image.open(path)).tobytes()).hexdigest()

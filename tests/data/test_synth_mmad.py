@@ -12,7 +12,7 @@ import pytest
 from fadtq.cli import main as cli_main
 from fadtq.data.describe import damage_region
 from fadtq.data.loco import CATEGORIES
-from fadtq.data.mmad import read_mmad
+from fadtq.data.mmad_file import read_mmad
 from fadtq.data.synth import FOLDERS, image_rng, render
 from fadtq.data.synth_mmad import DATASET, conversation, write_mmad
 from fadtq.prompts import pretty_category

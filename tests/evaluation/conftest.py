@@ -14,7 +14,7 @@ from eval_support import BATCH, MAX_NEW_TOKENS, N_PAIRS, SMALL_SIZE, plausible_c
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from fadtq.training.tiny_model import make_tiny_model
+    from fadtq.pretraining.tiny_model import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("eval-model") / "tiny", "tiny", 0)
 
@@ -45,7 +45,7 @@ def model_eval(tiny_model: Path, small_bench: Path, tmp_path_factory: pytest.Tem
 def demo_run(small_bench: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A training-like run folder: config.yaml, metadata.json, 20 steps of metrics.jsonl and RUN/eval."""
     from fadtq.data.pair3c import read_manifest
-    from fadtq.evaluation.predict import evaluate_file
+    from fadtq.evaluation.runner import evaluate_file
 
     run = tmp_path_factory.mktemp("eval-runs") / "fadtq-demo"
     run.mkdir()

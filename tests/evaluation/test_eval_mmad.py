@@ -13,8 +13,8 @@ from fadtq.answer import option_letter
 from fadtq.cli import main as cli_main
 from fadtq.errors import FadtqError
 from fadtq.evaluation import backends
-from fadtq.evaluation.mmad import mmad_metrics
-from fadtq.evaluation.predict import GenerationSettings, evaluate_mmad
+from fadtq.evaluation.mmad_scores import mmad_metrics
+from fadtq.evaluation.runner import GenerationSettings, evaluate_mmad
 
 from eval_support import MAX_NEW_TOKENS, SMALL_SIZE
 
@@ -65,8 +65,8 @@ def test_option_letter_reads_one_letter_and_never_guesses(reply, letter):
 
 
 def _record(dataset: str, question_type: str, correct: bool, normal: bool = False, parsed: bool = True) -> dict:
-    return {"dataset": dataset, "type": question_type, "normal": normal, "correct": correct,
-            "prediction": ("A" if parsed else None)}
+    return {"id": "q", "dataset": dataset, "type": question_type, "normal": normal, "correct": correct,
+            "prediction": ("A" if parsed else None), "read": "letter" if parsed else None, "completion": "A or B"}
 
 
 def test_the_summary_follows_mmads_definitions():
@@ -92,6 +92,15 @@ def test_the_summary_follows_mmads_definitions():
     assert list(metrics["types"]) == ["Anomaly Detection", "Defect Classification", "Object Analysis"]
     assert metrics["score"] == (x["score"] + y["score"]) / 2
     assert (metrics["n"], metrics["correct"], metrics["unparsed"]) == (12, 7, 2) and metrics["accuracy"] == 7 / 12
+    # MMAD's convention: the two unparsed answers dropped, every type in every dataset, a missing one 0.
+    mmad = metrics["mmad_convention"]
+    assert mmad["dropped"] == 2 and mmad["datasets"]["x"]["types"]["Anomaly Detection"]["score"] == (1.0 + 0.5) / 2
+    assert mmad["datasets"]["x"]["types"]["Defect Classification"] == {
+        "n": 0, "correct": 0, "unparsed": 0, "accuracy": None, "score": 0.0}
+    assert mmad["datasets"]["x"]["score"] == (0.75 + 0.0 + 0.5) / 3
+    assert mmad["datasets"]["y"]["types"]["Anomaly Detection"]["score"] == 0.0  # both halves missing
+    assert mmad["datasets"]["y"]["score"] == 0.75 / 3 and mmad["types"]["Defect Classification"]["score"] == 0.375
+    assert mmad["score"] == (mmad["datasets"]["x"]["score"] + mmad["datasets"]["y"]["score"]) / 2
 
 
 def test_a_model_eval_writes_answers_and_a_summary_that_adds_up(mmad_eval):
@@ -121,7 +130,8 @@ def test_a_model_eval_writes_answers_and_a_summary_that_adds_up(mmad_eval):
 
 
 def test_the_questions_go_with_the_reference_first(mmad_eval, mmad_file, tiny_model, monkeypatch, tmp_path):
-    """The prompts the model is given: the first template as reference, then the image, then the question."""
+    """The prompts the model is given: the first random template as reference (MMAD's default), then
+    the image, then the question (the project's own policies are asked with the project's prompt)."""
     asked = []
 
     def record_prompts(self, questions, todo, settings, save, already):
@@ -137,7 +147,7 @@ def test_the_questions_go_with_the_reference_first(mmad_eval, mmad_file, tiny_mo
     from fadtq.data.loco import load_rgb
 
     for row, (ref, test, messages) in asked:
-        assert row["ref_image"] == data[row["image"]]["similar_templates"][0]
+        assert row["ref_image"] == data[row["image"]]["random_templates"][0]
         assert ref.tobytes() == load_rgb(mmad_file.parent / row["ref_image"]).tobytes()
         assert test.tobytes() == load_rgb(mmad_file.parent / row["image"]).tobytes()
         parts = messages[0]["content"]
@@ -199,9 +209,10 @@ PUSHPINS = "synth/pushpins/test/structural_anomalies/001.png"
      "conversation[2].Answer: 'F' is not one of the options A, B, C, D"),
     (lambda e, d: e["conversation"][0].update(Options={"1": "Yes", "2": "No"}), PUSHPINS,
      "conversation[0].Options: expected letters A-E"),
-    (lambda e, d: e.update(similar_templates=["synth/pushpins/train/good/999.png"]), PUSHPINS,
-     "similar_templates[0]: "),
-    (lambda e, d: e.update(similar_templates=[], random_templates=[]), PUSHPINS, "both empty"),
+    (lambda e, d: e.update(random_templates=["synth/pushpins/train/good/999.png"]), PUSHPINS,
+     "random_templates[0]: "),
+    (lambda e, d: e.update(random_templates=[]), PUSHPINS, "random_templates: empty (--template random asks"),
+    (lambda e, d: e.update(similar_templates=[3]), PUSHPINS, "similar_templates[0]: expected an image path"),
     (lambda e, d: d.update({"synth/pushpins/test/good/404.png": e}), "synth/pushpins/test/good/404.png",
      "image: "),
     (lambda e, d: d.update({"../outside.png": e}), "../outside.png", "expected a path relative to --root"),

@@ -18,7 +18,7 @@ from fadtq.cli import main as cli_main
 from fadtq.data.dataset import PairDataset
 from fadtq.data.pair3c import read_manifest
 from fadtq.errors import FadtqError
-from fadtq.evaluation.predict import GenerationSettings, evaluate, evaluate_mmad
+from fadtq.evaluation.runner import GenerationSettings, evaluate, evaluate_mmad
 from fadtq.evaluation.predictions import select_rows
 from fadtq.openai_client import EndpointConfig
 from fadtq.prompts import PromptLibrary, policy_question
@@ -169,7 +169,7 @@ def test_server_flags_are_checked(argv, fragment, tmp_path, capsys, monkeypatch)
 
 
 def test_mmad_questions_through_a_server_are_read_with_mmads_pattern(tmp_path):
-    from fadtq.data.mmad import read_mmad, summary_type
+    from fadtq.data.mmad_file import read_mmad, summary_type
     from fadtq.data.synth_mmad import write_mmad
 
     mmad_file = write_mmad(tmp_path / "bench" / "mmad.json", seed=0, size=SMALL_SIZE)
@@ -180,7 +180,7 @@ def test_mmad_questions_through_a_server_are_read_with_mmads_pattern(tmp_path):
         return ok("<answer>A or B</answer>" if "How many" in question else "<think>Looks so.</think><answer>B</answer>")
 
     with FakeOpenAI([b_but_no_count]) as server:
-        metrics = evaluate_mmad(endpoint(server), mmad_file, None, tmp_path / "out", limit=40)
+        metrics = evaluate_mmad(endpoint(server), mmad_file, None, tmp_path / "out", limit=40, protocol="fadtq")
     rows = {r["id"]: r for r in read_mmad(mmad_file, mmad_file.parent)}
     records = _rows(tmp_path / "out" / "predictions.jsonl")
     assert len(server.bodies) == len(records) == metrics["n"] == 40

@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from fadtq.training.tiny_model import make_tiny_model
+    from fadtq.pretraining.tiny_model import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("tiny-qwen2.5-vl"), size="tiny", seed=0)
 
@@ -22,7 +22,7 @@ def engine(tiny_model_dir: Path):
     from transformers import AutoModelForImageTextToText
 
     from fadtq.generation.hf import HFRolloutEngine
-    from fadtq.training.processor import load_processor
+    from fadtq.policy.processor import load_processor
 
     model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir, attn_implementation="sdpa")
     return HFRolloutEngine(model, load_processor(tiny_model_dir))

@@ -15,6 +15,7 @@ import sys
 
 import torch.distributed as dist
 
+from fadtq.commands.train import main
 from fadtq.training import trainer as trainer_module
 
 _original_step = trainer_module.Trainer.train_step
@@ -47,4 +48,4 @@ trainer_module.Trainer.train_step = train_step
 trainer_module.Trainer.fit = fit
 
 if __name__ == "__main__":
-    sys.exit(trainer_module.main())
+    sys.exit(main())

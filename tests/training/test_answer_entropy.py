@@ -9,12 +9,12 @@ import torch
 
 from fadtq.errors import FadtqError
 from fadtq.training.answer_entropy import AnswerVocabulary, answer_positions, answer_vocabulary, class_entropy
-from fadtq.training.losses import token_mean
+from fadtq.losses import token_mean
 
 
 @pytest.fixture(scope="module")
 def tokenizer(tiny_model_dir):
-    from fadtq.training.processor import load_processor
+    from fadtq.policy.processor import load_processor
 
     return load_processor(str(tiny_model_dir)).tokenizer
 

@@ -14,8 +14,8 @@ import torch.distributed as dist
 from fadtq.generation.engine import SamplingParams
 from fadtq.generation.hf import HFRolloutEngine
 from fadtq.training import cpu_compat
-from fadtq.training.logprobs import completion_logprobs
-from fadtq.training.processor import load_processor
+from fadtq.policy.logprobs import completion_logprobs
+from fadtq.policy.processor import load_processor
 
 ADAM = {"lr": 1e-2, "betas": (0.9, 0.95), "eps": 1e-8, "weight_decay": 0.0}
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fadtq.errors import FadtqError
-from fadtq.training.distinct_images import distinct_images, encode_distinct_images
+from fadtq.policy.distinct_images import distinct_images, encode_distinct_images
 
 
 def test_equal_images_are_found_and_equal_sums_are_not_enough():
@@ -35,7 +35,7 @@ def _load(tiny_model_dir, distinct: bool):
 
 def _group_inputs(tiny_model_dir, two_prompts):
     from fadtq.generation import batch
-    from fadtq.training.processor import load_processor
+    from fadtq.policy.processor import load_processor
 
     processor = load_processor(str(tiny_model_dir))
     return batch.repeat_rows(batch.prompt_inputs(processor, two_prompts, torch.device("cpu")), 3)

@@ -10,8 +10,8 @@ import torch
 from trainer_testlib import GOOD_PAIRS_SIGNAL_REWARD, SIGNAL_REWARD, ok, python_cmd, rows, run
 
 from fadtq.scoring import JudgeStats, ScoredBatch
-from fadtq.training.dynamic_sampling import (choose_groups, concat_scoring, count, informative_groups,
-                                             select_scored, still_wanted)
+from fadtq.policy.forward_batch import ForwardBatch
+from fadtq.training.dynamic_sampling import choose_groups, count, informative_groups, select_scored, still_wanted
 
 
 def test_informative_groups_are_those_whose_rewards_differ():
@@ -54,15 +54,15 @@ def test_stacked_draws_score_as_the_draws_alone(tiny_model_dir, two_prompts):
 
     from fadtq.generation.engine import SamplingParams
     from fadtq.generation.hf import HFRolloutEngine
-    from fadtq.training.logprobs import completion_logprobs
-    from fadtq.training.processor import load_processor
+    from fadtq.policy.logprobs import completion_logprobs
+    from fadtq.policy.processor import load_processor
 
     torch.manual_seed(0)
     model = AutoModelForImageTextToText.from_pretrained(str(tiny_model_dir), dtype=torch.float32).eval()
     engine = HFRolloutEngine(model, load_processor(tiny_model_dir))
     first = engine.generate(two_prompts[:1], 2, SamplingParams(max_new_tokens=6)).scoring
     second = engine.generate(two_prompts, 1, SamplingParams(max_new_tokens=12)).scoring
-    stacked = concat_scoring([first, second], engine.pad_token_id)
+    stacked = ForwardBatch.concat([first, second], engine.pad_token_id)
     assert stacked.action_mask.shape[1] == max(first.action_mask.shape[1], second.action_mask.shape[1])
     suppress = engine.suppressed_token_ids
     with torch.no_grad():

@@ -21,5 +21,5 @@ def test_only_the_vision_tower_stops_training(tiny_model_dir):
 
 
 def test_a_model_without_a_vision_tower_is_refused():
-    with pytest.raises(FadtqError, match="train.freeze_vision_tower: the model has no vision tower"):
+    with pytest.raises(FadtqError, match="train.freeze_vision_tower: Sequential: not a Hugging Face model"):
         freeze_vision_tower(torch.nn.Sequential(torch.nn.Linear(2, 2)))

@@ -9,7 +9,7 @@ import torch
 
 from fadtq.errors import FadtqError
 from fadtq.plugin_manager import default_plugins
-from fadtq.training.losses import LossInputs, clipped_ratio, k3_kl, policy_gradient, token_mean
+from fadtq.losses import LossInputs, clipped_ratio, k3_kl, policy_gradient, token_mean
 from fadtq.run_config import load_run_config
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from trainer_testlib import ok, python_cmd, rows, run
 
-from fadtq.evaluation.predict import GenerationSettings, evaluate, evaluate_mmad
+from fadtq.evaluation.runner import GenerationSettings, evaluate, evaluate_mmad
 from fadtq.openai_client import EndpointConfig
 
 PAIRS, QUESTIONS, TOKENS = 24, 24, 64

@@ -3,7 +3,7 @@
 A recipe reproduces: its first steps give the same losses on every run, the same command gives
 the same weights. A checkpoint shipped in ``pretrained/`` is used only when its ``recipe.json``
 names the configured recipe and its weights hash to the recorded sha256; otherwise the recipe is
-pretrained into the cache (``bench/pretrained_policy.py`` rebuilds a shipped one in full)."""
+pretrained into the cache (``tools/pretrained_policy.py`` rebuilds a shipped one in full)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from fadtq.data.dataset import trained_image_size
 from fadtq.errors import FadtqError
 from fadtq.prompts import PromptLibrary
 from fadtq.run_config import load_run_config
-from fadtq.training import setup
-from fadtq.training.pretrain import (FIRST_LOSSES, RECIPE_FILE, PretrainRecipe, build_pretrained, load_start,
+from fadtq.pretraining import default_policy
+from fadtq.pretraining.pretrain import (FIRST_LOSSES, RECIPE_FILE, PretrainRecipe, build_pretrained, load_start,
                                      recipe_from_config, training_losses, verify_shipped, weights_sha256,
                                      write_recipe)
 
@@ -29,7 +29,7 @@ RECIPE = PretrainRecipe(vision_steps=2, steps=2)
 
 @pytest.fixture(scope="module")
 def base_model(tmp_path_factory):
-    from fadtq.training.tiny_model import make_tiny_model
+    from fadtq.pretraining.tiny_model import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("base") / "model", size=RECIPE.size, seed=RECIPE.seed)
 
@@ -57,9 +57,9 @@ def config_asking_for(recipe: PretrainRecipe):
 
 
 def test_a_run_uses_the_shipped_checkpoint_of_its_recipe(shipped, monkeypatch):
-    monkeypatch.setattr(setup, "SHIPPED_MODELS", shipped.parent)
+    monkeypatch.setattr(default_policy, "SHIPPED_MODELS", shipped.parent)
     cfg = config_asking_for(RECIPE)
-    assert recipe_from_config(cfg) == RECIPE and setup.pretrained_model_dir(cfg) == shipped
+    assert recipe_from_config(cfg) == RECIPE and default_policy.pretrained_model_dir(cfg) == shipped
     record = json.loads((shipped / "recipe.json").read_text())
     assert record["sha256"] == weights_sha256(shipped) and f"--steps {RECIPE.steps}" in record["command"]
     assert f"--vision-steps {RECIPE.vision_steps}" in record["command"]
@@ -114,11 +114,11 @@ def test_pretrain_flags_are_checked_before_any_work(tmp_path, capsys):
 
 def test_the_shipped_checkpoint_s_first_steps_reproduce():
     """The command in the shipped ``recipe.json``, run for its first steps from a fresh model, gives
-    the losses recorded there (``bench/pretrained_policy.py`` rebuilds it in full)."""
-    from fadtq.training.tiny_model import make_tiny_model
+    the losses recorded there (``tools/pretrained_policy.py`` rebuilds it in full)."""
+    from fadtq.pretraining.tiny_model import make_tiny_model
 
     recipe = recipe_from_config(load_run_config("cpu_default"))
-    shipped = setup.SHIPPED_MODELS / recipe.folder_name()
+    shipped = default_policy.SHIPPED_MODELS / recipe.folder_name()
     record = json.loads((shipped / RECIPE_FILE).read_text())
     assert verify_shipped(shipped, recipe) == shipped
     with tempfile.TemporaryDirectory() as scratch:

@@ -7,18 +7,19 @@ import torch
 
 from fadtq.generation import batch
 from fadtq.generation.engine import SamplingParams
-from fadtq.training.logprobs import ScoringInputs, completion_logprobs, token_distribution
+from fadtq.policy.forward_batch import ForwardBatch
+from fadtq.policy.logprobs import completion_logprobs, token_distribution
 
 PARAMS = SamplingParams(temperature=1.0, top_p=0.9, max_new_tokens=16, return_logprobs=True)
 
 
 @pytest.fixture
-def scoring(engine, two_prompts) -> ScoringInputs:
+def scoring(engine, two_prompts) -> ForwardBatch:
     torch.manual_seed(0)
     return engine.generate(two_prompts, 3, PARAMS).scoring
 
 
-def full_forward_logprobs(model, inputs: ScoringInputs, suppress) -> torch.Tensor:
+def full_forward_logprobs(model, inputs: ForwardBatch, suppress) -> torch.Tensor:
     """The reference: every row's whole sequence in one forward, as Qwen2.5-VL runs it."""
     completion_len = inputs.action_mask.shape[1]
     logits = model(input_ids=inputs.sequences, attention_mask=inputs.attention_mask,

@@ -5,14 +5,15 @@ from __future__ import annotations
 import torch
 
 from fadtq.run_config import load_run_config
-from fadtq.training.processor import load_processor
+from fadtq.policy.processor import load_processor
+from fadtq.training.auxiliary import MicroBatch
 from fadtq.training.ptx import PTX_OFFSET, DescriptionLoss
-from fadtq.training.warmup import supervised_batch
+from fadtq.pretraining.warmup import supervised_batch
 
 
 def test_beginnings_carry_no_end_of_turn(tiny_model_dir):
     processor = load_processor(tiny_model_dir)
-    from fadtq.training.pretrain import PretrainRecipe, examples
+    from fadtq.pretraining.pretrain import PretrainRecipe, examples
     from fadtq.prompts import PromptLibrary
 
     pair = next(examples(PretrainRecipe(), PTX_OFFSET, 1, PromptLibrary(), pair=True))
@@ -32,9 +33,10 @@ def test_the_mix_is_the_same_for_the_same_slot_and_differs_between_slots(tiny_mo
     model = AutoModelForImageTextToText.from_pretrained(str(tiny_model_dir), dtype=torch.float32).eval()
     ptx = DescriptionLoss(cfg, load_processor(tiny_model_dir), rank=0, world_size=2)
     with torch.no_grad():
-        first, again = ptx(model, 3, 1, 4), ptx(model, 3, 1, 4)
-        other_rank = DescriptionLoss(cfg, load_processor(tiny_model_dir), rank=1, world_size=2)(model, 3, 1, 4)
-    assert torch.isfinite(first) and first.item() == again.item() != other_rank.item()
+        slot = MicroBatch(step=3, number=1, count=4)
+        (first, weight), (again, _) = ptx(model, None, None, slot), ptx(model, None, None, slot)
+        other_rank, _ = DescriptionLoss(cfg, load_processor(tiny_model_dir), rank=1, world_size=2)(model, None, None, slot)
+    assert torch.isfinite(first) and first.item() == again.item() != other_rank.item() and weight == 1.0
 
 
 def test_a_run_with_ptx_and_a_frozen_tower_logs_the_mix_and_keeps_the_tower(train_env, model_args, tiny_model_dir,

@@ -7,7 +7,7 @@ import torch
 
 from fadtq.errors import FadtqError
 from fadtq.generation.engine import SamplingParams
-from fadtq.training.logprobs import completion_logprobs
+from fadtq.policy.logprobs import completion_logprobs
 
 PARAMS = SamplingParams(temperature=0.7, top_p=0.9, max_new_tokens=24, return_logprobs=True)
 

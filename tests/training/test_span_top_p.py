@@ -28,7 +28,7 @@ def test_removal_matches_transformers_top_p(top_p):
 
 @pytest.fixture(scope="module")
 def tokenizer(tiny_model_dir):
-    from fadtq.training.processor import load_processor
+    from fadtq.policy.processor import load_processor
 
     return load_processor(str(tiny_model_dir)).tokenizer
 
@@ -66,7 +66,7 @@ def test_generation_with_the_same_threshold_samples_what_transformers_top_p_samp
     from transformers import AutoModelForImageTextToText
 
     from fadtq.generation import batch
-    from fadtq.training.processor import load_processor
+    from fadtq.policy.processor import load_processor
 
     processor = load_processor(str(tiny_model_dir))
     model = AutoModelForImageTextToText.from_pretrained(str(tiny_model_dir), dtype=torch.float32).eval()
@@ -107,8 +107,8 @@ def test_a_nearly_greedy_reasoning_is_shared_by_a_group_and_the_answer_still_var
     from fadtq.generation.engine import SamplingParams
     from fadtq.generation.hf import HFRolloutEngine
     from fadtq.run_config import load_run_config
-    from fadtq.training.processor import load_processor
-    from fadtq.training.setup import pretrained_model_dir
+    from fadtq.policy.processor import load_processor
+    from fadtq.pretraining.default_policy import pretrained_model_dir
 
     policy = pretrained_model_dir(load_run_config("cpu_default"))
     processor = load_processor(str(policy))

@@ -12,8 +12,8 @@ from fadtq.commands import make_tiny_model as command
 from fadtq.errors import FadtqError
 from fadtq.generation.engine import SamplingParams
 from fadtq.generation.hf import HFRolloutEngine
-from fadtq.training.processor import load_processor
-from fadtq.training.tiny_model import CONTROL_TOKENS, REASONING_TAGS, SIZES, make_tiny_model
+from fadtq.policy.processor import load_processor
+from fadtq.pretraining.tiny_model import CONTROL_TOKENS, REASONING_TAGS, SIZES, make_tiny_model
 
 
 def test_folder_is_a_hugging_face_checkpoint(tiny_model_dir):
@@ -103,7 +103,7 @@ def test_3b_preset_is_qwen2_5_vl_3b():
     the 151,936-row embedding tied to the LM head, and the vision tower's full-attention blocks."""
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    from fadtq.training.tiny_model import build_config, build_tokenizer
+    from fadtq.pretraining.tiny_model import build_config, build_tokenizer
 
     size = SIZES["3b"]
     config = build_config(size, build_tokenizer(size.vocab_size))
@@ -116,7 +116,7 @@ def test_3b_preset_is_qwen2_5_vl_3b():
 
 def test_the_model_folder_appears_whole(tmp_path, monkeypatch):
     """Written beside the target and renamed: a failure half-way leaves the target as it was."""
-    from fadtq.training import tiny_model
+    from fadtq.pretraining import tiny_model
 
     target = make_tiny_model(tmp_path / "m")
     before = sorted(p.name for p in target.iterdir())

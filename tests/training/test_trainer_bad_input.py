@@ -213,7 +213,7 @@ def files_under(folder: Path) -> list[str]:
 @pytest.mark.parametrize("case", IN_PROCESS)
 def test_bad_input_main_returns_2_with_one_line_naming_the_key(in_process, model_args, tmp_path, capsys, case,
                                                                no_policy_model, plugin_on_path):
-    from fadtq.training.trainer import main
+    from fadtq.commands.train import main
 
     bad_files(tmp_path)
     args = [a.replace("{tmp}", str(tmp_path)) for a in IN_PROCESS[case][0]]

@@ -88,7 +88,7 @@ def check_run_folder(run_dir: Path, world: int) -> None:
 def check_policy_loads(policy: Path, initial: Path) -> torch.nn.Module:
     from transformers import AutoModelForImageTextToText
 
-    from fadtq.training.processor import load_processor
+    from fadtq.policy.processor import load_processor
 
     model = AutoModelForImageTextToText.from_pretrained(policy)
     processor = load_processor(policy)

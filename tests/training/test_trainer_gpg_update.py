@@ -15,8 +15,8 @@ import torch.distributed as dist
 from fadtq.generation.engine import SamplingParams
 from fadtq.generation.hf import HFRolloutEngine
 from fadtq.training import cpu_compat
-from fadtq.training.logprobs import completion_logprobs
-from fadtq.training.processor import load_processor
+from fadtq.policy.logprobs import completion_logprobs
+from fadtq.policy.processor import load_processor
 
 PARAMS = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=16)
 OPTIM = {"optim": "adam", "adam": {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0},
@@ -51,7 +51,7 @@ def sequence_logprobs(model, scoring, suppress) -> torch.Tensor:
 @pytest.mark.parametrize("advantages", [(1.0, -1.0), (-1.0, 1.0)], ids=["first-up", "first-down"])
 def test_gpg_step_moves_logprobs_in_the_direction_of_the_advantage(strategy, tiny_model_dir, two_prompts, advantages):
     from fadtq.plugin_manager import default_plugins
-    from fadtq.training.losses import LossInputs, policy_gradient
+    from fadtq.losses import LossInputs, policy_gradient
     from fadtq.training.strategy import build_actor
 
     estimator = default_plugins().advantages.get("gpg")

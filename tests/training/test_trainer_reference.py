@@ -37,13 +37,13 @@ def in_process(monkeypatch, trainer_cache):
 @pytest.mark.parametrize("estimator, actors, reference", [("gpg", 1, False), ("grpo", 2, True)])
 def test_reference_model_exists_only_when_the_estimator_needs_one(in_process, tiny_model_dir, tmp_path, estimator, actors,
                                                                   reference):
-    import fadtq.training.logprobs as logprobs
     import fadtq.training.strategy as strategy
+    import fadtq.training.trainer as trainer_module
+    from fadtq.commands.train import build
     from fadtq.run_config import load_run_config
-    from fadtq.training.trainer import Trainer
 
     built, scored_models = [], []
-    real_build, real_logprobs = strategy.build_actor, logprobs.completion_logprobs
+    real_build, real_logprobs = strategy.build_actor, trainer_module.completion_logprobs
 
     def counting_build(*args, **kwargs):
         built.append(args[0])
@@ -54,12 +54,12 @@ def test_reference_model_exists_only_when_the_estimator_needs_one(in_process, ti
         return real_logprobs(model, *args, **kwargs)
 
     in_process.setattr(strategy, "build_actor", counting_build)
-    in_process.setattr(logprobs, "completion_logprobs", counting_logprobs)
+    in_process.setattr(trainer_module, "completion_logprobs", counting_logprobs)
     from trainer_testlib import LOOP_CONFIG
 
     cfg = load_run_config(LOOP_CONFIG, {"model.path": str(tiny_model_dir), "advantage.name": estimator, "train.max_steps": "1", "rollout.max_new_tokens": "8",
                                  "output.dir": str(tmp_path), "output.name": estimator})
-    trainer = Trainer(cfg, tmp_path / estimator)
+    trainer = build(cfg, tmp_path / estimator)
 
     assert len(built) == actors
     assert (trainer.reference is not None) is reference

@@ -1,4 +1,4 @@
-"""The vision tower's fact targets (``fadtq.training.vision_facts``): the facts a description states,
+"""The vision tower's fact targets (``fadtq.pretraining.vision_facts``): the facts a description states,
 as class indices, and a loss that trains the tower through its pooled image tokens."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import torch
 
 from fadtq.data.describe import describe
 from fadtq.data.synth import DIFFICULTIES, render
-from fadtq.training.vision_facts import DAMAGE, FACT_KEYS, JUICES, FactHeads, fact_targets, pool_images
+from fadtq.pretraining.vision_facts import DAMAGE, FACT_KEYS, JUICES, FactHeads, fact_targets, pool_images
 
 
 def scene(category: str, label: str, seed: int = 3):

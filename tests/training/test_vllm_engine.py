@@ -15,8 +15,8 @@ from transformers import AutoModelForImageTextToText
 from fadtq.errors import FadtqError
 from fadtq.generation.engine import SamplingParams
 from fadtq.generation.hf import HFRolloutEngine
-from fadtq.training.logprobs import completion_logprobs
-from fadtq.training.processor import load_processor
+from fadtq.policy.logprobs import completion_logprobs
+from fadtq.policy.processor import load_processor
 
 # fp32 on CPU: the two forwards differ only in kernels and summation order (measured: ~1e-6).
 TOLERANCE = 1e-4

@@ -8,7 +8,7 @@ made by indexing, so gradients from every row flow back into the shared prompt: 
 and gradients equal those of the full forward of each row (``tests/training/test_prompt_cache.py``),
 for a fraction of the work (``bench/bench_prompt_cache.py``).
 
-Positions are passed explicitly: Qwen2.5-VL derives its 3-D rotary positions from the images of
+Positions are passed explicitly: a multimodal RoPE (Qwen's) derives its positions from the images of
 the *whole* sequence, which a forward over the completions alone cannot see.
 """
 
@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 from transformers import Cache
+
+from fadtq.policy.family import family_of_model
 
 
 @dataclass
@@ -29,17 +31,11 @@ class PromptCache:
     cache: Cache
 
 
-def hf_model(model: torch.nn.Module) -> torch.nn.Module:
-    """The Hugging Face model itself, inside a DeepSpeed engine or not."""
-    return getattr(model, "module", model)
-
-
 def rope_positions(model: torch.nn.Module, input_ids: torch.Tensor, mm_token_type_ids: torch.Tensor,
                    image_grid_thw: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """The ``(3, rows, length)`` rotary positions Qwen2.5-VL's own forward derives for these rows."""
-    positions, _ = hf_model(model).model.get_rope_index(
-        input_ids, mm_token_type_ids=mm_token_type_ids, image_grid_thw=image_grid_thw, attention_mask=attention_mask)
-    return positions
+    """The rotary positions the model's own forward derives for these rows (its family's rule)."""
+    return family_of_model(model).rope_positions(model, input_ids, mm_token_type_ids, image_grid_thw,
+                                                 attention_mask)
 
 
 def run_prompts(model: torch.nn.Module, prompts: dict[str, torch.Tensor], positions: torch.Tensor,

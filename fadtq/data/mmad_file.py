@@ -3,9 +3,12 @@
 The file is a JSON object keyed by an image's path relative to the dataset root; the first
 segment names the source dataset (``MVTec-LOCO/breakfast_box/test/logical_anomalies/003.png``).
 Each value holds ``conversation``, a list of ``{"Question", "Options": {letter: text}, "Answer":
-letter, "type"}``, and ``similar_templates`` and ``random_templates``, paths of normal images of
-the same category. A question is asked about the image with one normal template as the reference
-(the first similar template, else the first random one), as the policy is asked about a pair.
+letter, "type", "annotation"}``, and ``similar_templates`` and ``random_templates``, paths of
+normal images of the same category (MMAD's also hold ``image_path`` and ``mask_path``, which no
+evaluation reads). A question is asked about the image with one normal template as the
+reference, chosen as MMAD's scripts choose it (``--template``): the first of ``random_templates``
+(MMAD's default and its published 1-shot results), the first of ``similar_templates`` (MMAD's
+``--similar_template``), or none (0-shot).
 
 Everything is checked before any model loads: a missing field, an answer that is not one of its
 options, an image that is not under the root each fail with one line naming the key and field.
@@ -20,6 +23,8 @@ from fadtq.files import read_json
 
 LETTERS = ("A", "B", "C", "D", "E")  # MMAD's answer pattern reads these
 TEMPLATE_FIELDS = ("similar_templates", "random_templates")
+# --template: the list whose first image is the reference; "none" asks with no reference (0-shot).
+TEMPLATE_CHOICES = {"random": "random_templates", "similar": "similar_templates", "none": None}
 # MMAD's summary merges these two into "Object Analysis" (evaluation/examples/helper/summary.py).
 MERGED_TYPES = {"Object Structure": "Object Analysis", "Object Details": "Object Analysis"}
 # Columns of MMAD's summary, in its paper's order; a type not listed follows, alphabetically.
@@ -33,7 +38,9 @@ def summary_type(question_type: str) -> str:
 
 
 def is_normal(key: str) -> bool:
-    """An image of a ``good`` folder: MMAD splits Anomaly Detection's accuracy by it."""
+    """An image of a ``good`` folder: MMAD splits Anomaly Detection's accuracy by it. (MMAD's
+    ``summary.py`` asks whether ``good`` occurs anywhere in the path; the two differ only for a
+    path with ``good`` inside another name, such as ``bad/goods_03.png``.)"""
     return NORMAL_FOLDER in PurePosixPath(key).parts
 
 
@@ -57,13 +64,20 @@ class _Entry:
             raise self.error(name, f"expected {what}, got {self.value[name]!r}")
         return self.value[name]
 
-    def templates(self) -> list[str]:
-        lists = [self.field(name, list, "a list of image paths") for name in TEMPLATE_FIELDS]
-        for name, paths in zip(TEMPLATE_FIELDS, lists, strict=True):
+    def template(self, choice: str) -> str | None:
+        """The reference of ``--template choice``: the first of its list (both lists are checked)."""
+        lists = {name: self.field(name, list, "a list of image paths") for name in TEMPLATE_FIELDS}
+        for name, paths in lists.items():
             for i, item in enumerate(paths):
                 if not isinstance(item, str) or not item:
                     raise self.error(f"{name}[{i}]", f"expected an image path, got {item!r}")
-        return lists[0] + lists[1]
+        field = TEMPLATE_CHOICES[choice]
+        if field is None:
+            return None
+        if not lists[field]:
+            raise self.error(field, f"empty (--template {choice} asks with its first image; choose another "
+                                    "--template)")
+        return lists[field][0]
 
     def question(self, index: int, item: object) -> dict:
         field = f"conversation[{index}]"
@@ -94,15 +108,24 @@ def _relative(entry: _Entry, field: str, relative: str, root: Path) -> Path:
     return path
 
 
-def read_mmad(path: str | Path, root: str | Path) -> list[dict]:
-    """The questions of an MMAD file, one row each, in file order, every image checked to exist.
+def check_template(choice: str) -> None:
+    if choice not in TEMPLATE_CHOICES:
+        raise FadtqError(f"--template {choice}: expected one of {', '.join(TEMPLATE_CHOICES)}")
+
+
+def read_mmad(path: str | Path, root: str | Path | None, template: str = "random") -> list[dict]:
+    """The questions of an MMAD file, one row each, in file order.
 
     A row: ``id`` (``<key>#<question index>``), ``image`` (the key), ``dataset`` (its first
-    segment), ``category`` (its second, below the dataset), ``type``, ``question``, ``options``,
-    ``answer``, ``normal``, ``ref_image`` (the template asked with) and ``test_image`` (the key
-    again), paths relative to ``root``."""
-    path, root = Path(path), Path(root)
-    if not root.is_dir():
+    segment), ``category`` (its second, below the dataset), ``index`` (the question's place in its
+    conversation), ``type``, ``question``, ``options``, ``answer``, ``normal``, ``ref_image`` (the
+    reference of ``template``; None for ``none``) and ``test_image`` (the key again), paths
+    relative to ``root``. Every image asked with must be a file under ``root``; with no ``root``
+    (scoring answers made elsewhere) no image is looked at."""
+    check_template(template)
+    path = Path(path)
+    root = None if root is None else Path(root)
+    if root is not None and not root.is_dir():
         raise FadtqError(f"--root {root}: not a folder (expected the folder that holds the MMAD file's images)")
     data = read_json(path, what="an MMAD question file (a JSON object keyed by image path)")
     if not data:
@@ -110,25 +133,24 @@ def read_mmad(path: str | Path, root: str | Path) -> list[dict]:
     rows = []
     for key, value in data.items():
         entry = _Entry(path, key, value)
-        _relative(entry, "image", key, root)
         conversation = entry.field("conversation", list, "a list of questions")
         if not conversation:
             raise entry.error("conversation", "empty (expected a list of questions)")
         questions = [entry.question(i, item) for i, item in enumerate(conversation)]
-        templates = entry.templates()
-        if not templates:
-            raise entry.error(" and ".join(TEMPLATE_FIELDS), "both empty (expected a normal image to compare with)")
-        reference = next(name for name in TEMPLATE_FIELDS if entry.value[name])
-        _relative(entry, f"{reference}[0]", templates[0], root)
-        rows += [_row(key, i, q, templates[0]) for i, q in enumerate(questions)]
+        reference = entry.template(template)
+        if root is not None:
+            _relative(entry, "image", key, root)
+            if reference is not None:
+                _relative(entry, f"{TEMPLATE_CHOICES[template]}[0]", reference, root)
+        rows += [_row(key, i, q, reference) for i, q in enumerate(questions)]
     return rows
 
 
-def _row(key: str, index: int, question: dict, template: str) -> dict:
+def _row(key: str, index: int, question: dict, template: str | None) -> dict:
     parts = PurePosixPath(key).parts
     return {
         "id": f"{key}#{index}", "image": key, "dataset": parts[0], "category": parts[1] if len(parts) > 2 else "",
-        "type": question["type"],
+        "index": index, "type": question["type"],
         "question": question["Question"], "options": dict(question["Options"]), "answer": question["Answer"],
         "normal": is_normal(key), "ref_image": template, "test_image": key,
     }

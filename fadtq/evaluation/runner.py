@@ -2,8 +2,9 @@
 
 A model is a local folder, generating through training's rollout engine, or a model behind an
 OpenAI-compatible server (:mod:`fadtq.evaluation.backends`); either is asked with the training
-prompts, so a model is asked exactly what it was trained on; decoding is greedy unless sampling
-is asked for (locally). Answers are appended to ``predictions.jsonl`` as they come and
+prompts, so a model is asked exactly what it was trained on (an MMAD file's questions are asked
+by ``--protocol``: MMAD's own request, or the project's); decoding is greedy unless sampling is
+asked for (locally). Answers are appended to ``predictions.jsonl`` as they come and
 ``eval_config.json`` records what produced them: an interrupted evaluation continues where it
 stopped, and resuming with a different model, benchmark or decoding is refused rather than mixed.
 """
@@ -16,11 +17,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from fadtq.data.dataset import DEFAULT_MAX_SIDE, ImageCache, PairDataset, resolve_benchmark, trained_image_size
-from fadtq.data.mmad import read_mmad, summary_type
+from fadtq.data.dataset import (DEFAULT_MAX_SIDE, INPUTS_FILE, ImageCache, PairDataset, decode_images,
+                                resolve_benchmark, trained_image_size)
+from fadtq.data.mmad_file import check_template, read_mmad, summary_type
 from fadtq.data.pair3c import SPLITS, read_manifest
 from fadtq.errors import FadtqError
-from fadtq.evaluation import mmad
+from fadtq.evaluation import mmad_protocol, mmad_scores
+from fadtq.evaluation.mmad_answers import read_answers
 from fadtq.evaluation.backends import LocalModel, ServedModel
 from fadtq.evaluation.predictions import (
     METRICS,
@@ -36,12 +39,12 @@ from fadtq.evaluation.predictions import (
 from fadtq.files import atomic_write_json, atomic_write_jsonl, check_output_dir, read_json
 from fadtq.plugin_manager import default_plugins
 from fadtq.openai_client import EndpointConfig
-from fadtq.preflight import decode_images, render_templates
+from fadtq.scoring_checks import render_templates
 from fadtq.prompts import MMAD_TEMPLATE, POLICY_TEMPLATE, PromptLibrary, mmad_question, pair_messages, policy_messages
 
 EVAL_CONFIG = "eval_config.json"
 OUTPUT_FILES = (PREDICTIONS, METRICS, EVAL_CONFIG)
-MMAD_OUTPUT_FILES = (PREDICTIONS, mmad.METRICS, EVAL_CONFIG)
+MMAD_OUTPUT_FILES = (PREDICTIONS, mmad_scores.METRICS, EVAL_CONFIG)
 # Images an MMAD evaluation keeps decoded: its questions come image by image, and it reads thousands.
 MMAD_IMAGE_CACHE = 256
 Backend = LocalModel | ServedModel
@@ -130,13 +133,14 @@ class Questions:
     file: a saved answer with another id is another benchmark's), the chat messages of a row
     (``messages``; reference image, then test image), the record of an answer (``record(row,
     completion, tokenizer, **extra)``) and the images, loaded only when something is asked.
-    ``unit`` names a row on the progress bar."""
+    ``templates`` are the prompt templates the messages render; ``unit`` names a row on the
+    progress bar."""
 
     rows: list[dict]
     known: set[str]
     source: Path
     prompts: PromptLibrary
-    template: str
+    templates: tuple[str, ...]
     messages: Callable[[dict], list[dict]]
     record: Callable[..., dict]
     load_images: Callable[[], ImageCache]
@@ -147,8 +151,13 @@ class Questions:
         return self.load_images()
 
     def prompt(self, row: dict) -> tuple[object, object, list[dict]]:
-        """(reference image, test image, messages) of a row."""
-        return self.images.image(row["ref_image"]), self.images.image(row["test_image"]), self.messages(row)
+        """(reference image, test image, messages) of a row. A row with no reference (MMAD 0-shot)
+        gives (test image, None, messages): a served model's request takes the images in the order
+        its messages show them."""
+        test = self.images.image(row["test_image"])
+        if row["ref_image"] is None:
+            return test, None, self.messages(row)
+        return self.images.image(row["ref_image"]), test, self.messages(row)
 
 
 def evaluate(model: str | Path | EndpointConfig, benchmark_dir: str | Path | None, out_dir: str | Path, *,
@@ -169,7 +178,7 @@ def evaluate(model: str | Path | EndpointConfig, benchmark_dir: str | Path | Non
     prompts = PromptLibrary()
     questions = Questions(
         rows=select_rows(all_rows, limit), known={row["id"] for row in all_rows}, source=manifest, prompts=prompts,
-        template=POLICY_TEMPLATE, messages=lambda row: policy_messages(prompts, row["category"]),
+        templates=(POLICY_TEMPLATE,), messages=lambda row: policy_messages(prompts, row["category"]),
         record=from_completion,
         load_images=lambda: PairDataset(manifest, max_side=settings.image_size, prompts=prompts).images, unit="pair")
     records, server = _answer(backend, questions, settings, out_dir, config)
@@ -181,37 +190,103 @@ def evaluate(model: str | Path | EndpointConfig, benchmark_dir: str | Path | Non
 
 def evaluate_mmad(model: str | Path | EndpointConfig, mmad_file: str | Path, root: str | Path | None,
                   out_dir: str | Path, *, settings: GenerationSettings = GenerationSettings(),
-                  limit: int | None = None, name: str | None = None) -> dict:
+                  limit: int | None = None, name: str | None = None, protocol: str | None = None,
+                  template: str = "random") -> dict:
     """Answer an MMAD file's missing questions with ``model`` into ``out_dir``, then write its
     summary (``mmad_metrics.json``). ``root`` holds the images (default: the file's folder, as
-    MMAD ships ``mmad.json``); ``limit`` takes a round robin over (dataset, category, question type)."""
+    MMAD ships ``mmad.json``); ``limit`` takes a round robin over (dataset, category, question type).
+
+    ``protocol``: ``mmad`` asks and reads as MMAD's scripts (:mod:`fadtq.evaluation.mmad_protocol`),
+    ``fadtq`` with the project's MMAD prompt and strict reading; by default ``fadtq`` for the
+    project's own policies (see :func:`_default_protocol`), else ``mmad``. ``template``: the
+    reference, the first of ``random_templates`` (MMAD's default), of ``similar_templates``, or
+    ``none`` (0-shot, ``mmad`` protocol and a served model only)."""
     backend = backend_for(model)
     settings.validate()
+    _check_protocol(protocol, template, backend)  # the flags given, before anything is read
     mmad_file = Path(mmad_file)
     root = Path(root) if root is not None else mmad_file.parent
     out_dir = check_output_dir(out_dir, "--out", MMAD_OUTPUT_FILES)
     settings = backend.resolve(settings)
+    protocol = protocol or _default_protocol(backend)
+    _check_protocol(protocol, template, backend)  # and the default protocol
     config = {**backend.identity(), "mmad": str(mmad_file.resolve()), "root": str(root.resolve()),
-              **asdict(settings)}
-    all_rows = read_mmad(mmad_file, root)
+              "protocol": protocol, "template": template, **asdict(settings)}
+    all_rows = read_mmad(mmad_file, root, template)
+    if protocol == "mmad":
+        all_rows = [mmad_protocol.relettered(row) for row in all_rows]
     rows = all_rows
     if limit is not None:  # else in file order: an image's questions one after another, for the image cache
         rows = round_robin(all_rows, lambda row: (row["dataset"], row["category"], summary_type(row["type"])))[:limit]
     prompts = PromptLibrary()
     questions = Questions(
         rows=rows, known={row["id"] for row in all_rows}, source=mmad_file, prompts=prompts,
-        template=MMAD_TEMPLATE,
-        messages=lambda row: pair_messages(mmad_question(prompts, row["question"], row["options"])),
-        record=mmad.mmad_record, load_images=lambda: ImageCache(root, settings.image_size, MMAD_IMAGE_CACHE),
-        unit="question")
+        **_mmad_asking(protocol, prompts), record=functools.partial(mmad_scores.mmad_record, protocol=protocol),
+        load_images=lambda: ImageCache(root, settings.image_size, MMAD_IMAGE_CACHE), unit="question")
     records, server = _answer(backend, questions, settings, out_dir, config)
     if not records:
         raise _nothing_answered(server)
     source = {"kind": backend.kind, "mmad": config["mmad"], "root": config["root"], "limit": limit,
-              **backend.identity()}
-    metrics = {"name": name or backend.name, "source": source, **mmad.mmad_metrics(records), **server}
-    atomic_write_json(out_dir / mmad.METRICS, metrics)
+              "protocol": protocol, "template": template, **backend.identity()}
+    metrics = {"name": name or backend.name, "source": source, **mmad_scores.mmad_metrics(records), **server}
+    atomic_write_json(out_dir / mmad_scores.METRICS, metrics)
     return metrics
+
+
+def _check_protocol(protocol: str | None, template: str, backend: Backend) -> None:
+    """``--protocol`` and ``--template`` name known choices that go together and with the model."""
+    if protocol is not None and protocol not in mmad_scores.PROTOCOLS:
+        raise FadtqError(f"--protocol {protocol}: expected one of {', '.join(mmad_scores.PROTOCOLS)}")
+    check_template(template)
+    if template == "none" and isinstance(backend, LocalModel):
+        raise FadtqError("--template none: only with --server (a local model is asked about two images)")
+    if template == "none" and protocol == "fadtq":
+        raise FadtqError("--template none: not with --protocol fadtq (its prompt compares with a reference image; "
+                         "fadtq is the default for the project's own policies)")
+
+
+def _default_protocol(backend: Backend) -> str:
+    """``fadtq`` for the project's own policies: a local folder, or a folder that records the
+    policy's inputs (``fadtq_inputs.json``) served by ``make policy-server``; ``mmad`` for any
+    other served model, which is what MMAD's published results are."""
+    if isinstance(backend, LocalModel):
+        return "fadtq"
+    root = backend.served_root()
+    return "fadtq" if root is not None and (Path(root) / INPUTS_FILE).is_file() else "mmad"
+
+
+def _mmad_asking(protocol: str, prompts: PromptLibrary) -> dict:
+    """The ``templates`` and ``messages`` of Questions for an MMAD protocol."""
+    if protocol == "mmad":
+        return {"templates": (), "messages": mmad_protocol.messages}
+    return {"templates": (MMAD_TEMPLATE,),
+            "messages": lambda row: pair_messages(mmad_question(prompts, row["question"], row["options"]))}
+
+
+def evaluate_mmad_answers(answers: str | Path, mmad_file: str | Path, out_dir: str | Path, *,
+                          name: str | None = None) -> dict:
+    """Score an answer file of MMAD's own scripts (:mod:`fadtq.evaluation.mmad_answers`) against
+    the MMAD file, with the summary of :func:`evaluate_mmad`; no image is read."""
+    answers, mmad_file = Path(answers), Path(mmad_file)
+    out_dir = check_output_dir(out_dir, "--out", MMAD_OUTPUT_FILES)
+    rows = [mmad_protocol.relettered(row) for row in read_mmad(mmad_file, None, "none")]
+    records, unanswered = read_answers(answers, rows)
+    if not records:
+        raise FadtqError(f"{answers}: no answer records (expected a list of MMAD answer records)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_jsonl(out_dir / PREDICTIONS, records)
+    source = {"kind": "mmad answers", "predictions": str(answers.resolve()), "mmad": str(mmad_file.resolve()),
+              "protocol": "mmad"}
+    metrics = {"name": name or answers.stem, "source": source, "unanswered": unanswered,
+               **mmad_scores.mmad_metrics(records)}
+    atomic_write_json(out_dir / mmad_scores.METRICS, metrics)
+    return metrics
+
+
+def _image_rows(rows: list[dict]) -> list[dict]:
+    """``rows`` as ``decode_images`` reads them (a reference and a test image each): a row with no
+    reference (MMAD 0-shot) has its test image twice."""
+    return [{"ref_image": row["ref_image"] or row["test_image"], "test_image": row["test_image"]} for row in rows]
 
 
 def _answer(backend: Backend, questions: Questions, settings: GenerationSettings, out_dir: Path,
@@ -223,8 +298,8 @@ def _answer(backend: Backend, questions: Questions, settings: GenerationSettings
     todo = [row for row in questions.rows if row["id"] not in done]
     server = {}
     if todo:
-        render_templates(questions.prompts, [questions.template])
-        decode_images(questions.images, todo)
+        render_templates(questions.prompts, questions.templates)
+        decode_images(questions.images, _image_rows(todo))
         backend.start(settings)
         failures = _ask(backend, questions, todo, settings, out_dir, config, done)
         if isinstance(backend, ServedModel):

@@ -12,8 +12,8 @@ import pytest
 from fadtq.cli import main as cli_main
 from fadtq.data.pair3c import read_manifest
 from fadtq.errors import FadtqError
-from fadtq.evaluation import evaluate_model, predict
-from fadtq.evaluation.predict import GenerationSettings, evaluate, evaluate_file
+from fadtq.evaluation import evaluate_model, runner
+from fadtq.evaluation.runner import GenerationSettings, evaluate, evaluate_file
 from fadtq.evaluation.predictions import select_rows
 
 from eval_support import BATCH, MAX_NEW_TOKENS, N_PAIRS
@@ -58,7 +58,7 @@ def test_predictions_file_of_the_same_outputs_gives_the_same_metrics(model_eval,
 def test_interrupted_eval_resumes_to_the_uninterrupted_result(model_eval, tiny_model, small_bench, tmp_path,
                                                                monkeypatch):
     out = tmp_path / "resumed"
-    real_append = predict.append_rows
+    real_append = runner.append_rows
     calls = []
 
     def append_then_stop(handle, rows):
@@ -67,13 +67,13 @@ def test_interrupted_eval_resumes_to_the_uninterrupted_result(model_eval, tiny_m
         calls.append(len(rows))
         real_append(handle, rows)
 
-    monkeypatch.setattr(predict, "append_rows", append_then_stop)
+    monkeypatch.setattr(runner, "append_rows", append_then_stop)
     with pytest.raises(KeyboardInterrupt):
         evaluate_model(tiny_model, small_bench, out, batch_size=BATCH, max_new_tokens=MAX_NEW_TOKENS, limit=N_PAIRS)
     assert len(_rows(out / "predictions.jsonl")) == BATCH and not (out / "metrics.json").exists()
     with (out / "predictions.jsonl").open("a") as handle:
         handle.write('{"id": "breakfast_box/go')  # a write cut off by the kill
-    monkeypatch.setattr(predict, "append_rows", real_append)
+    monkeypatch.setattr(runner, "append_rows", real_append)
     metrics = evaluate_model(tiny_model, small_bench, out, batch_size=BATCH, max_new_tokens=MAX_NEW_TOKENS,
                              limit=N_PAIRS, name="tiny-base")
     assert (out / "predictions.jsonl").read_text() == (model_eval / "predictions.jsonl").read_text()
@@ -165,7 +165,7 @@ def test_greedy_decoding_ignores_the_seed_and_sampling_does_not(tiny_model, smal
     from fadtq.data.dataset import PairDataset
     from fadtq.generation.engine import RolloutPrompt, SamplingParams
     from fadtq.generation.hf import HFRolloutEngine
-    from fadtq.training.processor import load_processor
+    from fadtq.policy.processor import load_processor
 
     engine = HFRolloutEngine(AutoModelForImageTextToText.from_pretrained(tiny_model), load_processor(tiny_model))
     pair = PairDataset(small_bench / "test.jsonl")[0]

@@ -1,14 +1,15 @@
 """Build, or rebuild and verify, the pretrained policy shipped in ``pretrained/``.
 
 ``configs/cpu_default.yaml`` starts RL from a ``base`` Qwen2.5-VL that ``fadtq pretrain`` taught
-to describe look-alike images (fadtq/training/pretrain.py). Pretraining takes about 20 minutes on
+to describe look-alike images (fadtq/pretraining/pretrain.py). Pretraining takes about 20 minutes on
 one thread, so the repository may ship the result with its recipe, the command that made it, its
 held-out description check and the sha256 of its weights (``pretrained/<name>/recipe.json``).
 
-    .venv/bin/python bench/pretrained_policy.py            # rebuild in a temp folder, compare the sha256
-    .venv/bin/python bench/pretrained_policy.py --write    # (re)write the shipped checkpoint
+    .venv/bin/python tools/pretrained_policy.py            # rebuild in a temp folder, compare the sha256
+    .venv/bin/python tools/pretrained_policy.py --write    # (re)write the shipped checkpoint
 
-One thread throughout: the same recipe on the same kind of machine gives the same bytes.
+One thread throughout (``bench/benchlib.py`` pins it): the same recipe on the same kind of machine
+gives the same bytes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchlib import one_thread
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+from benchlib import one_thread  # noqa: E402  (pins threads before torch is imported)
 
 
 def main() -> int:
@@ -28,8 +31,8 @@ def main() -> int:
     args = parser.parse_args()
     one_thread()
     from fadtq.run_config import load_run_config
-    from fadtq.training.pretrain import build_pretrained, recipe_from_config, weights_sha256, write_recipe
-    from fadtq.training.setup import SHIPPED_MODELS
+    from fadtq.pretraining.pretrain import build_pretrained, recipe_from_config, weights_sha256, write_recipe
+    from fadtq.pretraining.default_policy import SHIPPED_MODELS
 
     recipe = recipe_from_config(load_run_config("cpu_default"))
     shipped = SHIPPED_MODELS / recipe.folder_name()

@@ -1,6 +1,6 @@
 """Checks that run before any model is loaded and any output is begun, shared by the commands:
 every template the run will render, tried once on a sample; the reward composition and its
-plugins, tried on sample rollouts; the judge built and reached; every image of a dataset decoded.
+plugins, tried on sample rollouts; the judge built and reached.
 
 A command calls these after validating its flags and config and before its first real step, so
 bad input fails in seconds with one line, never after the first batch.
@@ -9,7 +9,6 @@ bad input fails in seconds with one line, never after the first batch.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,9 +19,6 @@ from fadtq.plugin_manager import Plugins
 from fadtq.prompts import CLASS_NAMES, MMAD_TEMPLATE, POLICY_TEMPLATE, PromptLibrary, mmad_question, policy_question
 from fadtq.rollout import Rollout
 from fadtq.scoring import Scorer
-
-if TYPE_CHECKING:
-    from fadtq.data.dataset import ImageCache, PairDataset
 
 SAMPLE_CATEGORY = "breakfast_box"
 SAMPLE_QUESTION = "Which case applies to the test image: good, structural or logical?"
@@ -80,14 +76,3 @@ def reach_judge(scorer: Scorer) -> None:
         check = getattr(scorer.judge(), "check", None)
         if check is not None:
             check()
-
-
-def decode_images(dataset: PairDataset | ImageCache, rows: Sequence[dict], desc: str = "images") -> None:
-    """Decode every image of ``rows`` fully, through ``dataset``'s cache (so none is decoded
-    twice, unless the cache is bounded); a truncated or unreadable file fails here, naming it. A
-    bar shows after 2 s."""
-    from tqdm import tqdm
-
-    paths = sorted({row[key] for row in rows for key in ("ref_image", "test_image")})
-    for relative in tqdm(paths, desc=desc, unit="img", delay=2, dynamic_ncols=True):
-        dataset.image(relative)

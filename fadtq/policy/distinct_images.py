@@ -1,6 +1,6 @@
 """Each distinct image encoded once per forward pass.
 
-The prompt cache (``fadtq/training/prompt_cache.py``) already runs each distinct prompt once; distinct
+The prompt cache (``fadtq/policy/prompt_cache.py``) already runs each distinct prompt once; distinct
 prompts still share images: the pairs of a category draw their references from a few normal images
 (200 for the CPU default's 1,800 training pairs), so a batch may hold one reference several times.
 Qwen2.5-VL's vision tower encodes images independently (its attention never crosses from one image

@@ -3,7 +3,7 @@
 Qwen2.5-VL's vision encoder learned to see before it was joined to the language model. Trained
 only through captions, the offline tower of this project learned colours and large areas and no
 local feature: a count or a damage reaches the 2M-parameter language model's loss through too
-long a path (``docs/pretraining.md``). Read directly off the tower's merged image tokens (mean and
+long a path (``docs/history/pretraining-log.md``). Read directly off the tower's merged image tokens (mean and
 max over an image's tokens, one linear head per fact), the same facts train it within minutes.
 
 The heads exist during pretraining only and are not saved: the policy keeps the tower they shaped.
@@ -18,6 +18,7 @@ from torch import nn
 
 from fadtq.data.describe import REGIONS, damage_region
 from fadtq.data.synth import SPECS, Scene
+from fadtq.policy.family import family_of_model
 
 JUICES = ("cherry", "orange", "banana", "none")
 MAX_COUNT = 20  # counts 0..19 are classes; the look-alike draws far fewer of any part
@@ -76,11 +77,11 @@ class FactHeads(nn.Module):
 def fact_loss(model, heads: FactHeads, tokens: torch.Tensor, grid_thw: torch.Tensor,
               targets: list[dict[str, int]]) -> torch.Tensor:
     """The fact loss on the merged image tokens the model's tower made for images of ``grid_thw``."""
-    return heads.loss(pool_images(tokens, grid_thw, model.model.visual.spatial_merge_size ** 2), targets)
+    return heads.loss(pool_images(tokens, grid_thw, family_of_model(model).tower(model).spatial_merge_size ** 2), targets)
 
 
 def tower_loss(model, heads: FactHeads, image_inputs: dict, targets: list[dict[str, int]]) -> torch.Tensor:
     """The fact loss of the vision tower alone on processed images (``pixel_values``, ``image_grid_thw``)."""
     grid = image_inputs["image_grid_thw"]
-    tokens = model.model.visual(image_inputs["pixel_values"], grid_thw=grid).pooler_output
+    tokens = family_of_model(model).tower(model)(image_inputs["pixel_values"], grid_thw=grid).pooler_output
     return fact_loss(model, heads, tokens, grid, targets)

@@ -58,7 +58,7 @@ def warmup(model_path: str | Path, out: str | Path, dataset, steps: int = 150, b
     from tqdm import tqdm
     from transformers import AutoModelForImageTextToText
 
-    from fadtq.training.processor import load_processor, save_policy
+    from fadtq.policy.processor import load_processor, save_policy
 
     torch.manual_seed(seed)
     rng = random.Random(seed)

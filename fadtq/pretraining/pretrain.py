@@ -3,7 +3,7 @@
 The paper's policy, Qwen2.5-VL-3B, comes to RL already able to see parts, counts and damage; RL
 teaches it to decide. A model built offline sees nothing, and RL from a random vision tower barely
 moves in the CPU budget. This supervised pass stands in for broad pretraining, in two stages:
-first the vision tower alone learns each image's facts (``fadtq.training.vision_facts``), as
+first the vision tower alone learns each image's facts (``fadtq.pretraining.vision_facts``), as
 Qwen2.5-VL's encoder learned to see before it met the language model; then the whole model
 learns descriptions. On freshly generated look-alike pairs, never an image of a benchmark, the
 policy's own question is answered
@@ -37,8 +37,9 @@ from fadtq.data.loco import CATEGORIES
 from fadtq.data.synth import DEFAULT_SIZE, difficulty_named, render
 from fadtq.errors import FadtqError
 from fadtq.files import atomic_write_json, create_dir_once
+from fadtq.policy.family import family_of_model
 from fadtq.prompts import CLASS_NAMES, PromptLibrary, policy_messages, pretty_category
-from fadtq.training.vision_facts import FactHeads, fact_loss, fact_targets, tower_loss
+from fadtq.pretraining.vision_facts import FactHeads, fact_loss, fact_targets, tower_loss
 
 REFERENCE_ROLE = len(CLASS_NAMES)  # roles 0-2: a test image of that class; 3: the reference
 VALIDATION_OFFSET = 10**9  # example indices of the held-out check, never trained on
@@ -144,7 +145,7 @@ def load_start(model_path: str | Path):
     """The model (float32, training mode) and processor that pretraining starts from."""
     from transformers import AutoModelForImageTextToText
 
-    from fadtq.training.processor import load_processor
+    from fadtq.policy.processor import load_processor
 
     model = AutoModelForImageTextToText.from_pretrained(str(model_path), dtype=torch.float32)
     return model.train(), load_processor(model_path)
@@ -158,7 +159,7 @@ def training_losses(model, processor, recipe: PretrainRecipe, prompts: PromptLib
     descriptions, with the facts' loss kept on the tower so that it does not forget them."""
     torch.manual_seed(recipe.seed)
     heads = FactHeads(model.config.text_config.hidden_size)
-    tower = list(model.model.visual.parameters()) + list(heads.parameters())
+    tower = list(family_of_model(model).tower(model).parameters()) + list(heads.parameters())
     yield from _steps(tower, recipe.lr, recipe.vision_steps, lambda step: _tower_step(
         model, processor, heads, list(examples(recipe, step * recipe.vision_batch_size, recipe.vision_batch_size,
                                                prompts, pair=False))))
@@ -188,11 +189,11 @@ def _tower_step(model, processor, heads: FactHeads, batch: list[PretrainExample]
 
 def _description_step(model, processor, heads: FactHeads, batch: list[PretrainExample]) -> torch.Tensor:
     """The descriptions' loss plus the facts' loss on the image tokens the same forward pass made."""
-    from fadtq.training.warmup import supervised_batch
+    from fadtq.pretraining.warmup import supervised_batch
 
     inputs = supervised_batch(processor, batch, [e.response for e in batch])
     seen = []
-    hook = model.model.visual.register_forward_hook(lambda module, args, output: seen.append(output.pooler_output))
+    hook = family_of_model(model).tower(model).register_forward_hook(lambda module, args, output: seen.append(output.pooler_output))
     try:
         loss = model(**inputs).loss
     finally:
@@ -206,7 +207,7 @@ def pretrain(model_path: str | Path, out: str | Path, recipe: PretrainRecipe, *,
     losses and the held-out check (how often greedy decoding describes a fresh test image exactly)."""
     from tqdm import tqdm
 
-    from fadtq.training.processor import save_policy
+    from fadtq.policy.processor import save_policy
 
     prompts = PromptLibrary()
     model, processor = load_start(model_path)
@@ -298,7 +299,7 @@ def build_pretrained(out: Path, recipe: PretrainRecipe, base_model: Path | None 
     into ``out``; returns the held-out check and the seconds taken."""
     import tempfile
 
-    from fadtq.training.tiny_model import make_tiny_model
+    from fadtq.pretraining.tiny_model import make_tiny_model
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fadtq-pretrain-") as scratch:

@@ -7,7 +7,7 @@ policy's question, the class names, words a reasoning about anomalies uses, the 
 tags), and the weights are drawn after ``torch.manual_seed(seed)``.
 
 The saved folder is an ordinary Hugging Face checkpoint: ``AutoModelForImageTextToText``
-loads the model, and :func:`fadtq.training.processor.load_processor` the processor.
+loads the model, and :func:`fadtq.policy.processor.load_processor` the processor.
 """
 
 from __future__ import annotations
@@ -217,7 +217,7 @@ def build_config(size: ModelSize, tokenizer: PreTrainedTokenizerFast) -> Qwen2_5
 def preset_config(size: str) -> dict:
     """The parts of the ``size`` preset's ``config.json`` that say which engines can run it."""
     preset = SIZES[size]
-    return {"architectures": [Qwen2_5_VLForConditionalGeneration.__name__],
+    return {"model_type": Qwen2_5_VLConfig.model_type, "architectures": [Qwen2_5_VLForConditionalGeneration.__name__],
             "text_config": {"hidden_size": preset.text_hidden, "num_attention_heads": preset.text_heads}}
 
 

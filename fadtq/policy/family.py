@@ -1,0 +1,101 @@
+"""What a model family must tell the rest of the framework: the one place a family is named.
+
+Every model-specific call sits behind :class:`ModelFamily`: how to build the processor, where the
+rotary positions come from, which tokens are the vision control tokens the policy never samples,
+which module is the vision tower, and which vLLM architectures serve it. The engines, the prompt
+cache, the trainer, evaluation and the servers ask :func:`family_of_model` or
+:func:`family_of_config` and never name a family themselves.
+
+This module imports no model code: ``fadtq.generation.vllm_compat`` reads it in every vLLM
+worker process at start-up.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fadtq.errors import FadtqError
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import ProcessorMixin
+
+
+class RopePositions:
+    """``(model, input_ids, mm_token_type_ids, image_grid_thw, attention_mask) -> positions``: the
+    rotary positions the family's own forward derives for these rows (``(3, rows, length)`` for
+    Qwen's multimodal RoPE)."""
+
+    def __call__(self, model: torch.nn.Module, input_ids: torch.Tensor, mm_token_type_ids: torch.Tensor,
+                 image_grid_thw: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """One family of vision-language models (``config.json``'s ``model_type`` in ``model_types``).
+
+    ``vision_control_tokens``: the tokens that mark image placeholders; sampled, they would have no
+    image features behind them, so no engine samples them and the scoring forward gives them
+    probability zero. ``vision_tower``: the name of the vision encoder module (its parameters are
+    what ``train.freeze_vision_tower`` freezes). ``vllm_architectures``: the architectures vLLM runs
+    for it (empty: the family has no vLLM path); ``vllm_modules`` and ``vllm_processing_infos``: the
+    vLLM model modules and processing-info classes the torchvision-free patch
+    (``fadtq.generation.vllm_compat``) makes image-only."""
+
+    name: str
+    model_types: tuple[str, ...]
+    load_processor: Callable[[Path], ProcessorMixin]
+    rope_positions: RopePositions
+    vision_control_tokens: tuple[str, ...]
+    vision_tower: str
+    vllm_architectures: tuple[str, ...] = ()
+    vllm_modules: tuple[str, ...] = ()
+    vllm_processing_infos: tuple[str, ...] = ()
+
+    def tower(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The vision encoder of ``model`` (a Hugging Face model, or a DeepSpeed engine around one)."""
+        model = getattr(model, "module", model)
+        for name, module in model.named_modules():
+            if name.split(".")[-1] == self.vision_tower:
+                return module
+        raise FadtqError(f"{type(model).__name__}: no vision tower named {self.vision_tower!r} ({self.name} family)")
+
+
+def registered() -> dict[str, ModelFamily]:
+    """Every family, by name."""
+    from fadtq.policy.qwen2_5_vl import QWEN2_5_VL
+
+    return {family.name: family for family in (QWEN2_5_VL,)}
+
+
+def family_of_config(config: dict, where: str) -> ModelFamily:
+    """The family of a model's ``config.json`` (as a dict, read from ``where``); one line listing the
+    supported families when none claims it."""
+    model_type = config.get("model_type")
+    for family in registered().values():
+        if model_type in family.model_types:
+            return family
+    supported = ", ".join(f"{f.name} ({'/'.join(f.model_types)})" for f in registered().values())
+    raise FadtqError(f"{where}: model_type {model_type!r} (architectures {config.get('architectures')}) is not a "
+                     f"supported model family; supported: {supported}")
+
+
+def family_of_folder(path: str | Path) -> ModelFamily:
+    """The family of the model saved in ``path``."""
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        raise FadtqError(f"{path}: no config.json; expected a Hugging Face model folder")
+    return family_of_config(json.loads(config.read_text(encoding="utf-8")), str(config))
+
+
+def family_of_model(model: torch.nn.Module) -> ModelFamily:
+    """The family of a loaded model (a Hugging Face model, or a DeepSpeed engine around one)."""
+    model = getattr(model, "module", model)
+    if not hasattr(model, "config"):
+        raise FadtqError(f"{type(model).__name__}: not a Hugging Face model (no config), so of no model family")
+    config = {"model_type": model.config.model_type, "architectures": getattr(model.config, "architectures", None)}
+    return family_of_config(config, f"{type(model).__name__}.config")
