@@ -1,5 +1,5 @@
 """Bad input to every ``fadtq`` command fails fast: exit status 2, one ``error:`` line that names
-the flag, file (and line) or key at fault, and nothing written. One test per category of issue 12;
+the flag, file (and line) or key at fault, and nothing written. One test per category of bad input;
 ``fadtq/train.py``'s cases are in tests/training/test_trainer_bad_input.py.
 
 Commands run in process through ``fadtq.cli.main`` (what the ``fadtq`` script runs) on real files.

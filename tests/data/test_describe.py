@@ -1,4 +1,4 @@
-"""The rules that keep RL after ``fadtq pretrain`` honest (issue: the embedded default learns).
+"""The rules that keep RL after ``fadtq pretrain`` honest (the embedded default must learn from reward, not from its descriptions).
 
 Pretraining targets describe single images: no class name, answer synonym or option letter; no
 comparison of the two images; no word on whether an image is normal; answers drawn at random; and

@@ -1,6 +1,6 @@
 """Short end-to-end runs through the real ``deepspeed`` launcher on CPU: 1 process and 2 (gloo).
 
-Each leaves per-step metrics with every key issue 4 names, samples, TensorBoard events and a
+Each leaves per-step metrics with every key a metrics row carries (trainer_testlib.METRIC_KEYS), samples, TensorBoard events and a
 final checkpoint whose policy loads with transformers and our processor loader. With 2 ranks the
 weights are fingerprinted on every rank after every step and must be identical everywhere.
 """
