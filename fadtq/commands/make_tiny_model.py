@@ -1,4 +1,4 @@
-"""``fadtq make-tiny-model``: build a Qwen2.5-VL offline (local tokenizer, random weights)."""
+"""``fadtq make-tiny-model``: build a vision-language model offline (local tokenizer, random weights)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from fadtq.files import check_output_dir
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder to write the model, tokenizer and processor to")
+    parser.add_argument("--family", default="qwen2_5_vl",
+                        help="model family: qwen2_5_vl (default) or qwen3_vl (fadtq/pretraining/tiny_model.py)")
     parser.add_argument(
         "--size",
         choices=("tiny", "base", "base7", "small", "3b"),
@@ -22,9 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Heavy imports here: `fadtq --help` must not pay for torch and transformers.
-    from fadtq.pretraining.tiny_model import make_tiny_model
+    from fadtq.pretraining.tiny_model import make_tiny_model, tiny_family
 
+    tiny_family(args.family)  # an unknown family is one line, before any folder is checked or written
     check_output_dir(args.out, "--out", replaces="config.json")
-    out = make_tiny_model(args.out, size=args.size, seed=args.seed)
-    print(f"wrote {args.size} Qwen2.5-VL (seed {args.seed}) to {out}")
+    out = make_tiny_model(args.out, size=args.size, seed=args.seed, family=args.family)
+    print(f"wrote the {args.size} {args.family} model (seed {args.seed}) to {out}")
     return 0

@@ -88,6 +88,8 @@ def _patch_processing_info(module) -> None:
         for name in family.vllm_processing_infos:
             if name in vars(module):
                 _image_only(vars(module)[name])
+                if family.vllm_patch is not None:
+                    family.vllm_patch(vars(module)[name])
 
 
 @functools.cache

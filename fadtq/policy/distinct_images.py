@@ -16,6 +16,7 @@ from collections.abc import Callable
 import torch
 
 from fadtq.errors import FadtqError
+from fadtq.policy.family import family_of_model
 
 
 def distinct_images(pixel_values: torch.Tensor, image_grid_thw: torch.Tensor) -> tuple[list[int], list[int]]:
@@ -47,26 +48,35 @@ def split_images(pixel_values: torch.Tensor, image_grid_thw: torch.Tensor) -> tu
 
 
 def encode_distinct_images(model: torch.nn.Module) -> None:
-    """Make ``model`` (a Hugging Face Qwen2.5-VL) encode each distinct image of a forward pass once.
+    """Make ``model`` (a Hugging Face Qwen-VL) encode each distinct image of a forward pass once.
 
-    ``get_image_features`` then repeats ``pooler_output``, the features the model places at its image
-    tokens, once per image; the tower's other outputs (``last_hidden_state``) cover the distinct images.
+    ``get_image_features`` then repeats its per-image outputs (``ModelFamily.per_image_outputs``:
+    ``pooler_output``, the features the model places at its image tokens, and Qwen3-VL's DeepStack
+    features) once per image; the tower's other outputs (``last_hidden_state``) cover the distinct images.
     """
     base = getattr(model, "model", None)
     if base is None or not callable(getattr(base, "get_image_features", None)):
-        raise FadtqError(f"{type(model).__name__} has no model.get_image_features: not a Qwen2.5-VL-style model")
-    base.get_image_features = _once_per_image(base.get_image_features)
+        raise FadtqError(f"{type(model).__name__} has no model.get_image_features: not a Qwen-VL-style model")
+    base.get_image_features = _once_per_image(base.get_image_features, family_of_model(model).per_image_outputs)
 
 
-def _once_per_image(encode: Callable) -> Callable:
+def _repeat(value, positions: list[int]):
+    """A per-image output (a tuple of tensors, one per distinct image, or a list of such tuples)
+    with an entry per image."""
+    if isinstance(value, list):
+        return [_repeat(level, positions) for level in value]
+    return tuple(value[p] for p in positions)
+
+
+def _once_per_image(encode: Callable, per_image: tuple[str, ...]) -> Callable:
     def get_image_features(pixel_values: torch.Tensor, image_grid_thw: torch.Tensor, **kwargs):
         firsts, positions = distinct_images(pixel_values, image_grid_thw)
         if len(firsts) == len(positions):
             return encode(pixel_values, image_grid_thw, **kwargs)
         images = split_images(pixel_values, image_grid_thw)
         output = encode(torch.cat([images[i] for i in firsts]), image_grid_thw[firsts], **kwargs)
-        features = output.pooler_output
-        output.pooler_output = tuple(features[p] for p in positions)
+        for field in per_image:
+            setattr(output, field, _repeat(getattr(output, field), positions))
         return output
 
     return get_image_features

@@ -41,10 +41,13 @@ class ModelFamily:
     ``vision_control_tokens``: the tokens that mark image placeholders; sampled, they would have no
     image features behind them, so no engine samples them and the scoring forward gives them
     probability zero. ``vision_tower``: the name of the vision encoder module (its parameters are
-    what ``train.freeze_vision_tower`` freezes). ``vllm_architectures``: the architectures vLLM runs
+    what ``train.freeze_vision_tower`` freezes). ``per_image_outputs``: the fields of the model's
+    ``get_image_features`` output that hold one entry per image (a tuple of tensors, or a list of
+    such tuples), which encoding each distinct image once repeats. ``vllm_architectures``: the architectures vLLM runs
     for it (empty: the family has no vLLM path); ``vllm_modules`` and ``vllm_processing_infos``: the
     vLLM model modules and processing-info classes the torchvision-free patch
-    (``fadtq.generation.vllm_compat``) makes image-only."""
+    (``fadtq.generation.vllm_compat``) makes image-only, and ``vllm_patch`` what else a family's
+    processing-info class needs for that."""
 
     name: str
     model_types: tuple[str, ...]
@@ -52,9 +55,11 @@ class ModelFamily:
     rope_positions: RopePositions
     vision_control_tokens: tuple[str, ...]
     vision_tower: str
+    per_image_outputs: tuple[str, ...] = ("pooler_output",)
     vllm_architectures: tuple[str, ...] = ()
     vllm_modules: tuple[str, ...] = ()
     vllm_processing_infos: tuple[str, ...] = ()
+    vllm_patch: Callable[[type], None] | None = None
 
     def tower(self, model: torch.nn.Module) -> torch.nn.Module:
         """The vision encoder of ``model`` (a Hugging Face model, or a DeepSpeed engine around one)."""
@@ -68,8 +73,9 @@ class ModelFamily:
 def registered() -> dict[str, ModelFamily]:
     """Every family, by name."""
     from fadtq.policy.qwen2_5_vl import QWEN2_5_VL
+    from fadtq.policy.qwen3_vl import QWEN3_VL
 
-    return {family.name: family for family in (QWEN2_5_VL,)}
+    return {family.name: family for family in (QWEN2_5_VL, QWEN3_VL)}
 
 
 def family_of_config(config: dict, where: str) -> ModelFamily:

@@ -1,7 +1,8 @@
-"""A Qwen2.5-VL built fully offline: tokenizer, chat template, image processor and random weights.
+"""Vision-language models built fully offline: tokenizer, chat template, image processor and random
+weights, for each family with a tiny-model builder (:data:`TINY_FAMILIES`).
 
-Tests and CPU runs need a real Qwen2.5-VL architecture (3-D rotary positions, vision tower,
-image placeholder tokens) without a model hub. Everything here is made locally and is
+Tests and CPU runs need real architectures (3-D rotary positions, vision tower, image placeholder
+tokens) without a model hub. Everything here is made locally and is
 deterministic from its seed: the byte-level BPE tokenizer is trained on an in-repo corpus (the
 policy's question, the class names, words a reasoning about anomalies uses, the think/answer
 tags), and the weights are drawn after ``torch.manual_seed(seed)``.
@@ -15,17 +16,13 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import (
-    GenerationConfig,
-    PreTrainedTokenizerFast,
-    Qwen2_5_VLConfig,
-    Qwen2_5_VLForConditionalGeneration,
-)
+from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2_5_VLConfig
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 from fadtq.errors import FadtqError
@@ -173,15 +170,19 @@ def build_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
     return tokenizer
 
 
-def build_image_processor(size: ModelSize) -> Qwen2VLImageProcessorPil:
+def build_image_processor(size: ModelSize, patch_size: int | None = None) -> Qwen2VLImageProcessorPil:
     # An explicit size dict: min_pixels/max_pixels keywords would mutate the class-level default.
     return Qwen2VLImageProcessorPil(size={"shortest_edge": size.min_pixels, "longest_edge": size.max_pixels},
-                                    patch_size=size.patch_size)
+                                    patch_size=patch_size or size.patch_size)
 
 
-def build_config(size: ModelSize, tokenizer: PreTrainedTokenizerFast) -> Qwen2_5_VLConfig:
-    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in CONTROL_TOKENS}
-    text = {
+def _control_ids(tokenizer: PreTrainedTokenizerFast) -> dict[str, int]:
+    return {token: tokenizer.convert_tokens_to_ids(token) for token in CONTROL_TOKENS}
+
+
+def _text_config(size: ModelSize, tokenizer: PreTrainedTokenizerFast, **rope: object) -> dict:
+    ids = _control_ids(tokenizer)
+    return {
         "vocab_size": max(len(tokenizer), size.embedding_rows),
         "hidden_size": size.text_hidden,
         "intermediate_size": size.text_intermediate,
@@ -189,43 +190,90 @@ def build_config(size: ModelSize, tokenizer: PreTrainedTokenizerFast) -> Qwen2_5
         "num_attention_heads": size.text_heads,
         "num_key_value_heads": size.text_kv_heads,
         "max_position_embeddings": 4096,
-        "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": list(size.mrope_section)},
+        "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": list(size.mrope_section),
+                            **rope},
         "bos_token_id": ids["<|endoftext|>"],
         "eos_token_id": ids["<|im_end|>"],
         "pad_token_id": ids["<|endoftext|>"],
     }
-    vision = {
-        "depth": size.vision_depth,
-        "hidden_size": size.vision_hidden,
-        "num_heads": size.vision_heads,
-        "intermediate_size": size.vision_intermediate,
-        "out_hidden_size": size.text_hidden,
-        "patch_size": size.patch_size,
-        "fullatt_block_indexes": list(size.fullatt_blocks or (size.vision_depth - 1,)),
-    }
-    return Qwen2_5_VLConfig(
-        text_config=text,
-        vision_config=vision,
-        tie_word_embeddings=size.tie_embeddings,
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-    )
 
 
-def preset_config(size: str) -> dict:
+def _vision_tokens(tokenizer: PreTrainedTokenizerFast) -> dict[str, int]:
+    ids = _control_ids(tokenizer)
+    return {"image_token_id": ids["<|image_pad|>"], "video_token_id": ids["<|video_pad|>"],
+            "vision_start_token_id": ids["<|vision_start|>"], "vision_end_token_id": ids["<|vision_end|>"]}
+
+
+def _vision_config(size: ModelSize, **family: object) -> dict:
+    return {"depth": size.vision_depth, "hidden_size": size.vision_hidden, "num_heads": size.vision_heads,
+            "intermediate_size": size.vision_intermediate, "out_hidden_size": size.text_hidden, **family}
+
+
+def _qwen2_5_vl_config(size: ModelSize, tokenizer: PreTrainedTokenizerFast):
+    vision = _vision_config(size, patch_size=size.patch_size,
+                            fullatt_block_indexes=list(size.fullatt_blocks or (size.vision_depth - 1,)))
+    return Qwen2_5_VLConfig(text_config=_text_config(size, tokenizer), vision_config=vision,
+                            tie_word_embeddings=size.tie_embeddings, **_vision_tokens(tokenizer))
+
+
+def _qwen3_vl_config(size: ModelSize, tokenizer: PreTrainedTokenizerFast):
+    """Qwen3-VL: interleaved multimodal RoPE, 16-pixel patches (two frames deep), learned position
+    embeddings on an 8 x 8 grid (interpolated to the image), DeepStack from the first vision block."""
+    from transformers import Qwen3VLConfig
+
+    text = _text_config(size, tokenizer, mrope_interleaved=True)
+    text["head_dim"] = size.text_hidden // size.text_heads
+    vision = _vision_config(size, patch_size=16, spatial_merge_size=2, temporal_patch_size=2,
+                            num_position_embeddings=64, deepstack_visual_indexes=[0])
+    return Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=size.tie_embeddings,
+                         **_vision_tokens(tokenizer))
+
+
+@dataclass(frozen=True)
+class TinyFamily:
+    """How to build one family's model offline: its config from a preset, its model class, the
+    processor class its folder names, and the vision patch side (None: the preset's)."""
+
+    config: Callable
+    model_type: str
+    model_class: str
+    processor_class: str
+    patch_size: int | None = None
+
+
+TINY_FAMILIES: dict[str, TinyFamily] = {
+    "qwen2_5_vl": TinyFamily(_qwen2_5_vl_config, "qwen2_5_vl", "Qwen2_5_VLForConditionalGeneration",
+                             "Qwen2_5_VLProcessor"),
+    "qwen3_vl": TinyFamily(_qwen3_vl_config, "qwen3_vl", "Qwen3VLForConditionalGeneration", "Qwen3VLProcessor",
+                           patch_size=16),
+}
+
+
+def tiny_family(name: str) -> TinyFamily:
+    if name not in TINY_FAMILIES:
+        raise FadtqError(f"--family {name}: not a family with a tiny model; supported: {', '.join(TINY_FAMILIES)}")
+    return TINY_FAMILIES[name]
+
+
+def build_config(size: ModelSize, tokenizer: PreTrainedTokenizerFast, family: str = "qwen2_5_vl"):
+    return tiny_family(family).config(size, tokenizer)
+
+
+def preset_config(size: str, family: str = "qwen2_5_vl") -> dict:
     """The parts of the ``size`` preset's ``config.json`` that say which engines can run it."""
-    preset = SIZES[size]
-    return {"model_type": Qwen2_5_VLConfig.model_type, "architectures": [Qwen2_5_VLForConditionalGeneration.__name__],
+    preset, builder = SIZES[size], tiny_family(family)
+    return {"model_type": builder.model_type, "architectures": [builder.model_class],
             "text_config": {"hidden_size": preset.text_hidden, "num_attention_heads": preset.text_heads}}
 
 
-def build_model(config: Qwen2_5_VLConfig, seed: int, dtype: torch.dtype = torch.float32,
-                device: str = "cpu") -> Qwen2_5_VLForConditionalGeneration:
+def build_model(config, seed: int, dtype: torch.dtype = torch.float32, device: str = "cpu",
+                family: str = "qwen2_5_vl"):
+    import transformers
+
     torch.manual_seed(seed)
+    model_class = getattr(transformers, tiny_family(family).model_class)
     with torch.device(device):
-        model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=dtype)
+        model = model_class._from_config(config, dtype=dtype)
     model.generation_config = GenerationConfig(
         eos_token_id=[config.text_config.eos_token_id, config.text_config.pad_token_id],
         pad_token_id=config.text_config.pad_token_id,
@@ -234,9 +282,10 @@ def build_model(config: Qwen2_5_VLConfig, seed: int, dtype: torch.dtype = torch.
     return model.eval()
 
 
-def make_tiny_model(out: str | Path, size: str = "tiny", seed: int = 0) -> Path:
-    """Build and save the ``size`` preset to ``out``; returns the folder. The folder appears whole:
-    it is written beside ``out`` and renamed into place (replacing what ``out`` held)."""
+def make_tiny_model(out: str | Path, size: str = "tiny", seed: int = 0, family: str = "qwen2_5_vl") -> Path:
+    """Build and save the ``size`` preset of ``family`` to ``out``; returns the folder. The folder
+    appears whole: it is written beside ``out`` and renamed into place (replacing what ``out`` held)."""
+    builder = tiny_family(family)
     if size not in SIZES:
         raise FadtqError(f"--size {size}: expected one of {', '.join(SIZES)}")
     out = Path(out)
@@ -245,14 +294,14 @@ def make_tiny_model(out: str | Path, size: str = "tiny", seed: int = 0) -> Path:
     preset = SIZES[size]
     tokenizer = build_tokenizer(preset.vocab_size)
     device = "cuda" if preset.draw_on_gpu and torch.cuda.is_available() else "cpu"
-    model = build_model(build_config(preset, tokenizer), seed, preset.dtype, device)
+    model = build_model(builder.config(preset, tokenizer), seed, preset.dtype, device, family)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        build_image_processor(preset).save_pretrained(staging)
-        _write_processor_config(staging)
+        build_image_processor(preset, builder.patch_size).save_pretrained(staging)
+        _write_processor_config(staging, builder.processor_class)
         shutil.rmtree(out, ignore_errors=True)
         staging.rename(out)
     finally:
@@ -260,6 +309,6 @@ def make_tiny_model(out: str | Path, size: str = "tiny", seed: int = 0) -> Path:
     return out
 
 
-def _write_processor_config(out: Path) -> None:
+def _write_processor_config(out: Path, processor_class: str) -> None:
     """Name the standard processor class, so ``AutoProcessor`` rebuilds it where torchvision works."""
-    (out / "processor_config.json").write_text(json.dumps({"processor_class": "Qwen2_5_VLProcessor"}, indent=2) + "\n")
+    (out / "processor_config.json").write_text(json.dumps({"processor_class": processor_class}, indent=2) + "\n")

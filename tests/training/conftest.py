@@ -1,5 +1,5 @@
-"""Fixtures for the training tests: one tiny Qwen2.5-VL per session, the hf engine on it, and two
-image-pair prompts."""
+"""Fixtures for the training tests: one tiny Qwen2.5-VL per session, one tiny model of every family,
+the hf engine on them, and two image-pair prompts."""
 
 from __future__ import annotations
 
@@ -16,16 +16,41 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("tiny-qwen2.5-vl"), size="tiny", seed=0)
 
 
-@pytest.fixture
-def engine(tiny_model_dir: Path):
-    """The hf rollout engine on a fresh copy of the tiny model (tests may hook or train it)."""
+# Every family with a tiny-model builder; the default family's model is the session's tiny model.
+FAMILIES = ("qwen2_5_vl", "qwen3_vl")
+
+
+@pytest.fixture(scope="session", params=FAMILIES)
+def family_model_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model of each family, built once per session."""
+    if request.param == FAMILIES[0]:
+        return request.getfixturevalue("tiny_model_dir")
+    from fadtq.pretraining.tiny_model import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp(f"tiny-{request.param}"), size="tiny", seed=0, family=request.param)
+
+
+def hf_engine(model_dir: Path):
+    """The hf rollout engine on a fresh copy of the model in ``model_dir`` (tests may hook or train it)."""
     from transformers import AutoModelForImageTextToText
 
     from fadtq.generation.hf import HFRolloutEngine
     from fadtq.policy.processor import load_processor
 
-    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir, attn_implementation="sdpa")
-    return HFRolloutEngine(model, load_processor(tiny_model_dir))
+    model = AutoModelForImageTextToText.from_pretrained(model_dir, attn_implementation="sdpa")
+    return HFRolloutEngine(model, load_processor(model_dir))
+
+
+@pytest.fixture
+def engine(tiny_model_dir: Path):
+    """The hf rollout engine on a fresh copy of the tiny model."""
+    return hf_engine(tiny_model_dir)
+
+
+@pytest.fixture
+def family_engine(family_model_dir: Path):
+    """The hf rollout engine on a fresh copy of each family's tiny model."""
+    return hf_engine(family_model_dir)
 
 
 def _pair(shade: int) -> tuple[Image.Image, Image.Image]:

@@ -12,10 +12,9 @@ import json
 from pathlib import Path
 
 import pytest
-from trainer_testlib import ok, python_cmd, rows, run
+from trainer_testlib import answers, endpoint, ok, python_cmd, run
 
 from fadtq.evaluation.runner import GenerationSettings, evaluate, evaluate_mmad
-from fadtq.openai_client import EndpointConfig
 
 PAIRS, QUESTIONS, TOKENS = 24, 24, 64
 
@@ -39,14 +38,6 @@ def server(checkpoint, train_env):
         started = start_policy_server(checkpoint[0], free_port(), "cpu")
     yield started
     started.stop()
-
-
-def endpoint(server) -> EndpointConfig:
-    return EndpointConfig(base_urls=[server.base_url], model=server.model, max_in_flight=8)
-
-
-def answers(out: Path) -> dict[str, str]:
-    return {row["id"]: row["completion"] for row in rows(out / "predictions.jsonl")}
 
 
 def test_the_server_serves_the_checkpoint_under_its_run_name(server):

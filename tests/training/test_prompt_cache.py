@@ -1,4 +1,4 @@
-"""Each distinct prompt runs once: the results equal the full forward of every row."""
+"""Each distinct prompt runs once: the results equal the full forward of every row, in every model family."""
 
 from __future__ import annotations
 
@@ -14,13 +14,19 @@ PARAMS = SamplingParams(temperature=1.0, top_p=0.9, max_new_tokens=16, return_lo
 
 
 @pytest.fixture
+def engine(family_engine):
+    """Every test here runs on each family's tiny model."""
+    return family_engine
+
+
+@pytest.fixture
 def scoring(engine, two_prompts) -> ForwardBatch:
     torch.manual_seed(0)
     return engine.generate(two_prompts, 3, PARAMS).scoring
 
 
 def full_forward_logprobs(model, inputs: ForwardBatch, suppress) -> torch.Tensor:
-    """The reference: every row's whole sequence in one forward, as Qwen2.5-VL runs it."""
+    """The reference: every row's whole sequence in one forward, as the model runs it."""
     completion_len = inputs.action_mask.shape[1]
     logits = model(input_ids=inputs.sequences, attention_mask=inputs.attention_mask,
                    mm_token_type_ids=inputs.mm_token_type_ids, pixel_values=inputs.pixel_values,

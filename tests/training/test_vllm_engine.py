@@ -1,4 +1,4 @@
-"""The vllm rollout engine on the tiny model (fp32, vLLM's CPU build, in this process).
+"""The vllm rollout engine on each family's tiny model (fp32, vLLM's CPU build, in this process).
 
 What it samples must be what the trainer scores: vLLM's log-probabilities of its sampled tokens
 match the scoring forward's within ``TOLERANCE``, before any update and after several real
@@ -25,13 +25,13 @@ GREEDY = SamplingParams(max_new_tokens=24, greedy=True)
 
 
 @pytest.fixture(scope="module")
-def policy(tiny_model_dir):
-    """A trainable copy of the tiny model and a vLLM engine holding its weights (one per module:
-    an engine takes seconds to start)."""
+def policy(family_model_dir):
+    """A trainable copy of a family's tiny model and a vLLM engine holding its weights (one per
+    family and module: an engine takes seconds to start)."""
     from fadtq.generation.vllm import VLLMRolloutEngine
 
-    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir, attn_implementation="sdpa")
-    processor = load_processor(tiny_model_dir)
+    model = AutoModelForImageTextToText.from_pretrained(family_model_dir, attn_implementation="sdpa")
+    processor = load_processor(family_model_dir)
     engine = VLLMRolloutEngine(model, processor, gpu_memory_utilization=0.3, sleep_mode=False, max_model_len=1024,
                                cpu_kv_cache_gib=1)
     return model, processor, engine

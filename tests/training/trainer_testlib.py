@@ -151,3 +151,15 @@ def wait_for(predicate, timeout: float, proc: subprocess.Popen | None = None, po
         assert proc is None or proc.poll() is None, f"process exited (rc {proc.returncode}) before the condition held"
         assert time.monotonic() < deadline, "timed out"
         time.sleep(poll)
+
+
+def endpoint(server):
+    """The OpenAI endpoint of a started policy server, for ``fadtq eval --server``."""
+    from fadtq.openai_client import EndpointConfig
+
+    return EndpointConfig(base_urls=[server.base_url], model=server.model, max_in_flight=8)
+
+
+def answers(out: Path) -> dict[str, str]:
+    """An evaluation folder's completions by pair id."""
+    return {row["id"]: row["completion"] for row in rows(out / "predictions.jsonl")}

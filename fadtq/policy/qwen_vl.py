@@ -1,0 +1,59 @@
+"""What Qwen's vision-language families share: the image-only processor and multimodal RoPE positions.
+
+Processor: on a machine with a working torchvision, ``AutoProcessor`` rebuilds the checkpoint's own
+processor. Without torchvision, transformers 5.19 cannot build a Qwen-VL processor at all: its
+``__init__`` declares a video processor, and the video processor needs torchvision. The policy only
+ever sees images, so there the same processor is built without the video part, from the
+checkpoint's tokenizer and PIL image processor.
+
+Positions: Qwen's multimodal RoPE gives every token three positions (time, height, width), derived
+by the model's ``get_rope_index`` from the images of the *whole* sequence; a forward over the
+completions alone cannot derive them, so the prompt cache passes them explicitly.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from pathlib import Path
+
+from fadtq.policy.torchvision_check import torchvision_works
+
+VISION_CONTROL_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
+
+
+@functools.cache
+def image_only_processor_class(processor_class: str) -> type:
+    """``processor_class`` (``module:Class``) without the video processor: ``ProcessorMixin`` derives
+    the processor's parts from the ``__init__`` signature, so leaving ``video_processor`` out of it
+    is what makes the class constructible without torchvision. It keeps the full class's name, so a
+    saved checkpoint names the full class and ``AutoProcessor`` rebuilds that where torchvision
+    works. Built on first use: the family modules import no model code."""
+    module, name = processor_class.split(":")
+    full = getattr(importlib.import_module(module), name)
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs) -> None:
+        full.__init__(self, image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
+
+    return type(name, (full,), {"__init__": __init__, "__doc__": f"{name} without its video processor."})
+
+
+def load_processor(processor_class: str, path: Path):
+    """``AutoProcessor`` where torchvision works, else the image-only ``processor_class`` from the
+    folder's tokenizer and PIL image processor."""
+    from transformers import AutoProcessor, AutoTokenizer
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    if torchvision_works():
+        return AutoProcessor.from_pretrained(str(path))
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    return image_only_processor_class(processor_class)(
+        image_processor=Qwen2VLImageProcessorPil.from_pretrained(str(path)), tokenizer=tokenizer,
+        chat_template=tokenizer.chat_template)
+
+
+def rope_positions(model, input_ids, mm_token_type_ids, image_grid_thw, attention_mask):
+    """The ``(3, rows, length)`` positions of Qwen's multimodal RoPE, from ``get_rope_index``."""
+    positions, _ = getattr(model, "module", model).model.get_rope_index(
+        input_ids, mm_token_type_ids=mm_token_type_ids, image_grid_thw=image_grid_thw, attention_mask=attention_mask)
+    return positions
