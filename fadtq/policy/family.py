@@ -12,6 +12,7 @@ worker process at start-up.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,6 +71,7 @@ class ModelFamily:
         raise FadtqError(f"{type(model).__name__}: no vision tower named {self.vision_tower!r} ({self.name} family)")
 
 
+@functools.cache
 def registered() -> dict[str, ModelFamily]:
     """Every family, by name."""
     from fadtq.policy.qwen2_5_vl import QWEN2_5_VL

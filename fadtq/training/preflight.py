@@ -22,30 +22,24 @@ from fadtq.scoring_checks import check_scoring, render_templates
 from fadtq.training.step_plan import StepPlan, plan_steps
 
 
-def check_model_path(path: str) -> str:
-    """A local folder must hold a loadable config; anything else is tried as a hub id now, not
-    after the data and the engine are set up."""
-    from transformers import AutoConfig
-
-    if missing_local_folder(path):
-        raise ConfigError("model.path", f"{path}: no such folder")
-    try:
-        AutoConfig.from_pretrained(path)
-    except (OSError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError("model.path", f"{path}: cannot load a model config ({reason})") from None
-    return path
-
-
 def policy_config(cfg: RunConfig) -> tuple[dict, str]:
-    """The policy's config as a dict and where it comes from, before any model is built or loaded."""
+    """The policy's config as a dict and where it comes from, before any model is built or loaded.
+    A local folder must hold a loadable config; anything else is tried as a hub id now, not after
+    the data and the engine are set up."""
     from transformers import AutoConfig
 
     from fadtq.pretraining.tiny_model import preset_config
 
-    if cfg.model.path:
-        return AutoConfig.from_pretrained(cfg.model.path).to_dict(), f"model.path {cfg.model.path}"
-    return preset_config(cfg.model.size), f"model.size {cfg.model.size}"
+    path = cfg.model.path
+    if not path:
+        return preset_config(cfg.model.size), f"model.size {cfg.model.size}"
+    if missing_local_folder(path):
+        raise ConfigError("model.path", f"{path}: no such folder")
+    try:
+        return AutoConfig.from_pretrained(path).to_dict(), f"model.path {path}"
+    except (OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError("model.path", f"{path}: cannot load a model config ({reason})") from None
 
 
 def training_benchmark(cfg: RunConfig) -> Path:
@@ -76,7 +70,6 @@ def preflight(cfg: RunConfig) -> Prepared:
     estimator = plugins.advantages.get(cfg.advantage.name)
     prompts = PromptLibrary(cfg.prompts_dir)
     render_templates(prompts, [POLICY_TEMPLATE])
-    model_path = check_model_path(cfg.model.path) if cfg.model.path else None
     model_config = policy_config(cfg)
     family_of_config(*model_config)
     engine = plugins.engines.get(cfg.rollout.engine)
@@ -86,7 +79,7 @@ def preflight(cfg: RunConfig) -> Prepared:
     benchmark, dataset, plan = prepare_data(cfg, prompts)
     scorer = build_scorer(cfg.reward, cfg.judge, plugins, prompts)
     check_scoring(scorer, cfg.judge, plugins, prompts, estimator, cfg.advantage.options)
-    return Prepared(plugins, estimator, prompts, scorer, model_path, benchmark, dataset, plan)
+    return Prepared(plugins, estimator, prompts, scorer, cfg.model.path, benchmark, dataset, plan)
 
 
 def check_span_top_p(cfg: RunConfig, engine: RolloutEngineFactory) -> None:
