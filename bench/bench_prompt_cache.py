@@ -1,9 +1,11 @@
 """Each distinct prompt run once (``fadtq/policy/prompt_cache.py``) against every row's full prompt.
 
-Usage: .venv/bin/python bench/bench_prompt_cache.py [--prompts 12] [--groups 4,8] [--tokens 48] [--repeats 5]
+Usage: .venv/bin/python bench/bench_prompt_cache.py [--families qwen2_5_vl,qwen3_vl] [--prompts 12] [--groups 4,8]
+       [--tokens 48] [--repeats 5]
 
-On the CPU default's pretrained policy and look-alike prompts, ``--prompts`` prompts x each group
-size (12 x 4 is one rank's share of ``make demo``'s step), one thread:
+On each model family's ``base`` model built offline (random weights, the CPU default's size; its
+completions run to ``--tokens``) and the CPU default's look-alike prompts, ``--prompts`` prompts x
+each group size (12 x 4 is one rank's share of ``make demo``'s step), one thread:
 
 * **scoring**: the training forward and backward of the sampled completions: ``completion_logprobs``
   (each prompt once, completions on its cache) against one forward over every row's whole sequence;
@@ -27,19 +29,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
 
 
-def load_policy():
+def load_policy(family: str):
     import torch
     from transformers import AutoModelForImageTextToText
 
     from fadtq.generation.hf import HFRolloutEngine
-    from fadtq.run_config import load_run_config
     from fadtq.policy.processor import load_processor
-    from fadtq.pretraining.default_policy import pretrained_model_dir
+    from fadtq.training.freeze import freeze_vision_tower
 
-    path = pretrained_model_dir(load_run_config("cpu_default"))
+    path = benchlib.cached_model("base", family=family)
     model = AutoModelForImageTextToText.from_pretrained(str(path), dtype=torch.float32, attn_implementation="sdpa")
-    for parameter in model.model.visual.parameters():  # as train.freeze_vision_tower does
-        parameter.requires_grad_(False)
+    freeze_vision_tower(model)  # as the CPU default trains
     return HFRolloutEngine(model, load_processor(path))
 
 
@@ -82,7 +82,7 @@ def side_by_side(variants: dict, repeats: int) -> dict[str, float]:
     return {name: benchlib.median(values) for name, values in seconds.items()}
 
 
-def measure(engine, prompts, group: int, tokens: int, repeats: int) -> dict:
+def measure(family: str, engine, prompts, group: int, tokens: int, repeats: int) -> dict:
     import torch
 
     from fadtq.generation import batch
@@ -118,7 +118,7 @@ def measure(engine, prompts, group: int, tokens: int, repeats: int) -> dict:
     with torch.no_grad():
         gap = (full_forward_logprobs(model, scoring, suppress)
                - completion_logprobs(model, scoring, 1.0, suppress).logprobs).abs().max().item()
-    return {"prompts": len(prompts), "group": group, "rows": len(prompts) * group,
+    return {"family": family, "prompts": len(prompts), "group": group, "rows": len(prompts) * group,
             "prompt_tokens": scoring.prompt_length, "completion_tokens": scoring.action_mask.shape[1],
             "scoring_seconds": scoring_seconds, "generation_seconds": generation_seconds,
             "scoring_speedup": benchlib.ratio(scoring_seconds["full"], scoring_seconds["shared"]),
@@ -128,16 +128,21 @@ def measure(engine, prompts, group: int, tokens: int, repeats: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--families", default="qwen2_5_vl,qwen3_vl")
     parser.add_argument("--prompts", type=int, default=12)
     parser.add_argument("--groups", default="4,8")
     parser.add_argument("--tokens", type=int, default=48)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     benchlib.one_thread()
-    engine, prompts = load_policy(), look_alike_prompts(args.prompts)
-    rows = [measure(engine, prompts, int(group), args.tokens, args.repeats) for group in args.groups.split(",")]
+    prompts = look_alike_prompts(args.prompts)
+    rows = []
+    for family in args.families.split(","):
+        engine = load_policy(family)
+        rows += [measure(family, engine, prompts, int(group), args.tokens, args.repeats)
+                 for group in args.groups.split(",")]
     for row in rows:
-        print(f"{row['prompts']} prompts x {row['group']}: scoring (forward + backward) "
+        print(f"{row['family']}, {row['prompts']} prompts x {row['group']}: scoring (forward + backward) "
               f"{row['scoring_seconds']['full']:.3f} s -> {row['scoring_seconds']['shared']:.3f} s "
               f"({row['scoring_speedup']}x), generation {row['generation_seconds']['full']:.3f} s -> "
               f"{row['generation_seconds']['shared']:.3f} s ({row['generation_speedup']}x); "

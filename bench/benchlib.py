@@ -99,14 +99,14 @@ def command_line() -> str:
     return " ".join([Path(sys.argv[0]).resolve().relative_to(REPO).as_posix(), *sys.argv[1:]])
 
 
-def cached_model(size: str, seed: int = 0) -> Path:
-    """The offline Qwen2.5-VL of ``size`` without warm-up, built into the project cache once. A
-    preset drawn on the GPU leaves its memory cached in this process: it is handed back here."""
+def cached_model(size: str, seed: int = 0, family: str = "qwen2_5_vl") -> Path:
+    """The offline model of ``family`` and ``size`` without warm-up, built into the project cache
+    once. A preset drawn on the GPU leaves its memory cached in this process: it is handed back here."""
     import torch
 
     from fadtq.pretraining.default_policy import default_model_dir
 
-    path = default_model_dir(size, seed, 0, None)
+    path = default_model_dir(size, seed, 0, None, family)
     torch.cuda.empty_cache()  # a no-op where CUDA was never initialised
     return path
 

@@ -29,16 +29,17 @@ def default_policy(cfg: RunConfig, dataset) -> Path:
     return default_model_dir(cfg.model.size, cfg.train.seed, cfg.model.warmup_steps, dataset)
 
 
-def default_model_dir(size: str, seed: int, warmup_steps: int, dataset) -> Path:
-    """The offline Qwen2.5-VL of ``size``, built into the cache on first use and, when
+def default_model_dir(size: str, seed: int, warmup_steps: int, dataset, family: str = "qwen2_5_vl") -> Path:
+    """The offline model of ``family`` and ``size``, built into the cache on first use and, when
     ``warmup_steps`` > 0, given the format warm-up (random answers: accuracy stays at chance)."""
     from fadtq.pretraining.tiny_model import make_tiny_model
     from fadtq.pretraining.warmup import warmup
 
-    base = cache_dir() / "models" / f"qwen2.5-vl-{size}-seed{seed}"
+    name = "qwen2.5-vl" if family == "qwen2_5_vl" else family  # the default family's folders keep their name
+    base = cache_dir() / "models" / f"{name}-{size}-seed{seed}"
     if not (base / "config.json").is_file():
-        log.info("building the %s model into %s (first use)", size, base)
-        create_dir_once(base, lambda tmp: make_tiny_model(tmp / "model", size=size, seed=seed))
+        log.info("building the %s %s model into %s (first use)", family, size, base)
+        create_dir_once(base, lambda tmp: make_tiny_model(tmp / "model", size=size, seed=seed, family=family))
     if warmup_steps <= 0:
         return base
     warm = base.with_name(f"{base.name}-warmup{warmup_steps}")
