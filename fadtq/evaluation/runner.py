@@ -23,8 +23,8 @@ from fadtq.data.mmad_file import check_template, read_mmad, summary_type
 from fadtq.data.pair3c import SPLITS, read_manifest
 from fadtq.errors import FadtqError
 from fadtq.evaluation import mmad_protocol, mmad_scores
-from fadtq.evaluation.mmad_answers import read_answers
 from fadtq.evaluation.backends import LocalModel, ServedModel
+from fadtq.evaluation.mmad_answers import read_answers
 from fadtq.evaluation.predictions import (
     METRICS,
     PREDICTIONS,
@@ -37,10 +37,10 @@ from fadtq.evaluation.predictions import (
     write_metrics,
 )
 from fadtq.files import atomic_write_json, atomic_write_jsonl, check_output_dir, read_json
-from fadtq.plugin_manager import default_plugins
 from fadtq.openai_client import EndpointConfig
-from fadtq.scoring_checks import render_templates
+from fadtq.plugin_manager import default_plugins
 from fadtq.prompts import MMAD_TEMPLATE, POLICY_TEMPLATE, PromptLibrary, mmad_question, pair_messages, policy_messages
+from fadtq.scoring_checks import render_templates
 
 EVAL_CONFIG = "eval_config.json"
 OUTPUT_FILES = (PREDICTIONS, METRICS, EVAL_CONFIG)
