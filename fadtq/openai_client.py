@@ -149,12 +149,15 @@ class ChatClient:
             gate.release()
 
     async def _with_retries(self, session: aiohttp.ClientSession, body: dict) -> Reply:
-        """Try, then retry retryable failures with exponential backoff, each on the next endpoint."""
+        """Try, then retry retryable failures with exponential backoff, each on the endpoint after
+        the one that failed (not the next one of the shared rotation, which concurrent requests
+        advance: a retry could land on the dead endpoint again)."""
         attempt = 0
+        urls = self.config.base_urls
+        index = next(self._next_url) % len(urls)
         while True:
-            url = self.config.base_urls[next(self._next_url) % len(self.config.base_urls)]
             try:
-                return await self._post(session, url, body)
+                return await self._post(session, urls[index], body)
             except Retryable as exc:
                 if attempt >= self.config.max_retries:
                     raise
@@ -162,6 +165,7 @@ class ChatClient:
                 delay = min(self.config.backoff_max_s, self.config.backoff_s * 2 ** attempt)
                 await asyncio.sleep(max(delay, min(exc.retry_after or 0.0, self.config.backoff_max_s)))
                 attempt += 1
+                index = (index + 1) % len(urls)
 
     async def _post(self, session: aiohttp.ClientSession, base_url: str, body: dict) -> Reply:
         self.counts["requests"] += 1

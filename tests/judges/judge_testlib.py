@@ -53,6 +53,11 @@ def openai_scorer(urls: list[str], **options) -> Scorer:
     return build_scorer(seed_reward_config(), choice, default_plugins(), PromptLibrary())
 
 
+def scorer_around(judge) -> Scorer:
+    """The paper's reward terms scored with an already built ``judge`` (so a test can watch its counts)."""
+    return Scorer(seed_reward_config(), default_plugins().rewards.get, lambda: judge)
+
+
 def server_metric(base_url: str, name: str) -> float:
     """Sum of one Prometheus metric's samples on a vLLM server (``/metrics`` beside ``/v1``)."""
     root = base_url.removesuffix("/v1")

@@ -117,8 +117,16 @@ def test_round_robin_over_base_urls_and_retry_moves_to_the_next():
     with FakeOpenAI([(503, "down")]) as down, FakeOpenAI([GOOD]) as up:
         judge = openai_judge([down.url, up.url], max_in_flight=1, **FAST)
         verdicts = judge.judge(items(4))
-        assert len(down.bodies) == 4 and len(up.bodies) == 4  # each item: down first, its retry on up
-    assert all(v.ok for v in verdicts) and judge.counts["retries"] == 4
+        assert len(down.bodies) == 2 and len(up.bodies) == 4  # items 0 and 2: down first, their retries on up
+    assert all(v.ok for v in verdicts) and judge.counts["retries"] == 2
+
+
+def test_a_retry_never_returns_to_the_endpoint_that_failed_while_others_share_the_rotation():
+    with FakeOpenAI([(503, "down")], delay_s=0.02) as down, FakeOpenAI([GOOD], delay_s=0.02) as up:
+        judge = openai_judge([down.url, up.url], max_in_flight=8, cache=False, **{**FAST, "max_retries": 1})
+        verdicts = judge.judge(items(40))
+    assert all(v.ok for v in verdicts)  # one retry is always enough: it goes to the other endpoint
+    assert len(down.bodies) == judge.counts["retries"] == 20 and len(up.bodies) == 40
 
 
 @pytest.mark.parametrize("options, key", [
