@@ -10,7 +10,7 @@ from fadtq.files import check_output_dir
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder to write the model, tokenizer and processor to")
     parser.add_argument("--family", default="qwen2_5_vl",
-                        help="model family: qwen2_5_vl (default) or qwen3_vl (fadtq/pretraining/tiny_model.py)")
+                        help="model family: qwen2_5_vl (default), qwen3_vl or qwen3_5 (fadtq/pretraining/tiny_model.py)")
     parser.add_argument(
         "--size",
         choices=("tiny", "base", "base7", "small", "3b"),

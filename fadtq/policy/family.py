@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +23,7 @@ from fadtq.errors import FadtqError
 
 if TYPE_CHECKING:
     import torch
-    from transformers import ProcessorMixin
+    from transformers import Cache, ProcessorMixin
 
 
 class RopePositions:
@@ -44,11 +44,15 @@ class ModelFamily:
     probability zero. ``vision_tower``: the name of the vision encoder module (its parameters are
     what ``train.freeze_vision_tower`` freezes). ``per_image_outputs``: the fields of the model's
     ``get_image_features`` output that hold one entry per image (a tuple of tensors, or a list of
-    such tuples), which encoding each distinct image once repeats. ``vllm_architectures``: the architectures vLLM runs
-    for it (empty: the family has no vLLM path); ``vllm_modules`` and ``vllm_processing_infos``: the
-    vLLM model modules and processing-info classes the torchvision-free patch
-    (``fadtq.generation.vllm_compat``) makes image-only, and ``vllm_patch`` what else a family's
-    processing-info class needs for that."""
+    such tuples), which encoding each distinct image once repeats. ``new_cache``: the empty cache a
+    prompt's forward fills for the prompt cache (``fadtq.policy.prompt_cache``), where the model's
+    own would not let gradients through the rows' copies (None: the model's own).
+    ``vllm_architectures``: the architectures vLLM runs for it (empty: the family has no vLLM path);
+    ``vllm_modules`` and ``vllm_processing_infos``: the vLLM model modules and processing-info
+    classes the torchvision-free patch (``fadtq.generation.vllm_compat``) makes image-only, and
+    ``vllm_patch`` what else a family's processing-info class needs for that; ``vllm_cpu_args``: the
+    engine arguments vLLM's CPU build needs to run the family (over the policy's dtype and the
+    engine's defaults)."""
 
     name: str
     model_types: tuple[str, ...]
@@ -57,10 +61,12 @@ class ModelFamily:
     vision_control_tokens: tuple[str, ...]
     vision_tower: str
     per_image_outputs: tuple[str, ...] = ("pooler_output",)
+    new_cache: Callable[[torch.nn.Module], Cache] | None = None
     vllm_architectures: tuple[str, ...] = ()
     vllm_modules: tuple[str, ...] = ()
     vllm_processing_infos: tuple[str, ...] = ()
     vllm_patch: Callable[[type], None] | None = None
+    vllm_cpu_args: dict[str, object] = field(default_factory=dict)
 
     def tower(self, model: torch.nn.Module) -> torch.nn.Module:
         """The vision encoder of ``model`` (a Hugging Face model, or a DeepSpeed engine around one)."""
@@ -75,9 +81,10 @@ class ModelFamily:
 def registered() -> dict[str, ModelFamily]:
     """Every family, by name."""
     from fadtq.policy.qwen2_5_vl import QWEN2_5_VL
+    from fadtq.policy.qwen3_5 import QWEN3_5
     from fadtq.policy.qwen3_vl import QWEN3_VL
 
-    return {family.name: family for family in (QWEN2_5_VL, QWEN3_VL)}
+    return {family.name: family for family in (QWEN2_5_VL, QWEN3_VL, QWEN3_5)}
 
 
 def family_of_config(config: dict, where: str) -> ModelFamily:

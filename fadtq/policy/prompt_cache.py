@@ -2,11 +2,13 @@
 
 A group's rollouts have the same prompt: the question and both images, six in seven of a CPU-
 default row's tokens. The sampler and the scoring forward therefore run each distinct prompt
-once, keep its key/value cache, and give every row a copy of its prompt's cache
-(``DynamicCache.batch_select_indices``); only the completions run once per row. The copies are
-made by indexing, so gradients from every row flow back into the shared prompt: log-probabilities
-and gradients equal those of the full forward of each row (``tests/training/test_prompt_cache.py``),
-for a fraction of the work (``bench/bench_prompt_cache.py``).
+once, keep its cache, and give every row a copy of its prompt's cache (``Cache.reorder_cache``:
+attention layers' keys and values, linear-attention layers' states); only the completions run once
+per row. The copies are made by indexing, so gradients from every row flow back into the shared
+prompt (a family whose cache layers would overwrite the copies in place gives the prompt a cache of
+its own, ``ModelFamily.new_cache``): log-probabilities and gradients equal those of the full forward
+of each row (``tests/training/test_prompt_cache.py``), for a fraction of the work
+(``bench/bench_prompt_cache.py``).
 
 Positions are passed explicitly: a multimodal RoPE (Qwen's) derives its positions from the images of
 the *whole* sequence, which a forward over the completions alone cannot see.
@@ -43,7 +45,9 @@ def run_prompts(model: torch.nn.Module, prompts: dict[str, torch.Tensor], positi
     """Run the distinct ``prompts`` (``input_ids``, ``attention_mask``, ``mm_token_type_ids``,
     ``pixel_values``, ``image_grid_thw``) at ``positions`` once, and copy the result to ``rows``:
     row ``i`` gets the cache of prompt ``rows[i]``."""
-    output = model(**prompts, position_ids=positions, use_cache=True, logits_to_keep=1)
+    family = family_of_model(model)
+    empty = family.new_cache(model) if family.new_cache is not None else None
+    output = model(**prompts, position_ids=positions, past_key_values=empty, use_cache=True, logits_to_keep=1)
     cache = output.past_key_values
-    cache.batch_select_indices(rows)
+    cache.reorder_cache(rows)
     return PromptCache(last_logits=output.logits[rows, -1], cache=cache)

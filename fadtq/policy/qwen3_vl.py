@@ -12,9 +12,12 @@ from fadtq.policy.family import ModelFamily
 
 
 def image_only_vllm_info(info_class: type) -> None:
-    """Qwen3-VL's vLLM processing info asks its video processor for the routing of processor
-    arguments and for its token budget: both are read for images alone, as Qwen2-VL's info reads them."""
-    info_class.get_supported_mm_processor_kwargs = info_class.__mro__[1].get_supported_mm_processor_kwargs
+    """Qwen3-VL's vLLM processing info (and Qwen3.5's, derived from it) asks its video processor for
+    the routing of processor arguments and for its token budget: both are read for images alone, as
+    Qwen2-VL's info reads them."""
+    from vllm.multimodal.processing import BaseProcessingInfo
+
+    info_class.get_supported_mm_processor_kwargs = BaseProcessingInfo.get_supported_mm_processor_kwargs
     info_class.get_mm_max_tokens_per_item = lambda self, seq_len, mm_counts: {"image": self.get_max_image_tokens()}
 
 

@@ -229,6 +229,28 @@ def _qwen3_vl_config(size: ModelSize, tokenizer: PreTrainedTokenizerFast):
                          **_vision_tokens(tokenizer))
 
 
+def _qwen3_5_config(size: ModelSize, tokenizer: PreTrainedTokenizerFast):
+    """Qwen3.5: Qwen3-VL's vision tower without DeepStack, a hybrid language model (gated delta net
+    linear attention, full attention in every fourth layer, or in the last of fewer) and rotary
+    positions on a quarter of each attention head, split 2:1:1 between time, height and width. The
+    linear heads are 64 wide, the narrowest vLLM's CPU kernel takes."""
+    from transformers import Qwen3_5Config
+
+    head_dim = size.text_hidden // size.text_heads
+    rotary_half = head_dim // 8  # a quarter of the head is rotated: half of it per frequency
+    text = _text_config(size, tokenizer, mrope_interleaved=True, partial_rotary_factor=0.25)
+    text["rope_parameters"]["mrope_section"] = [rotary_half // 2, rotary_half // 4, rotary_half // 4]
+    interval = min(4, size.text_layers)
+    text |= {"head_dim": head_dim, "linear_conv_kernel_dim": 4, "linear_key_head_dim": 64, "linear_value_head_dim": 64,
+             "linear_num_key_heads": 2, "linear_num_value_heads": 4,
+             "layer_types": ["full_attention" if (layer + 1) % interval == 0 else "linear_attention"
+                             for layer in range(size.text_layers)]}
+    vision = _vision_config(size, patch_size=16, spatial_merge_size=2, temporal_patch_size=2,
+                            num_position_embeddings=64)
+    return Qwen3_5Config(text_config=text, vision_config=vision, tie_word_embeddings=size.tie_embeddings,
+                         **_vision_tokens(tokenizer))
+
+
 @dataclass(frozen=True)
 class TinyFamily:
     """How to build one family's model offline: its config from a preset, its model class, the
@@ -246,6 +268,8 @@ TINY_FAMILIES: dict[str, TinyFamily] = {
                              "Qwen2_5_VLProcessor"),
     "qwen3_vl": TinyFamily(_qwen3_vl_config, "qwen3_vl", "Qwen3VLForConditionalGeneration", "Qwen3VLProcessor",
                            patch_size=16),
+    "qwen3_5": TinyFamily(_qwen3_5_config, "qwen3_5", "Qwen3_5ForConditionalGeneration", "Qwen3VLProcessor",
+                          patch_size=16),
 }
 
 

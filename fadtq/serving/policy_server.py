@@ -30,14 +30,26 @@ def start_policy_server(model: str | Path, port: int, device: str, wait_s: float
     """A server for the policy folder ``model``, checked first."""
     from fadtq.generation.vllm import check_servable
     from fadtq.generation.vllm_compat import engine_args
+    from fadtq.policy.family import family_of_config
 
     model = Path(model)
     if not (model / "config.json").is_file():
         raise FadtqError(f"--model {model}: no config.json; expected a policy folder the trainer wrote")
-    check_servable(read_json(model / "config.json"), f"--model {model}", device == "cuda")
-    flags = [f"--{key.replace('_', '-')}" if value else f"--no-{key.replace('_', '-')}"
-             for key, value in engine_args().items()]
+    config = read_json(model / "config.json")
+    check_servable(config, f"--model {model}", device == "cuda")
+    family_args = family_of_config(config, f"--model {model}").vllm_cpu_args if device == "cpu" else {}
+    flags = cli_flags(engine_args() | family_args)
     return start_server(str(model.resolve()), port, device, policy_name(model), (*POLICY_ARGS, *flags), wait_s)
+
+
+def cli_flags(args: dict[str, object]) -> list[str]:
+    """vLLM's command-line flags for engine arguments (``--x``/``--no-x`` for booleans); they come after
+    the server's defaults, which they override."""
+    flags = []
+    for key, value in args.items():
+        name = key.replace("_", "-")
+        flags += [f"--{name}" if value else f"--no-{name}"] if isinstance(value, bool) else [f"--{name}", str(value)]
+    return flags
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """The vllm rollout engine on each family's tiny model (fp32, vLLM's CPU build, in this process).
 
 What it samples must be what the trainer scores: vLLM's log-probabilities of its sampled tokens
-match the scoring forward's within ``TOLERANCE``, before any update and after several real
+match the scoring forward's within the family's tolerance, before any update and after several real
 optimizer steps, once the new weights are pushed. Without the push the mismatch shows, so the
 check can fail. Greedy answers match the ``hf`` engine's.
 """
@@ -15,11 +15,14 @@ from transformers import AutoModelForImageTextToText
 from fadtq.errors import FadtqError
 from fadtq.generation.engine import SamplingParams
 from fadtq.generation.hf import HFRolloutEngine
+from fadtq.policy.family import family_of_model
 from fadtq.policy.logprobs import completion_logprobs
 from fadtq.policy.processor import load_processor
 
-# fp32 on CPU: the two forwards differ only in kernels and summation order (measured: ~1e-6).
-TOLERANCE = 1e-4
+# fp32 on CPU: the two forwards differ only in kernels and summation order (measured: ~1e-6). A
+# family whose CPU engine runs in bf16 (Qwen3.5's linear attention) samples from rounded weights:
+# measured up to 8e-3 after updates.
+TOLERANCE = {None: 1e-4, "bfloat16": 2e-2}
 PARAMS = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=16, return_logprobs=True)
 GREEDY = SamplingParams(max_new_tokens=24, greedy=True)
 
@@ -34,7 +37,7 @@ def policy(family_model_dir):
     processor = load_processor(family_model_dir)
     engine = VLLMRolloutEngine(model, processor, gpu_memory_utilization=0.3, sleep_mode=False, max_model_len=1024,
                                cpu_kv_cache_gib=1)
-    return model, processor, engine
+    return model, processor, engine, TOLERANCE[family_of_model(model).vllm_cpu_args.get("dtype")]
 
 
 def mismatch(model, engine, prompts, seed: int) -> float:
@@ -61,7 +64,7 @@ def optimizer_steps(model, engine, prompts, steps: int) -> None:
 
 
 def test_rollouts_line_up_with_their_scoring_inputs(policy, two_prompts):
-    _, processor, engine = policy
+    _, processor, engine, _ = policy
     torch.manual_seed(0)
     result = engine.generate(two_prompts, 3, PARAMS)
     scoring = result.scoring
@@ -81,31 +84,41 @@ def test_rollouts_line_up_with_their_scoring_inputs(policy, two_prompts):
 
 
 def test_vllm_logprobs_match_the_scoring_forward_before_and_after_updates(policy, two_prompts):
-    model, _, engine = policy
-    assert mismatch(model, engine, two_prompts, seed=1) < TOLERANCE
+    model, _, engine, tolerance = policy
+    assert mismatch(model, engine, two_prompts, seed=1) < tolerance
     optimizer_steps(model, engine, two_prompts, steps=3)  # without pushes in between: off-policy samples
     engine.weights_updated()
-    assert mismatch(model, engine, two_prompts, seed=2) < TOLERANCE
+    assert mismatch(model, engine, two_prompts, seed=2) < tolerance
     for _ in range(2):
         optimizer_steps(model, engine, two_prompts, steps=1)
         engine.weights_updated()
-    assert mismatch(model, engine, two_prompts, seed=3) < TOLERANCE
+    assert mismatch(model, engine, two_prompts, seed=3) < tolerance
 
 
 def test_without_the_weight_push_the_mismatch_shows(policy, two_prompts):
-    model, _, engine = policy
+    model, _, engine, tolerance = policy
     optimizer_steps(model, engine, two_prompts, steps=2)
-    assert mismatch(model, engine, two_prompts, seed=4) > 100 * TOLERANCE
+    assert mismatch(model, engine, two_prompts, seed=4) > 10 * tolerance
     engine.weights_updated()
-    assert mismatch(model, engine, two_prompts, seed=4) < TOLERANCE
+    assert mismatch(model, engine, two_prompts, seed=4) < tolerance
 
 
 def test_greedy_answers_match_the_hf_engine(policy, two_prompts):
-    model, processor, engine = policy
-    vllm_ids = [c.completion_ids for g in engine.generate(two_prompts, 1, GREEDY).groups for c in g]
-    hf_ids = [c.completion_ids for g in HFRolloutEngine(model, processor).generate(two_prompts, 1, GREEDY).groups
-              for c in g]
-    assert vllm_ids == hf_ids and all(len(ids) > 0 for ids in vllm_ids)
+    """The same greedy tokens; where a bf16 engine parts from the fp32 policy, only at a near tie:
+    there the scoring forward gives both engines' tokens log-probabilities within the tolerance."""
+    model, processor, engine, tolerance = policy
+    results = [engine.generate(two_prompts, 1, GREEDY), HFRolloutEngine(model, processor).generate(two_prompts, 1, GREEDY)]
+    vllm_ids, hf_ids = ([c.completion_ids for g in result.groups for c in g] for result in results)
+    assert all(len(ids) > 0 for ids in vllm_ids)
+    with torch.no_grad():
+        vllm_lp, hf_lp = (completion_logprobs(model, result.scoring, 1.0, engine.suppressed_token_ids).logprobs
+                          for result in results)
+    for row, (ours, theirs) in enumerate(zip(vllm_ids, hf_ids)):
+        parted = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), None)
+        if parted is None:
+            assert ours == theirs
+        else:
+            assert -1e-5 < float(hf_lp[row, parted] - vllm_lp[row, parted]) < tolerance, (row, parted)
 
 
 def test_a_model_the_cpu_backend_cannot_run_is_named_before_loading(tiny_model_dir):
