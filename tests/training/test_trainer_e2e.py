@@ -15,18 +15,37 @@ import torch
 
 from fadtq.data.dataset import trained_image_size
 from fadtq.run_config import load_run_config
-from trainer_testlib import (METRIC_KEYS, SIGNAL_REWARD, complete_checkpoints, deepspeed_cmd, ok, policy_state,
-                             python_cmd, rows, run, two_rank_run_with_fingerprints)
+from trainer_testlib import (METRIC_KEYS, SIGNAL_REWARD, complete_checkpoints, deepspeed_cmd, kill_group, policy_state,
+                             popen, python_cmd, rows, two_rank_run_with_fingerprints)
 
 ROLLOUTS_PER_STEP = 4 * 4  # cpu_default: 4 prompts x 4 rollouts
 ARGS = ("--rewards", f"format,accuracy,tq,{SIGNAL_REWARD}", "--train.max_steps", "2", "--output.save_every", "1")
 
 
 @pytest.fixture(scope="module")
-def one_rank(train_env, model_args, tmp_path_factory) -> Path:
+def single_process_runs(train_env, model_args, tmp_path_factory) -> dict[str, Path]:
+    """Two single-process runs side by side (a core each): ``one_rank`` through the launcher, and
+    ``cosine`` with a cosine schedule of 4 steps."""
     out = tmp_path_factory.mktemp("e2e1")
-    ok(run(deepspeed_cmd(1, *ARGS, *model_args, "--output.dir", out, "--output.name", "run"), train_env))
-    return out / "run"
+    commands = {
+        "one_rank": deepspeed_cmd(1, *ARGS, *model_args, "--output.dir", out, "--output.name", "one_rank"),
+        "cosine": python_cmd(*model_args, "--rewards", f"format,accuracy,{SIGNAL_REWARD}", "--train.max_steps", "4",
+                             "--rollout.max_new_tokens", "8", "--train.lr_scheduler", "cosine",
+                             "--train.min_lr_ratio", "0.1", "--output.dir", out, "--output.name", "cosine"),
+    }
+    procs = {name: popen(cmd, train_env, out / f"{name}.log") for name, cmd in commands.items()}
+    try:
+        for name, proc in procs.items():
+            assert proc.wait(timeout=300) == 0, (out / f"{name}.log").read_text()[-6000:]
+    finally:
+        for proc in procs.values():
+            kill_group(proc)
+    return {name: out / name for name in commands}
+
+
+@pytest.fixture(scope="module")
+def one_rank(single_process_runs) -> Path:
+    return single_process_runs["one_rank"]
 
 
 @pytest.fixture(scope="module")
@@ -129,11 +148,8 @@ def test_two_ranks_keep_identical_weights_at_every_step(two_ranks):
         assert hashlib.sha256(p.detach().contiguous().numpy().tobytes()).hexdigest() == rank0["steps"][-1][name], name
 
 
-def test_a_cosine_schedule_decays_the_learning_rate_to_its_floor(train_env, model_args, tmp_path):
-    ok(run(python_cmd(*model_args, "--rewards", f"format,accuracy,{SIGNAL_REWARD}", "--train.max_steps", "4",
-                      "--rollout.max_new_tokens", "8", "--train.lr_scheduler", "cosine", "--train.min_lr_ratio", "0.1",
-                      "--output.dir", tmp_path, "--output.name", "run"), train_env))
-    lrs = [m["optim/lr"] for m in rows(tmp_path / "run" / "metrics.jsonl")]
+def test_a_cosine_schedule_decays_the_learning_rate_to_its_floor(single_process_runs):
+    lrs = [m["optim/lr"] for m in rows(single_process_runs["cosine"] / "metrics.jsonl")]
     assert lrs[0] == pytest.approx(1e-4)
     assert all(later < earlier for earlier, later in zip(lrs, lrs[1:])), lrs
     assert lrs[-1] >= 1e-5 - 1e-12, lrs

@@ -29,16 +29,19 @@ def two_ranks(train_env, model_args, tmp_path_factory) -> tuple[Path, list[dict]
 
 @pytest.fixture(scope="module")
 def resumed(train_env, model_args, tmp_path_factory) -> tuple[Path, Path, list[str]]:
-    """Run ``a`` uninterrupted; run ``b`` SIGKILLed at its first checkpoint, then resumed."""
+    """Run ``a`` uninterrupted; run ``b`` (alongside) SIGKILLed at its first checkpoint, then resumed."""
     out = tmp_path_factory.mktemp("vllm-resume")
     a, b = out / "a", out / "b"
-    ok(run(python_cmd(*ARGS, *model_args, "--output.dir", out, "--output.name", "a"), train_env))
-    proc = popen(python_cmd(*ARGS, *model_args, "--output.dir", out, "--output.name", "b"), train_env, out / "b.log")
+    proc_a = popen(python_cmd(*ARGS, *model_args, "--output.dir", out, "--output.name", "a"), train_env, out / "a.log")
+    proc_b = popen(python_cmd(*ARGS, *model_args, "--output.dir", out, "--output.name", "b"), train_env, out / "b.log")
     try:
-        wait_for(lambda: complete_checkpoints(b), timeout=240, proc=proc)
+        wait_for(lambda: complete_checkpoints(b), timeout=240, proc=proc_b)
         killed_with = [c.name for c in complete_checkpoints(b)]
+        kill_group(proc_b)
+        assert proc_a.wait(timeout=300) == 0, (out / "a.log").read_text()[-4000:]
     finally:
-        kill_group(proc)
+        for proc in (proc_a, proc_b):
+            kill_group(proc)
     ok(run(python_cmd("--resume", b), train_env, timeout=240))
     return a, b, killed_with
 
