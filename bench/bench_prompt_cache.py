@@ -1,6 +1,6 @@
 """Each distinct prompt run once (``fadtq/policy/prompt_cache.py``) against every row's full prompt.
 
-Usage: .venv/bin/python bench/bench_prompt_cache.py [--families qwen2_5_vl,qwen3_vl] [--prompts 12] [--groups 4,8]
+Usage: .venv/bin/python bench/bench_prompt_cache.py [--families qwen2_5_vl,qwen3_vl,qwen3_5] [--prompts 12] [--groups 4,8]
        [--tokens 48] [--repeats 5]
 
 On each model family's ``base`` model built offline (random weights, the CPU default's size; its
@@ -127,13 +127,18 @@ def measure(family: str, engine, prompts, group: int, tokens: int, repeats: int)
 
 
 def main() -> None:
+    from fadtq.pretraining.tiny_model import TINY_FAMILIES
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--families", default="qwen2_5_vl,qwen3_vl")
+    parser.add_argument("--families", default=",".join(TINY_FAMILIES), help="comma-separated model families (default: all)")
     parser.add_argument("--prompts", type=int, default=12)
     parser.add_argument("--groups", default="4,8")
     parser.add_argument("--tokens", type=int, default=48)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    unknown = [name for name in args.families.split(",") if name not in TINY_FAMILIES]
+    if unknown:
+        parser.error(f"--families: {', '.join(unknown)} not among {', '.join(TINY_FAMILIES)}")
     benchlib.one_thread()
     prompts = look_alike_prompts(args.prompts)
     rows = []

@@ -1,10 +1,14 @@
 """vLLM against Hugging Face ``generate`` as the rollout engine: generation throughput and trainer step time.
 
-Usage: .venv/bin/python bench/bench_rollout.py [--prompts 16] [--tokens 48] [--calls 3] [--steps 2]
-       [--models small,default] [--groups 4,16]
+Usage: .venv/bin/python bench/bench_rollout.py [--families qwen2_5_vl,qwen3_vl,qwen3_5] [--prompts 16]
+       [--tokens 48] [--calls 3] [--steps 2] [--models small,default] [--groups 4,16]
 
-For each model (``small``: the 20M-parameter preset, random weights; ``default``: the CPU default's
-pretrained policy) and group size (the default's 4 and four times it), both engines:
+For each model family (``--families``: the families with a tiny-model builder,
+``fadtq.pretraining.tiny_model.TINY_FAMILIES``, all of them by default), each model and each group
+size (the default's 4 and four times it), both engines. The models: ``small``, that family's
+random-weight preset built offline (about 20M parameters for Qwen2.5-VL; any other preset name of
+``tiny_model.SIZES`` works too); ``default``, the CPU default's pretrained policy, which is Qwen2.5-VL
+only: it runs once, as a row of family ``qwen2_5_vl``, and only when ``--families`` includes it.
 
 * **generation**: ``--prompts`` look-alike prompts x the group, ``--max-new-tokens`` ``--tokens``,
   sampled at the CPU default's temperature and top-p, ``--calls`` timed calls after one warm-up call;
@@ -13,10 +17,11 @@ pretrained policy) and group size (the default's 4 and four times it), both engi
   sampling off, so every step draws once), ``--steps`` timed steps after one warm-up step: the
   median step and its phases (generate, score, update, weight sync).
 
-Each (engine, model, group, kind) runs in a subprocess of its own, one thread, the two engines side
-by side for the same setting, so load from other jobs hits both alike. Writes
-``bench/results/rollout.json`` atomically and prints vLLM/hf ratios (docs/benchmarks.md compares the
-``small`` model's CPU throughput ratio with 2x).
+Each (family, engine, model, group, kind) runs in a subprocess of its own, one thread, the two
+engines side by side for the same setting, so load from other jobs hits both alike. Writes
+``bench/results/rollout.json`` atomically (each row names its family, model and group) and prints
+the vLLM/hf ratios per (family, model, group) (docs/benchmarks.md compares the Qwen2.5-VL ``small``
+model's CPU throughput ratio with 2x).
 """
 
 from __future__ import annotations
@@ -31,13 +36,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
 
 ENGINES = ("hf", "vllm")
+DEFAULT_FAMILY = "qwen2_5_vl"  # the family of the ``default`` model (the shipped pretrained policy)
 
 
-def policy_dir(model: str) -> Path:
+def policy_dir(model: str, family: str) -> Path:
     from fadtq.run_config import load_run_config
     from fadtq.pretraining.default_policy import pretrained_model_dir
 
-    return pretrained_model_dir(load_run_config("cpu_default")) if model == "default" else benchlib.cached_model(model)
+    if model == "default":
+        return pretrained_model_dir(load_run_config("cpu_default"))
+    return benchlib.cached_model(model, family=family)
 
 
 def build_engine(name: str, model_dir: Path):
@@ -69,7 +77,7 @@ def generation_worker(args: argparse.Namespace) -> dict:
 
     benchlib.one_thread()
     cfg = load_run_config("cpu_default")
-    engine = build_engine(args.engine, policy_dir(args.model))
+    engine = build_engine(args.engine, policy_dir(args.model, args.family))
     torch.set_num_threads(1)
     prompts = look_alike_prompts(args.prompts, cfg.data.image_size)
     params = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p, max_new_tokens=args.tokens)
@@ -90,7 +98,7 @@ def step_worker(args: argparse.Namespace) -> dict:
     from fadtq.run_config import load_run_config
 
     cfg = load_run_config("cpu_default")
-    result = benchlib.time_trainer("gpg", policy_dir(args.model), prompts=args.prompts, group=args.group,
+    result = benchlib.time_trainer("gpg", policy_dir(args.model, args.family), prompts=args.prompts, group=args.group,
                                    tokens=args.tokens, image_size=cfg.data.image_size, steps=args.steps, warmup=1,
                                    overrides={"rollout.engine": args.engine, "rollout.dynamic_sampling": "false"})
     steps = result["steps"]
@@ -100,49 +108,89 @@ def step_worker(args: argparse.Namespace) -> dict:
             "tokens_per_rollout": benchlib.median([s["tokens"] for s in steps]), "peak_rss_mb": result["peak_rss_mb"]}
 
 
-def worker_cmd(kind: str, engine: str, model: str, group: int, args: argparse.Namespace) -> list[str]:
-    return [sys.executable, __file__, "--worker", kind, "--engine", engine, "--model", model, "--group", str(group),
-            "--prompts", str(args.prompts), "--tokens", str(args.tokens), "--calls", str(args.calls),
-            "--steps", str(args.steps)]
+def worker_cmd(kind: str, engine: str, family: str, model: str, group: int, args: argparse.Namespace) -> list[str]:
+    return [sys.executable, __file__, "--worker", kind, "--engine", engine, "--family", family, "--model", model,
+            "--group", str(group), "--prompts", str(args.prompts), "--tokens", str(args.tokens),
+            "--calls", str(args.calls), "--steps", str(args.steps)]
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
+    from fadtq.arguments import parse_name_list
+    from fadtq.errors import FadtqError
+    from fadtq.pretraining.tiny_model import SIZES, TINY_FAMILIES
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser.add_argument("--families", default=",".join(TINY_FAMILIES),
+                        help=f"comma-separated model families (default: all: {','.join(TINY_FAMILIES)})")
     parser.add_argument("--prompts", type=int, default=16, help="prompts per call / step (the CPU default's 16)")
     parser.add_argument("--tokens", type=int, default=48, help="max new tokens (the CPU default's 48)")
     parser.add_argument("--calls", type=int, default=3, help="timed generate calls per engine")
     parser.add_argument("--steps", type=int, default=2, help="timed trainer steps per engine")
-    parser.add_argument("--models", default="small,default", help="comma-separated: small, default")
+    parser.add_argument("--models", default="small,default",
+                        help=f"comma-separated: small, default ({DEFAULT_FAMILY} only) or another preset")
     parser.add_argument("--groups", default="4,16", help="comma-separated group sizes")
     parser.add_argument("--worker", choices=("generate", "step"), help=argparse.SUPPRESS)
     parser.add_argument("--engine", choices=ENGINES, help=argparse.SUPPRESS)
+    parser.add_argument("--family", choices=tuple(TINY_FAMILIES), default=DEFAULT_FAMILY, help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--group", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
+        return args
+    try:
+        args.families = parse_name_list(args.families, "--families")
+        args.models = parse_name_list(args.models, "--models")
+    except FadtqError as exc:
+        parser.error(str(exc))
+    for family in args.families:
+        if family not in TINY_FAMILIES:
+            parser.error(f"--families {family}: not a family with a tiny model; expected some of "
+                         f"{', '.join(TINY_FAMILIES)}")
+    for model in args.models:
+        if model != "default" and model not in SIZES:
+            parser.error(f"--models {model}: expected default or a preset ({', '.join(SIZES)})")
+    try:
+        args.groups = [int(group) for group in args.groups.split(",")]
+    except ValueError:
+        parser.error(f"--groups {args.groups}: expected comma-separated integers")
+    args.plan = [(family, model) for family in args.families for model in args.models
+                 if model != "default" or family == DEFAULT_FAMILY]
+    if not args.plan:
+        parser.error(f"--models default: the default model is {DEFAULT_FAMILY} only, and --families leaves it out")
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    if args.worker:
         benchlib.emit((generation_worker if args.worker == "generate" else step_worker)(args))
         return 0
+    if "default" in args.models and DEFAULT_FAMILY not in args.families:
+        print(f"the default model is {DEFAULT_FAMILY} only, not in --families: it is left out", flush=True)
     settings, lines = [], []
-    for model in args.models.split(","):
-        for group in map(int, args.groups.split(",")):
-            row = {"model": model, "group": group}
+    for family, model in args.plan:  # family by family; the default model only in its family
+        for group in args.groups:
+            row = {"family": family, "model": model, "group": group}
             for kind in ("generate", "step"):
-                row[kind] = {engine: benchlib.run_worker(worker_cmd(kind, engine, model, group, args), timeout=1800)
+                row[kind] = {engine: benchlib.run_worker(worker_cmd(kind, engine, family, model, group, args),
+                                                         timeout=1800)
                              for engine in ENGINES}
             row["throughput_ratio"] = benchlib.ratio(row["generate"]["vllm"]["tokens_per_second"],
                                                      row["generate"]["hf"]["tokens_per_second"])
-            row["step_speedup"] = benchlib.ratio(row["step"]["hf"]["step_seconds"], row["step"]["vllm"]["step_seconds"])
+            row["step_speedup"] = benchlib.ratio(row["step"]["hf"]["step_seconds"],
+                                                 row["step"]["vllm"]["step_seconds"])
             settings.append(row)
-            lines.append(f"{model:8s} group {group:3d}: generation {row['generate']['hf']['tokens_per_second']:8.0f} -> "
-                         f"{row['generate']['vllm']['tokens_per_second']:8.0f} tokens/s ({row['throughput_ratio']:.2f}x); "
-                         f"step {row['step']['hf']['step_seconds']:.2f} -> {row['step']['vllm']['step_seconds']:.2f} s "
-                         f"({row['step_speedup']:.2f}x)")
+            lines.append(f"{family:10s} {model:8s} group {group:3d}: generation "
+                         f"{row['generate']['hf']['tokens_per_second']:8.0f} -> "
+                         f"{row['generate']['vllm']['tokens_per_second']:8.0f} tokens/s "
+                         f"({row['throughput_ratio']:.2f}x); step {row['step']['hf']['step_seconds']:.2f} -> "
+                         f"{row['step']['vllm']['step_seconds']:.2f} s ({row['step_speedup']:.2f}x)")
             print(lines[-1], flush=True)
     benchlib.atomic_write_json(benchlib.RESULTS / "rollout.json", {
-        "command": benchlib.command_line(), "machine": benchlib.machine(),
+        "command": benchlib.command_line(), "machine": benchlib.machine(), "families": args.families,
         "prompts": args.prompts, "tokens": args.tokens, "calls": args.calls, "steps": args.steps,
         "settings": settings})
-    print("vLLM / hf (hf -> vllm):\n" + "\n".join(lines))
+    print("vLLM / hf (hf -> vllm), per family, model and group:\n" + "\n".join(lines))
     return 0
 
 
