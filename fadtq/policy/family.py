@@ -52,7 +52,8 @@ class ModelFamily:
     classes the torchvision-free patch (``fadtq.generation.vllm_compat``) makes image-only, and
     ``vllm_patch`` what else a family's processing-info class needs for that; ``vllm_cpu_args``: the
     engine arguments vLLM's CPU build needs to run the family (over the policy's dtype and the
-    engine's defaults)."""
+    engine's defaults); ``vllm_cpu_refusal``: why vLLM's CPU build cannot run a model of the family
+    with this text config (``None``: it can), checked before anything loads."""
 
     name: str
     model_types: tuple[str, ...]
@@ -67,6 +68,7 @@ class ModelFamily:
     vllm_processing_infos: tuple[str, ...] = ()
     vllm_patch: Callable[[type], None] | None = None
     vllm_cpu_args: dict[str, object] = field(default_factory=dict)
+    vllm_cpu_refusal: Callable[[dict], str | None] = lambda text_config: None
 
     def tower(self, model: torch.nn.Module) -> torch.nn.Module:
         """The vision encoder of ``model`` (a Hugging Face model, or a DeepSpeed engine around one)."""

@@ -23,6 +23,18 @@ if TYPE_CHECKING:
     from transformers import Cache
 
 
+GATED_DELTA_NET_CPU_HEAD_SIZES = (64, 128)
+
+
+def cpu_refusal(text_config: dict) -> str | None:
+    """vLLM's CPU gated delta net kernel takes linear-attention heads of 64 or 128 only."""
+    sizes = sorted({text_config.get("linear_key_head_dim", 128), text_config.get("linear_value_head_dim", 128)})
+    if set(sizes) <= set(GATED_DELTA_NET_CPU_HEAD_SIZES):
+        return None
+    return (f"linear attention head sizes {sizes}: vLLM's CPU gated delta net takes "
+            f"{' or '.join(map(str, GATED_DELTA_NET_CPU_HEAD_SIZES))}")
+
+
 def prompt_cache(model: torch.nn.Module) -> Cache:
     """An empty cache for ``model`` whose linear-attention states gradients can flow through."""
     from fadtq.policy.linear_attention_cache import StateReplacingCache
@@ -44,4 +56,5 @@ QWEN3_5 = ModelFamily(
     vllm_processing_infos=("Qwen3_5ProcessingInfo",),
     vllm_patch=image_only_vllm_info,
     vllm_cpu_args={"dtype": "bfloat16", "enable_prefix_caching": False},
+    vllm_cpu_refusal=cpu_refusal,
 )

@@ -135,6 +135,20 @@ def test_a_model_the_cpu_backend_cannot_run_is_named_before_loading(tiny_model_d
         check_servable({**config, "architectures": ["LlamaForCausalLM"]}, "m", cuda=False)
 
 
+def test_a_family_s_own_cpu_limit_is_named_before_loading():
+    """Qwen3.5's linear attention runs on vLLM's CPU build with heads of 64 or 128 only."""
+    from fadtq.generation.vllm import check_servable
+
+    text = {"hidden_size": 64, "num_attention_heads": 2, "head_dim": 32, "linear_key_head_dim": 64,
+            "linear_value_head_dim": 64}
+    config = {"model_type": "qwen3_5", "architectures": ["Qwen3_5ForConditionalGeneration"], "text_config": text}
+    check_servable(config, "m", cuda=False)
+    text["linear_key_head_dim"] = 32
+    with pytest.raises(FadtqError, match=r"^m: linear attention head sizes \[32, 64\]: .* 64 or 128; use rollout"):
+        check_servable(config, "m", cuda=False)
+    check_servable(config, "m", cuda=True)  # a GPU has its own kernels
+
+
 def test_a_missing_vllm_is_one_line_naming_the_install(tiny_model_dir, monkeypatch):
     import importlib.util
 
