@@ -1,7 +1,7 @@
 """vLLM against Hugging Face ``generate`` as the rollout engine: generation throughput and trainer step time.
 
 Usage: .venv/bin/python bench/bench_rollout.py [--families qwen2_5_vl,qwen3_vl,qwen3_5] [--prompts 16]
-       [--tokens 48] [--calls 3] [--steps 2] [--models small,default] [--groups 4,16]
+       [--tokens 48] [--calls 3] [--steps 2] [--models small,default] [--groups 4,16] [--out rollout.json]
 
 For each model family (``--families``: the families with a tiny-model builder,
 ``fadtq.pretraining.tiny_model.TINY_FAMILIES``, all of them by default), each model and each group
@@ -19,7 +19,7 @@ only: it runs once, as a row of family ``qwen2_5_vl``, and only when ``--familie
 
 Each (family, engine, model, group, kind) runs in a subprocess of its own, one thread, the two
 engines side by side for the same setting, so load from other jobs hits both alike. Writes
-``bench/results/rollout.json`` atomically (each row names its family, model and group) and prints
+``bench/results/rollout.json`` (or ``--out``) atomically (each row names its family, model and group) and prints
 the vLLM/hf ratios per (family, model, group) (docs/benchmarks.md compares the Qwen2.5-VL ``small``
 model's CPU throughput ratio with 2x).
 """
@@ -100,7 +100,9 @@ def step_worker(args: argparse.Namespace) -> dict:
     cfg = load_run_config("cpu_default")
     result = benchlib.time_trainer("gpg", policy_dir(args.model, args.family), prompts=args.prompts, group=args.group,
                                    tokens=args.tokens, image_size=cfg.data.image_size, steps=args.steps, warmup=1,
-                                   overrides={"rollout.engine": args.engine, "rollout.dynamic_sampling": "false"})
+                                   overrides={"rollout.engine": args.engine, "rollout.dynamic_sampling": "false",
+                                              # one top-p for every token: what vLLM samples with
+                                              "rollout.reasoning_top_p": "null", "rollout.answer_top_p": "null"})
     steps = result["steps"]
     return {"step_seconds": benchlib.median([s["step"] for s in steps]),
             "phase_seconds": {k: benchlib.median([s[k] for s in steps]) for k in ("generate", "score", "update",
@@ -129,6 +131,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--models", default="small,default",
                         help=f"comma-separated: small, default ({DEFAULT_FAMILY} only) or another preset")
     parser.add_argument("--groups", default="4,16", help="comma-separated group sizes")
+    parser.add_argument("--out", default="rollout.json", help="result file name under bench/results/")
     parser.add_argument("--worker", choices=("generate", "step"), help=argparse.SUPPRESS)
     parser.add_argument("--engine", choices=ENGINES, help=argparse.SUPPRESS)
     parser.add_argument("--family", choices=tuple(TINY_FAMILIES), default=DEFAULT_FAMILY, help=argparse.SUPPRESS)
@@ -186,7 +189,7 @@ def main() -> int:
                          f"({row['throughput_ratio']:.2f}x); step {row['step']['hf']['step_seconds']:.2f} -> "
                          f"{row['step']['vllm']['step_seconds']:.2f} s ({row['step_speedup']:.2f}x)")
             print(lines[-1], flush=True)
-    benchlib.atomic_write_json(benchlib.RESULTS / "rollout.json", {
+    benchlib.atomic_write_json(benchlib.RESULTS / args.out, {
         "command": benchlib.command_line(), "machine": benchlib.machine(), "families": args.families,
         "prompts": args.prompts, "tokens": args.tokens, "calls": args.calls, "steps": args.steps,
         "settings": settings})
