@@ -63,10 +63,10 @@ def check_servable(config: dict, where: str, cuda: bool) -> None:
         return
     text = config.get("text_config") or config
     head_dim = text.get("head_dim") or text["hidden_size"] // text["num_attention_heads"]
-    refusal = family.vllm_cpu_refusal(text) or (
-        None if head_dim in CPU_HEAD_SIZES
-        else f"text head size {head_dim}: vLLM's CPU attention takes {', '.join(map(str, CPU_HEAD_SIZES))}")
-    if refusal:
+    refusal = family.vllm_cpu_refusal(text)
+    if refusal is None and head_dim not in CPU_HEAD_SIZES:
+        refusal = f"text head size {head_dim}: vLLM's CPU attention takes {', '.join(map(str, CPU_HEAD_SIZES))}"
+    if refusal is not None:
         raise FadtqError(f"{where}: {refusal}; use rollout.engine: hf for this model")
 
 
