@@ -46,7 +46,7 @@ class ModelFamily:
     ``get_image_features`` output that hold one entry per image (a tuple of tensors, or a list of
     such tuples), which encoding each distinct image once repeats. ``new_cache``: the empty cache a
     prompt's forward fills for the prompt cache (``fadtq.policy.prompt_cache``), where the model's
-    own would not let gradients through the rows' copies (None: the model's own).
+    own would not let gradients through the rows' copies (returning None: the model's own).
     ``vllm_architectures``: the architectures vLLM runs for it (empty: the family has no vLLM path);
     ``vllm_modules`` and ``vllm_processing_infos``: the vLLM model modules and processing-info
     classes the torchvision-free patch (``fadtq.generation.vllm_compat``) makes image-only, and
@@ -62,7 +62,7 @@ class ModelFamily:
     vision_control_tokens: tuple[str, ...]
     vision_tower: str
     per_image_outputs: tuple[str, ...] = ("pooler_output",)
-    new_cache: Callable[[torch.nn.Module], Cache] | None = None
+    new_cache: Callable[[torch.nn.Module], Cache | None] = lambda model: None
     vllm_architectures: tuple[str, ...] = ()
     vllm_modules: tuple[str, ...] = ()
     vllm_processing_infos: tuple[str, ...] = ()

@@ -45,8 +45,7 @@ def run_prompts(model: torch.nn.Module, prompts: dict[str, torch.Tensor], positi
     """Run the distinct ``prompts`` (``input_ids``, ``attention_mask``, ``mm_token_type_ids``,
     ``pixel_values``, ``image_grid_thw``) at ``positions`` once, and copy the result to ``rows``:
     row ``i`` gets the cache of prompt ``rows[i]``."""
-    family = family_of_model(model)
-    empty = family.new_cache(model) if family.new_cache is not None else None
+    empty = family_of_model(model).new_cache(model)
     output = model(**prompts, position_ids=positions, past_key_values=empty, use_cache=True, logits_to_keep=1)
     cache = output.past_key_values
     cache.reorder_cache(rows)
