@@ -58,12 +58,13 @@ def full_forward_logprobs(model, inputs, suppress):
     """Every row's whole sequence in one forward: what the trainer ran before the prompt cache."""
     import torch
 
+    from fadtq.policy.family import family_of_model
     from fadtq.policy.logprobs import token_distribution
+    from fadtq.policy.prompt_cache import row_positions
 
     completion_len = inputs.action_mask.shape[1]
-    logits = model(input_ids=inputs.sequences, attention_mask=inputs.attention_mask,
-                   mm_token_type_ids=inputs.mm_token_type_ids, pixel_values=inputs.pixel_values,
-                   image_grid_thw=inputs.image_grid_thw, use_cache=False).logits[:, -completion_len - 1:-1]
+    logits = model(**inputs.model_inputs(family_of_model(model), inputs.sequences.shape[1]),
+                   position_ids=row_positions(model, inputs), use_cache=False).logits[:, -completion_len - 1:-1]
     picked = token_distribution(logits, 1.0, suppress).gather(
         -1, inputs.sequences[:, -completion_len:].unsqueeze(-1)).squeeze(-1)
     return torch.where(inputs.action_mask.bool(), picked, picked.new_zeros(()))
@@ -87,6 +88,7 @@ def measure(family: str, engine, prompts, group: int, tokens: int, repeats: int)
 
     from fadtq.generation import batch
     from fadtq.generation.engine import SamplingParams
+    from fadtq.policy.family import family_of_model
     from fadtq.policy.logprobs import completion_logprobs
 
     params = SamplingParams(temperature=1.0, top_p=0.9, max_new_tokens=tokens)
@@ -98,10 +100,12 @@ def measure(family: str, engine, prompts, group: int, tokens: int, repeats: int)
         model.zero_grad()
         logprobs.sum().backward()
 
+    family = family_of_model(model)
+
     def plain_generate():
-        inputs = batch.repeat_rows(batch.prompt_inputs(engine.processor, prompts, torch.device("cpu")), group)
+        inputs = batch.repeat_rows(batch.prompt_inputs(engine.processor, family, prompts, torch.device("cpu")), group)
         with torch.no_grad():
-            model.eval().generate(**inputs, generation_config=engine._generation_config(params))
+            model.eval().generate(**inputs.model_inputs(family), generation_config=engine._generation_config(params))
 
     def seeded(run):
         def call():

@@ -291,7 +291,7 @@ def test_pretraining_difficulty_and_sampling_keys_are_validated(overrides, key):
 
 
 @pytest.mark.parametrize("name", ["paper_fadtq", "paper_gpg", "paper_grpo", "paper_fadtq_no_conciseness",
-                                  "paper_fadtq_no_relevance", "qwen3_vl_4b_fadtq"])
+                                  "paper_fadtq_no_relevance", "qwen3_vl_4b_fadtq", "qwen3_5_fadtq", "smolvlm_fadtq"])
 def test_the_paper_configs_reset_every_aid_of_the_cpu_default(name):
     """The paper's runs extend the CPU default but sample, train and freeze as the paper does."""
     cfg = load_run_config(name)

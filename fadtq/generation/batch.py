@@ -14,6 +14,7 @@ from transformers import ProcessorMixin
 
 from fadtq.errors import FadtqError
 from fadtq.generation.engine import Completion, RolloutPrompt
+from fadtq.policy.family import ModelFamily, family_of_model
 from fadtq.policy.forward_batch import ForwardBatch
 
 
@@ -21,59 +22,60 @@ def prompt_texts(processor: ProcessorMixin, prompts: Sequence[RolloutPrompt]) ->
     return [processor.apply_chat_template(p.messages, add_generation_prompt=True, tokenize=False) for p in prompts]
 
 
-def prompt_inputs(processor: ProcessorMixin, prompts: Sequence[RolloutPrompt], device: torch.device) -> dict:
-    """The processor's left-padded tensors for ``prompts`` (reference image first), on ``device``."""
+def prompt_inputs(processor: ProcessorMixin, family: ModelFamily, prompts: Sequence[RolloutPrompt],
+                  device: torch.device) -> ForwardBatch:
+    """The processor's left-padded prompts (reference image first) on ``device``, with no completion."""
     images = [[p.ref_image, p.test_image] for p in prompts]
     inputs = processor(text=prompt_texts(processor, prompts), images=images, padding=True, padding_side="left",
                        return_tensors="pt")
-    return {key: value.to(device) if torch.is_tensor(value) else value for key, value in inputs.items()}
+    inputs = {key: value.to(device) if torch.is_tensor(value) else value for key, value in inputs.items()}
+    return prompt_batch(family, inputs)
+
+
+def prompt_batch(family: ModelFamily, inputs: dict[str, torch.Tensor]) -> ForwardBatch:
+    """The processor's output for ``family``'s model as prompts with no completion yet."""
+    return ForwardBatch(
+        sequences=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+        action_mask=inputs["attention_mask"][:, :0], token_inputs={key: inputs[key] for key in family.token_keys},
+        images=family.image_tensors(inputs), images_per_row=family.row_images(inputs).cpu())
 
 
 def request_inputs(processor: ProcessorMixin, model: torch.nn.Module, prompts: Sequence[RolloutPrompt],
-                   n_samples: int) -> tuple[dict, dict]:
-    """The processor's tensors for ``prompts`` on the model's device, and the same with each row
-    repeated once per sample; an empty request is one clear error."""
+                   n_samples: int) -> tuple[ForwardBatch, ForwardBatch]:
+    """The distinct prompts on the model's device, and the same with each row repeated once per
+    sample; an empty request is one clear error."""
     if not prompts or n_samples < 1:
         raise FadtqError(f"rollout: need at least one prompt and one sample, got {len(prompts)} x {n_samples}")
-    distinct = prompt_inputs(processor, prompts, next(model.parameters()).device)
+    distinct = prompt_inputs(processor, family_of_model(model), prompts, next(model.parameters()).device)
     return distinct, repeat_rows(distinct, n_samples)
 
 
-def repeat_rows(inputs: dict[str, torch.Tensor], n_samples: int) -> dict[str, torch.Tensor]:
-    """Each prompt's row (and its images' patches) ``n_samples`` times, in prompt order."""
-    rows = inputs["input_ids"].shape[0]
-    prompts = ForwardBatch(
-        sequences=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-        action_mask=inputs["attention_mask"][:, :0], mm_token_type_ids=inputs["mm_token_type_ids"],
-        pixel_values=inputs["pixel_values"], image_grid_thw=inputs["image_grid_thw"],
-        images_per_row=torch.full((rows,), 2, dtype=torch.long),
-    ).select([row for row in range(rows) for _ in range(n_samples)])
-    return {"input_ids": prompts.sequences, "attention_mask": prompts.attention_mask,
-            "mm_token_type_ids": prompts.mm_token_type_ids, "pixel_values": prompts.pixel_values,
-            "image_grid_thw": prompts.image_grid_thw}
+def repeat_rows(prompts: ForwardBatch, n_samples: int) -> ForwardBatch:
+    """Each prompt's row (and its images) ``n_samples`` times, in prompt order."""
+    return prompts.select([row for row in range(len(prompts.sequences)) for _ in range(n_samples)])
 
 
-def prompt_ids(inputs: dict[str, torch.Tensor], row: int) -> list[int]:
+def prompt_ids(prompts: ForwardBatch, row: int) -> list[int]:
     """Row ``row``'s prompt tokens without the left padding."""
-    return inputs["input_ids"][row][inputs["attention_mask"][row].bool()].tolist()
+    return prompts.sequences[row][prompts.attention_mask[row].bool()].tolist()
 
 
-def scoring_inputs(inputs: dict[str, torch.Tensor], completions: torch.Tensor, action_mask: torch.Tensor,
+def scoring_inputs(prompts: ForwardBatch, completions: torch.Tensor, action_mask: torch.Tensor,
                    rollout_logprobs: torch.Tensor | None = None) -> ForwardBatch:
     """Prompt rows (already repeated per sample) followed by their right-padded completions."""
     return ForwardBatch(
-        sequences=torch.cat([inputs["input_ids"], completions], dim=1),
-        attention_mask=torch.cat([inputs["attention_mask"], action_mask], dim=1),
+        sequences=torch.cat([prompts.sequences, completions], dim=1),
+        attention_mask=torch.cat([prompts.attention_mask, action_mask], dim=1),
         action_mask=action_mask,
-        mm_token_type_ids=torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(completions)], dim=1),
-        pixel_values=inputs["pixel_values"],
-        image_grid_thw=inputs["image_grid_thw"],
-        images_per_row=torch.full((len(completions),), 2, dtype=torch.long, device=completions.device),
+        token_inputs={key: torch.cat([value, torch.zeros_like(completions)], dim=1)
+                      for key, value in prompts.token_inputs.items()},
+        images=prompts.images,
+        images_per_row=prompts.images_per_row,
         rollout_logprobs=rollout_logprobs,
     )
 
 
-def completion_rows(processor: ProcessorMixin, inputs: dict[str, torch.Tensor], completions: torch.Tensor,
+def completion_rows(processor: ProcessorMixin, prompts: ForwardBatch, completions: torch.Tensor,
                     action_mask: torch.Tensor, eos_token_ids: Sequence[int]) -> list[Completion]:
     """One :class:`Completion` per row: its sampled tokens (through the first EOS) and their text."""
     rows = []
@@ -81,7 +83,7 @@ def completion_rows(processor: ProcessorMixin, inputs: dict[str, torch.Tensor], 
         kept = ids[: sum(mask)]
         text = processor.tokenizer.decode(kept, skip_special_tokens=True)
         finished = bool(kept) and kept[-1] in eos_token_ids
-        rows.append(Completion(row=row, prompt_ids=prompt_ids(inputs, row), completion_ids=kept, text=text,
+        rows.append(Completion(row=row, prompt_ids=prompt_ids(prompts, row), completion_ids=kept, text=text,
                                finished=finished))
     return rows
 

@@ -12,8 +12,9 @@ from fadtq.generation.engine import RolloutPrompt, RolloutResult, SamplingParams
 from fadtq.generation.sampling import thresholds_apart
 from fadtq.generation.span_top_p import SpanTopP
 from fadtq.policy.family import family_of_model
+from fadtq.policy.forward_batch import ForwardBatch
 from fadtq.policy.logprobs import token_distribution
-from fadtq.policy.prompt_cache import rope_positions, run_prompts
+from fadtq.policy.prompt_cache import row_positions, run_prompts
 
 
 class HFRolloutEngine:
@@ -37,7 +38,7 @@ class HFRolloutEngine:
     def generate(self, prompts: Sequence[RolloutPrompt], n_samples: int, params: SamplingParams) -> RolloutResult:
         distinct, inputs = batch.request_inputs(self.processor, self.model, prompts, n_samples)
         output = self._sample(distinct, n_samples, params)
-        completions = output.sequences[:, inputs["input_ids"].shape[1]:]
+        completions = output.sequences[:, inputs.sequences.shape[1]:]
         action_mask = self._action_mask(completions)
         rows = batch.completion_rows(self.processor, inputs, completions, action_mask, self.eos_token_ids)
         logprobs = self._sampled_logprobs(output, completions, action_mask, params) if params.return_logprobs else None
@@ -48,24 +49,20 @@ class HFRolloutEngine:
         """Nothing to do: ``generate`` samples from the policy's own weights."""
 
     @torch.no_grad()
-    def _sample(self, prompts: dict[str, torch.Tensor], n_samples: int, params: SamplingParams):
+    def _sample(self, prompts: ForwardBatch, n_samples: int, params: SamplingParams):
         """``n_samples`` completions per prompt. Each prompt but its last token runs once
         (:mod:`fadtq.policy.prompt_cache`); ``generate`` continues every row from its copy of the
         cache, at the rotary positions of the full prompt."""
-        rows = torch.arange(len(prompts["input_ids"]), device=prompts["input_ids"].device).repeat_interleave(n_samples)
-        positions = rope_positions(self.model, prompts["input_ids"], prompts["mm_token_type_ids"],
-                                   prompts["image_grid_thw"], prompts["attention_mask"])
+        tokens = prompts.sequences
+        rows = torch.arange(len(tokens), device=tokens.device).repeat_interleave(n_samples)
+        positions = row_positions(self.model, prompts)
         was_training = self.model.training
         self.model.eval()
         try:
-            head = {key: value[:, :-1] for key, value in prompts.items()
-                    if key in ("input_ids", "attention_mask", "mm_token_type_ids")}
-            prompt = run_prompts(self.model, head | {"pixel_values": prompts["pixel_values"],
-                                                     "image_grid_thw": prompts["image_grid_thw"]},
-                                 positions[..., :-1], rows)
-            return self.model.generate(input_ids=prompts["input_ids"][rows],
-                                       attention_mask=prompts["attention_mask"][rows],
-                                       position_ids=positions[:, rows], past_key_values=prompt.cache,
+            head = prompts.model_inputs(family_of_model(self.model), tokens.shape[1] - 1)
+            prompt = run_prompts(self.model, head, positions[..., :-1], rows)
+            return self.model.generate(input_ids=tokens[rows], attention_mask=prompts.attention_mask[rows],
+                                       position_ids=positions[..., rows, :], past_key_values=prompt.cache,
                                        generation_config=self._generation_config(params),
                                        logits_processor=self._logits_processors(params))
         finally:

@@ -176,7 +176,7 @@ class VLLMRolloutEngine:
             if logprobs is not None:
                 logprobs[row, :len(ids)] = torch.as_tensor(
                     [step[token].logprob for step, token in zip(sample.logprobs, ids)])
-        device = inputs["input_ids"].device
+        device = inputs.sequences.device
         completions, action_mask = completions.to(device), action_mask.to(device)
         rows = batch.completion_rows(self.processor, inputs, completions, action_mask, self.eos_token_ids)
         return RolloutResult(groups=batch.group(rows, n_samples), scoring=batch.scoring_inputs(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,20 +25,28 @@ if TYPE_CHECKING:
     import torch
     from transformers import Cache, ProcessorMixin
 
+    from fadtq.policy.image_tensors import ImageTensors
 
-class RopePositions:
-    """``(model, input_ids, mm_token_type_ids, image_grid_thw, attention_mask) -> positions``: the
-    rotary positions the family's own forward derives for these rows (``(3, rows, length)`` for
-    Qwen's multimodal RoPE)."""
 
-    def __call__(self, model: torch.nn.Module, input_ids: torch.Tensor, mm_token_type_ids: torch.Tensor,
-                 image_grid_thw: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor: ...
+class Positions:
+    """``(model, input_ids, attention_mask, token_inputs, images) -> positions``: the rotary positions
+    the family's own forward derives for these rows (``(3, rows, length)`` for Qwen's multimodal
+    RoPE, ``(rows, length)`` for plain positions)."""
+
+    def __call__(self, model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 token_inputs: dict[str, torch.Tensor], images: ImageTensors) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
 class ModelFamily:
     """One family of vision-language models (``config.json``'s ``model_type`` in ``model_types``).
 
+    ``token_keys``: the processor's per-token outputs that the model's forward and ``positions``
+    read beside ``input_ids`` and ``attention_mask``. ``image_tensors``: the processor's (or the
+    model's) image arguments in the common layout of :mod:`fadtq.policy.image_tensors`,
+    ``row_images`` how many of those images each row of the processor's output has, and
+    ``image_kwargs`` back. ``positions``: the rotary positions of a batch, as the model's forward
+    derives them (the prompt cache runs prompts and completions apart and passes them explicitly).
     ``vision_control_tokens``: the tokens that mark image placeholders; sampled, they would have no
     image features behind them, so no engine samples them and the scoring forward gives them
     probability zero. ``vision_tower``: the name of the vision encoder module (its parameters are
@@ -58,7 +66,11 @@ class ModelFamily:
     name: str
     model_types: tuple[str, ...]
     load_processor: Callable[[Path], ProcessorMixin]
-    rope_positions: RopePositions
+    token_keys: tuple[str, ...]
+    image_tensors: Callable[[Mapping[str, torch.Tensor]], ImageTensors]
+    row_images: Callable[[Mapping[str, torch.Tensor]], torch.Tensor]
+    image_kwargs: Callable[[ImageTensors], dict[str, torch.Tensor]]
+    positions: Positions
     vision_control_tokens: tuple[str, ...]
     vision_tower: str
     per_image_outputs: tuple[str, ...] = ("pooler_output",)
@@ -85,8 +97,9 @@ def registered() -> dict[str, ModelFamily]:
     from fadtq.policy.qwen2_5_vl import QWEN2_5_VL
     from fadtq.policy.qwen3_5 import QWEN3_5
     from fadtq.policy.qwen3_vl import QWEN3_VL
+    from fadtq.policy.smolvlm import SMOLVLM
 
-    return {family.name: family for family in (QWEN2_5_VL, QWEN3_VL, QWEN3_5)}
+    return {family.name: family for family in (QWEN2_5_VL, QWEN3_VL, QWEN3_5, SMOLVLM)}
 
 
 def family_of_config(config: dict, where: str) -> ModelFamily:

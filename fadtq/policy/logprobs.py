@@ -3,9 +3,10 @@
 The training forward must describe the same distribution the rollout sampled from, or the policy
 gradient is computed for a different policy. Three things make them equal here:
 
-- the rotary positions come from the full sequence (left-padded prompt + right-padded completion),
-  its attention mask and ``mm_token_type_ids`` for prompt *and* response, as Qwen2.5-VL derives
-  them (any other positions are about 1e-3 off); each distinct prompt then runs once and the
+- the rotary positions come from the full sequence (left-padded prompt + right-padded completion)
+  and its attention mask, as the model family derives them (Qwen's multimodal RoPE from the
+  images and ``mm_token_type_ids`` too; any other positions are about 1e-3 off); each distinct
+  prompt then runs once and the
   completions on its cache (:mod:`fadtq.policy.prompt_cache`);
 - logits are divided by the sampling temperature;
 - the tokens the rollout never samples (the vision control tokens) get probability zero, as
@@ -19,8 +20,9 @@ from dataclasses import dataclass
 
 import torch
 
+from fadtq.policy.family import family_of_model
 from fadtq.policy.forward_batch import ForwardBatch
-from fadtq.policy.prompt_cache import rope_positions, run_prompts
+from fadtq.policy.prompt_cache import row_positions, run_prompts
 
 
 @dataclass
@@ -53,7 +55,7 @@ def completion_logprobs(
 ) -> TokenStats:
     """Log-probabilities (and optionally entropy) of each completion token under ``model``.
 
-    ``model`` is anything called like a Hugging Face Qwen2.5-VL (the model itself, or a DeepSpeed
+    ``model`` is a Hugging Face model of a supported family (the model itself, or a DeepSpeed
     engine wrapping it). Gradients flow when called outside ``torch.no_grad``.
     """
     completion_len = inputs.action_mask.shape[1]
@@ -77,14 +79,9 @@ def completion_logits(model: torch.nn.Module, inputs: ForwardBatch) -> torch.Ten
     prompt_len = inputs.prompt_length
     first, runs = inputs.distinct_prompts()
     distinct = inputs.select(first)
-    positions = rope_positions(model, inputs.sequences, inputs.mm_token_type_ids, inputs.image_grid_thw,
-                               inputs.attention_mask)
-    prompts = {"input_ids": distinct.sequences[:, :prompt_len],
-               "attention_mask": distinct.attention_mask[:, :prompt_len],
-               "mm_token_type_ids": distinct.mm_token_type_ids[:, :prompt_len],
-               "pixel_values": distinct.pixel_values, "image_grid_thw": distinct.image_grid_thw}
-    prompt = run_prompts(model, prompts, positions[:, first, :prompt_len], runs)
+    positions = row_positions(model, inputs)
+    prompt = run_prompts(model, distinct.model_inputs(family_of_model(model)), positions[..., first, :prompt_len], runs)
     completions = model(input_ids=inputs.sequences[:, prompt_len:], attention_mask=inputs.attention_mask,
-                        position_ids=positions[:, :, prompt_len:], past_key_values=prompt.cache, use_cache=True)
+                        position_ids=positions[..., prompt_len:], past_key_values=prompt.cache, use_cache=True)
     # The logits at position t predict token t + 1: the last prompt token's predict the first one.
     return torch.cat([prompt.last_logits.unsqueeze(1), completions.logits[:, :-1]], dim=1)

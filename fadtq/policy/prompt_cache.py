@@ -11,7 +11,8 @@ of each row (``tests/training/test_prompt_cache.py``), for a fraction of the wor
 (``bench/bench_prompt_cache.py``).
 
 Positions are passed explicitly: a multimodal RoPE (Qwen's) derives its positions from the images of
-the *whole* sequence, which a forward over the completions alone cannot see.
+the *whole* sequence, which a forward over the completions alone cannot see; plain positions count
+a row's tokens from its first one after the left padding, as vLLM numbers them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from transformers import Cache
 
 from fadtq.policy.family import family_of_model
+from fadtq.policy.forward_batch import ForwardBatch
 
 
 @dataclass
@@ -33,18 +35,17 @@ class PromptCache:
     cache: Cache
 
 
-def rope_positions(model: torch.nn.Module, input_ids: torch.Tensor, mm_token_type_ids: torch.Tensor,
-                   image_grid_thw: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """The rotary positions the model's own forward derives for these rows (its family's rule)."""
-    return family_of_model(model).rope_positions(model, input_ids, mm_token_type_ids, image_grid_thw,
-                                                 attention_mask)
+def row_positions(model: torch.nn.Module, batch: ForwardBatch) -> torch.Tensor:
+    """The rotary positions the model's own forward derives for the rows of ``batch`` (its family's
+    rule): ``(..., rows, length)``."""
+    return family_of_model(model).positions(model, batch.sequences, batch.attention_mask, batch.token_inputs,
+                                            batch.images)
 
 
 def run_prompts(model: torch.nn.Module, prompts: dict[str, torch.Tensor], positions: torch.Tensor,
                 rows: torch.Tensor) -> PromptCache:
-    """Run the distinct ``prompts`` (``input_ids``, ``attention_mask``, ``mm_token_type_ids``,
-    ``pixel_values``, ``image_grid_thw``) at ``positions`` once, and copy the result to ``rows``:
-    row ``i`` gets the cache of prompt ``rows[i]``."""
+    """Run the distinct ``prompts`` (the forward's keyword arguments: tokens and images) at
+    ``positions`` once, and copy the result to ``rows``: row ``i`` gets the cache of prompt ``rows[i]``."""
     empty = family_of_model(model).new_cache(model)
     output = model(**prompts, position_ids=positions, past_key_values=empty, use_cache=True, logits_to_keep=1)
     cache = output.past_key_values

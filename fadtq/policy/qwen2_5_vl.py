@@ -12,7 +12,11 @@ QWEN2_5_VL = ModelFamily(
     model_types=("qwen2_5_vl", "qwen2_vl"),
     load_processor=functools.partial(
         qwen_vl.load_processor, "transformers.models.qwen2_5_vl.processing_qwen2_5_vl:Qwen2_5_VLProcessor"),
-    rope_positions=qwen_vl.rope_positions,
+    token_keys=qwen_vl.TOKEN_KEYS,
+    image_tensors=qwen_vl.image_tensors,
+    row_images=qwen_vl.row_images,
+    image_kwargs=qwen_vl.image_kwargs,
+    positions=qwen_vl.positions,
     vision_control_tokens=qwen_vl.VISION_CONTROL_TOKENS,
     vision_tower="visual",
     vllm_architectures=("Qwen2_5_VLForConditionalGeneration", "Qwen2VLForConditionalGeneration"),

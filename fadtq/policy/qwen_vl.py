@@ -17,6 +17,9 @@ import functools
 import importlib
 from pathlib import Path
 
+import torch
+
+from fadtq.policy.image_tensors import ImageTensors
 from fadtq.policy.torchvision_check import torchvision_works
 
 VISION_CONTROL_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
@@ -52,8 +55,30 @@ def load_processor(processor_class: str, path: Path):
         chat_template=tokenizer.chat_template)
 
 
-def rope_positions(model, input_ids, mm_token_type_ids, image_grid_thw, attention_mask):
+TOKEN_KEYS = ("mm_token_type_ids",)
+
+
+def image_tensors(inputs) -> ImageTensors:
+    """Qwen's flat patches (``pixel_values``) and per-image patch grids (``image_grid_thw``)."""
+    grid = inputs["image_grid_thw"]
+    return ImageTensors(per_patch={"pixel_values": inputs["pixel_values"]}, per_image={"image_grid_thw": grid},
+                        patches=grid.prod(dim=-1))
+
+
+def row_images(inputs) -> torch.Tensor:
+    """Each row's images: its runs of image tokens (``mm_token_type_ids`` 1)."""
+    image = inputs["mm_token_type_ids"] == 1
+    starts = image[:, 1:] & ~image[:, :-1]
+    return starts.sum(dim=1) + image[:, 0].long()
+
+
+def image_kwargs(images: ImageTensors) -> dict:
+    return {"pixel_values": images.per_patch["pixel_values"], "image_grid_thw": images.per_image["image_grid_thw"]}
+
+
+def positions(model, input_ids, attention_mask, token_inputs, images: ImageTensors):
     """The ``(3, rows, length)`` positions of Qwen's multimodal RoPE, from ``get_rope_index``."""
-    positions, _ = getattr(model, "module", model).model.get_rope_index(
-        input_ids, mm_token_type_ids=mm_token_type_ids, image_grid_thw=image_grid_thw, attention_mask=attention_mask)
-    return positions
+    rope, _ = getattr(model, "module", model).model.get_rope_index(
+        input_ids, mm_token_type_ids=token_inputs["mm_token_type_ids"],
+        image_grid_thw=images.per_image["image_grid_thw"], attention_mask=attention_mask)
+    return rope

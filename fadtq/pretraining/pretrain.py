@@ -39,7 +39,7 @@ from fadtq.errors import FadtqError
 from fadtq.files import atomic_write_json, create_dir_once
 from fadtq.policy.family import family_of_model
 from fadtq.prompts import CLASS_NAMES, PromptLibrary, policy_messages, pretty_category
-from fadtq.pretraining.vision_facts import FactHeads, fact_loss, fact_targets, tower_loss
+from fadtq.pretraining.vision_facts import FactHeads, captured_image_tokens, fact_loss, fact_targets, tower_loss
 
 REFERENCE_ROLE = len(CLASS_NAMES)  # roles 0-2: a test image of that class; 3: the reference
 VALIDATION_OFFSET = 10**9  # example indices of the held-out check, never trained on
@@ -192,13 +192,9 @@ def _description_step(model, processor, heads: FactHeads, batch: list[PretrainEx
     from fadtq.pretraining.warmup import supervised_batch
 
     inputs = supervised_batch(processor, batch, [e.response for e in batch])
-    seen = []
-    hook = family_of_model(model).tower(model).register_forward_hook(lambda module, args, output: seen.append(output.pooler_output))
-    try:
+    with captured_image_tokens(model) as seen:
         loss = model(**inputs).loss
-    finally:
-        hook.remove()
-    return loss + fact_loss(model, heads, seen[0], inputs["image_grid_thw"], [f for e in batch for f in e.facts])
+    return loss + fact_loss(heads, seen, [f for e in batch for f in e.facts])
 
 
 def pretrain(model_path: str | Path, out: str | Path, recipe: PretrainRecipe, *, progress: bool = True,

@@ -54,6 +54,19 @@ CHAT_TEMPLATE = r"""{%- if messages[0].role != 'system' %}{{- '<|im_start|>syste
 {%- endfor %}
 {%- if add_generation_prompt %}{{- '<|im_start|>assistant\n' }}{%- endif %}"""
 
+SMOLVLM_CONTROL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<fake_token_around_image>",
+                          "<global-img>", "<image>")
+# SmolVLM's chat layout (its processor's default, images only): an image becomes <image>, which the
+# processor expands to <fake_token_around_image><global-img>, image_seq_len <image> tokens and
+# <fake_token_around_image>.
+SMOLVLM_CHAT_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{ message['role'] | capitalize }}"
+    "{% if message['content'] is string %}{{ ': ' + message['content'] }}{% else %}"
+    "{% if message['content'][0]['type'] == 'image' %}{{ ':' }}{% else %}{{ ': ' }}{% endif %}"
+    "{% for part in message['content'] %}{% if part['type'] == 'text' %}{{ part['text'] }}"
+    "{% elif part['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}{% endif %}"
+    "<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}")
+
 # Product names of industrial inspection benchmarks: they only shape the tokenizer's merges.
 _CATEGORIES = ("bottle", "screw", "pcb", "capsule", "breakfast box", "juice bottle", "pushpins", "screw bag")
 _REASONING = (
@@ -142,8 +155,21 @@ def tokenizer_corpus() -> list[str]:
     return texts + _description_corpus()
 
 
-def build_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
-    """A byte-level BPE with Qwen's control tokens (special) and the reasoning tags (not special).
+@dataclass(frozen=True)
+class ChatTokens:
+    """A family's special tokens (the first is the padding), its end-of-turn token and chat template."""
+
+    control: tuple[str, ...]
+    eos: str
+    template: str
+
+
+QWEN_CHAT = ChatTokens(CONTROL_TOKENS, "<|im_end|>", CHAT_TEMPLATE)
+SMOLVLM_CHAT = ChatTokens(SMOLVLM_CONTROL_TOKENS, "<end_of_utterance>", SMOLVLM_CHAT_TEMPLATE)
+
+
+def build_tokenizer(vocab_size: int, chat: ChatTokens = QWEN_CHAT) -> PreTrainedTokenizerFast:
+    """A byte-level BPE with the family's control tokens (special) and the reasoning tags (not special).
 
     The tags stay non-special so that decoding with ``skip_special_tokens=True`` keeps them,
     as the format reward needs to see them.
@@ -153,20 +179,20 @@ def build_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=list(CONTROL_TOKENS),
+        special_tokens=list(chat.control),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     bpe.train_from_iterator(tokenizer_corpus(), trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=bpe,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        additional_special_tokens=list(CONTROL_TOKENS[1:]),
+        eos_token=chat.eos,
+        pad_token=chat.control[0],
+        additional_special_tokens=list(chat.control[1:]),
         model_max_length=4096,
     )
     tokenizer.add_tokens(list(REASONING_TAGS))
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.chat_template = chat.template
     return tokenizer
 
 
@@ -251,16 +277,61 @@ def _qwen3_5_config(size: ModelSize, tokenizer: PreTrainedTokenizerFast):
                          **_vision_tokens(tokenizer))
 
 
+SMOLVLM_PATCH = 14  # 8 x 8 patches per 112-pixel image, 4 x 4 tokens after the 2 x 2 pixel shuffle
+
+
+def smolvlm_image_side(size: ModelSize) -> int:
+    """The square side every image is resized to: the preset's largest image."""
+    return int(size.max_pixels ** 0.5)
+
+
+def _smolvlm_config(size: ModelSize, tokenizer: PreTrainedTokenizerFast):
+    """SmolVLM: a SigLIP tower on square images of the preset's largest side, 2 x 2 pixel shuffle,
+    a Llama language model with plain rotary positions."""
+    from transformers import SmolVLMConfig
+
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SMOLVLM_CONTROL_TOKENS}
+    text = {"model_type": "llama", "vocab_size": max(len(tokenizer), size.embedding_rows),
+            "hidden_size": size.text_hidden, "intermediate_size": size.text_intermediate,
+            "num_hidden_layers": size.text_layers, "num_attention_heads": size.text_heads,
+            "num_key_value_heads": size.text_kv_heads, "head_dim": size.text_hidden // size.text_heads,
+            "max_position_embeddings": 4096, "rope_parameters": {"rope_type": "default", "rope_theta": 100000.0},
+            "bos_token_id": ids["<|im_start|>"], "eos_token_id": ids["<end_of_utterance>"],
+            "pad_token_id": ids["<|endoftext|>"], "tie_word_embeddings": size.tie_embeddings}
+    vision = {"hidden_size": size.vision_hidden, "intermediate_size": size.vision_intermediate,
+              "num_hidden_layers": size.vision_depth, "num_attention_heads": size.vision_heads,
+              "image_size": smolvlm_image_side(size), "patch_size": SMOLVLM_PATCH}
+    return SmolVLMConfig(text_config=text, vision_config=vision, scale_factor=2, image_token_id=ids["<image>"],
+                         pad_token_id=ids["<|endoftext|>"], tie_word_embeddings=size.tie_embeddings)
+
+
+def _smolvlm_image_processor(size: ModelSize):
+    """SmolVLM's PIL image processor: one global view per image, no tiles."""
+    from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil
+
+    side = smolvlm_image_side(size)
+    return SmolVLMImageProcessorPil(do_image_splitting=False, size={"longest_edge": side},
+                                    max_image_size={"longest_edge": side})
+
+
+def _smolvlm_processor_options(size: ModelSize) -> dict:
+    return {"image_seq_len": (smolvlm_image_side(size) // SMOLVLM_PATCH) ** 2 // 4}
+
+
 @dataclass(frozen=True)
 class TinyFamily:
     """How to build one family's model offline: its config from a preset, its model class, the
-    processor class its folder names, and the vision patch side (None: the preset's)."""
+    processor class its folder names, the vision patch side (None: the preset's), its chat tokens,
+    its image processor (None: Qwen's) and what its processor config records beside the class."""
 
     config: Callable
     model_type: str
     model_class: str
     processor_class: str
     patch_size: int | None = None
+    chat: ChatTokens = QWEN_CHAT
+    image_processor: Callable | None = None
+    processor_options: Callable = lambda size: {}
 
 
 TINY_FAMILIES: dict[str, TinyFamily] = {
@@ -270,6 +341,9 @@ TINY_FAMILIES: dict[str, TinyFamily] = {
                            patch_size=16),
     "qwen3_5": TinyFamily(_qwen3_5_config, "qwen3_5", "Qwen3_5ForConditionalGeneration", "Qwen3VLProcessor",
                           patch_size=16),
+    "smolvlm": TinyFamily(_smolvlm_config, "smolvlm", "SmolVLMForConditionalGeneration", "SmolVLMProcessor",
+                          chat=SMOLVLM_CHAT, image_processor=_smolvlm_image_processor,
+                          processor_options=_smolvlm_processor_options),
 }
 
 
@@ -316,7 +390,7 @@ def make_tiny_model(out: str | Path, size: str = "tiny", seed: int = 0, family: 
     if out.exists() and not out.is_dir():
         raise FadtqError(f"--out {out}: exists and is not a directory")
     preset = SIZES[size]
-    tokenizer = build_tokenizer(preset.vocab_size)
+    tokenizer = build_tokenizer(preset.vocab_size, builder.chat)
     device = "cuda" if preset.draw_on_gpu and torch.cuda.is_available() else "cpu"
     model = build_model(builder.config(preset, tokenizer), seed, preset.dtype, device, family)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -324,8 +398,9 @@ def make_tiny_model(out: str | Path, size: str = "tiny", seed: int = 0, family: 
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        build_image_processor(preset, builder.patch_size).save_pretrained(staging)
-        _write_processor_config(staging, builder.processor_class)
+        image_processor = builder.image_processor or (lambda p: build_image_processor(p, builder.patch_size))
+        image_processor(preset).save_pretrained(staging)
+        _write_processor_config(staging, builder.processor_class, builder.processor_options(preset))
         shutil.rmtree(out, ignore_errors=True)
         staging.rename(out)
     finally:
@@ -333,6 +408,7 @@ def make_tiny_model(out: str | Path, size: str = "tiny", seed: int = 0, family: 
     return out
 
 
-def _write_processor_config(out: Path, processor_class: str) -> None:
+def _write_processor_config(out: Path, processor_class: str, options: dict) -> None:
     """Name the standard processor class, so ``AutoProcessor`` rebuilds it where torchvision works."""
-    (out / "processor_config.json").write_text(json.dumps({"processor_class": processor_class}, indent=2) + "\n")
+    config = {"processor_class": processor_class, **options}
+    (out / "processor_config.json").write_text(json.dumps(config, indent=2) + "\n")

@@ -13,12 +13,16 @@ the juice's kind, and whether and where there is damage; never a class of the be
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Sequence
+
 import torch
 from torch import nn
 
 from fadtq.data.describe import REGIONS, damage_region
 from fadtq.data.synth import SPECS, Scene
 from fadtq.policy.family import family_of_model
+from fadtq.policy.image_tensors import ImageTensors
 
 JUICES = ("cherry", "orange", "banana", "none")
 MAX_COUNT = 20  # counts 0..19 are classes; the look-alike draws far fewer of any part
@@ -48,10 +52,9 @@ def fact_targets(category: str, scene: Scene) -> dict[str, int]:
     return targets
 
 
-def pool_images(tokens: torch.Tensor, grid_thw: torch.Tensor, merge: int) -> torch.Tensor:
-    """Mean and max of each image's merged tokens: (images, 2 * width). ``merge``: patches per token."""
-    sizes = (grid_thw.prod(dim=1) // merge).tolist()
-    return torch.stack([torch.cat([t.mean(0), t.amax(0)]) for t in tokens.split(sizes)])
+def pool_images(tokens: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Mean and max of each image's tokens: (images, 2 * width)."""
+    return torch.stack([torch.cat([t.mean(0), t.amax(0)]) for t in tokens])
 
 
 class FactHeads(nn.Module):
@@ -74,14 +77,39 @@ class FactHeads(nn.Module):
         return torch.stack(losses).mean()
 
 
-def fact_loss(model, heads: FactHeads, tokens: torch.Tensor, grid_thw: torch.Tensor,
-              targets: list[dict[str, int]]) -> torch.Tensor:
-    """The fact loss on the merged image tokens the model's tower made for images of ``grid_thw``."""
-    return heads.loss(pool_images(tokens, grid_thw, family_of_model(model).tower(model).spatial_merge_size ** 2), targets)
+def image_tokens(model, images: ImageTensors) -> list[torch.Tensor]:
+    """Each image's tokens as the model places them in its language model's input."""
+    family = family_of_model(model)
+    base = getattr(model, "module", model).model
+    return list(base.get_image_features(**family.image_kwargs(images)).pooler_output)
+
+
+@contextlib.contextmanager
+def captured_image_tokens(model) -> Iterator[list[torch.Tensor]]:
+    """Within the block, every image's tokens the model's forward makes, in order."""
+    base = getattr(model, "module", model).model
+    own, encode, seen = vars(base).get("get_image_features"), base.get_image_features, []
+
+    def get_image_features(*args, **kwargs):
+        output = encode(*args, **kwargs)
+        seen.extend(output.pooler_output)
+        return output
+
+    base.get_image_features = get_image_features
+    try:
+        yield seen
+    finally:
+        if own is None:
+            del base.get_image_features
+        else:
+            base.get_image_features = own
+
+
+def fact_loss(heads: FactHeads, tokens: Sequence[torch.Tensor], targets: list[dict[str, int]]) -> torch.Tensor:
+    """The fact loss on each image's tokens."""
+    return heads.loss(pool_images(tokens), targets)
 
 
 def tower_loss(model, heads: FactHeads, image_inputs: dict, targets: list[dict[str, int]]) -> torch.Tensor:
-    """The fact loss of the vision tower alone on processed images (``pixel_values``, ``image_grid_thw``)."""
-    grid = image_inputs["image_grid_thw"]
-    tokens = family_of_model(model).tower(model)(image_inputs["pixel_values"], grid_thw=grid).pooler_output
-    return fact_loss(model, heads, tokens, grid, targets)
+    """The fact loss of the vision tower alone on the image processor's output."""
+    return fact_loss(heads, image_tokens(model, family_of_model(model).image_tensors(image_inputs)), targets)

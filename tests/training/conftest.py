@@ -17,7 +17,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # Every family with a tiny-model builder; the default family's model is the session's tiny model.
-FAMILIES = ("qwen2_5_vl", "qwen3_vl", "qwen3_5")
+FAMILIES = ("qwen2_5_vl", "qwen3_vl", "qwen3_5", "smolvlm")
 
 
 @pytest.fixture(scope="session", params=FAMILIES)

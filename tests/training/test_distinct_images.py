@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from fadtq.errors import FadtqError
+from fadtq.policy import qwen_vl, smolvlm
 from fadtq.policy.distinct_images import distinct_images, encode_distinct_images
+from fadtq.policy.image_tensors import ImageTensors
+
+
+def qwen_images(pixels: torch.Tensor, grids: torch.Tensor) -> ImageTensors:
+    return qwen_vl.image_tensors({"pixel_values": pixels, "image_grid_thw": grids})
 
 
 def test_equal_images_are_found_and_equal_sums_are_not_enough():
@@ -15,13 +21,22 @@ def test_equal_images_are_found_and_equal_sums_are_not_enough():
     c = torch.ones(2, 2)                     # grid 1x1x2: 2 patches
     pixels = torch.cat([a, b, a, c, b, c])
     grids = torch.tensor([[1, 2, 2], [1, 2, 2], [1, 2, 2], [1, 1, 2], [1, 2, 2], [1, 1, 2]])
-    assert distinct_images(pixels, grids) == ([0, 1, 3], [0, 1, 0, 2, 1, 2])
+    assert distinct_images(qwen_images(pixels, grids)) == ([0, 1, 3], [0, 1, 0, 2, 1, 2])
 
 
 def test_a_grid_of_other_shape_is_another_image():
     pixels = torch.zeros(8, 2)
     grids = torch.tensor([[1, 2, 2], [1, 1, 4]])  # equal patches, other layout
-    assert distinct_images(pixels, grids) == ([0, 1], [0, 1])
+    assert distinct_images(qwen_images(pixels, grids)) == ([0, 1], [0, 1])
+
+
+def test_images_of_one_tensor_each_differ_by_pixels_or_by_mask():
+    """SmolVLM's layout: one entry per image; all-zero padding images are not images."""
+    pixels = torch.stack([torch.full((3, 4, 4), v) for v in (1.0, 2.0, 1.0, 1.0, 0.0)]).view(1, 5, 3, 4, 4)
+    mask = torch.ones(1, 5, 4, 4, dtype=torch.bool)
+    mask[0, 3, 0, 0] = False
+    images = smolvlm.image_tensors({"pixel_values": pixels, "pixel_attention_mask": mask})
+    assert len(images) == 4 and distinct_images(images) == ([0, 1, 3], [0, 1, 0, 2])
 
 
 def _load(tiny_model_dir, distinct: bool):
@@ -35,10 +50,12 @@ def _load(tiny_model_dir, distinct: bool):
 
 def _group_inputs(tiny_model_dir, two_prompts):
     from fadtq.generation import batch
+    from fadtq.policy.family import family_of_folder
     from fadtq.policy.processor import load_processor
 
     processor = load_processor(str(tiny_model_dir))
-    return batch.repeat_rows(batch.prompt_inputs(processor, two_prompts, torch.device("cpu")), 3)
+    family = family_of_folder(tiny_model_dir)
+    return batch.repeat_rows(batch.prompt_inputs(processor, family, two_prompts, torch.device("cpu")), 3).model_inputs(family)
 
 
 def _tower_patches(model) -> list[int]:

@@ -100,12 +100,15 @@ def test_a_served_checkpoint_of_a_family_answers_as_it_does_locally(two_ranks, t
 
 
 def test_pretraining_finds_the_family_s_vision_tower(family_dir, tmp_path, capsys):
+    from fadtq.policy.family import family_of_folder
+
     out = tmp_path / "pretrained"
     assert main(["pretrain", "--model", str(family_dir), "--out", str(out), "--vision-steps", "2", "--steps", "2",
                  "--batch-size", "2"]) == 0
     capsys.readouterr()
     start, final = policy_state(family_dir), policy_state(out)
-    tower = [name for name in start if ".visual." in f".{name}"]
+    tower_name = family_of_folder(family_dir).vision_tower
+    tower = [name for name in start if f".{tower_name}." in f".{name}"]
     assert tower and any(not torch.equal(start[k], final[k]) for k in tower)
 
 

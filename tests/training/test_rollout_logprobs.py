@@ -30,8 +30,8 @@ def test_groups_rows_and_masks_line_up(rollout, engine):
             assert scoring.action_mask[c.row].sum() == len(c.completion_ids)
             assert c.finished == (c.completion_ids[-1] in engine.eos_token_ids)
             assert c.finished or len(c.completion_ids) == PARAMS.max_new_tokens
-    assert scoring.sequences.shape == scoring.attention_mask.shape == scoring.mm_token_type_ids.shape
-    assert scoring.image_grid_thw.shape == (12, 3)
+    assert scoring.sequences.shape == scoring.attention_mask.shape == scoring.token_inputs["mm_token_type_ids"].shape
+    assert scoring.images.per_image["image_grid_thw"].shape == (12, 3) and scoring.images_per_row.tolist() == [2] * 6
 
 
 def test_scoring_forward_matches_sampling_logprobs(rollout, engine):

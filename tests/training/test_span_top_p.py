@@ -66,11 +66,14 @@ def test_generation_with_the_same_threshold_samples_what_transformers_top_p_samp
     from transformers import AutoModelForImageTextToText
 
     from fadtq.generation import batch
+    from fadtq.policy.family import family_of_folder
     from fadtq.policy.processor import load_processor
 
     processor = load_processor(str(tiny_model_dir))
     model = AutoModelForImageTextToText.from_pretrained(str(tiny_model_dir), dtype=torch.float32).eval()
-    inputs = batch.repeat_rows(batch.prompt_inputs(processor, two_prompts, torch.device("cpu")), 4)
+    family = family_of_folder(tiny_model_dir)
+    inputs = batch.repeat_rows(batch.prompt_inputs(processor, family, two_prompts, torch.device("cpu")), 4)
+    inputs = inputs.model_inputs(family)
     common = {"do_sample": True, "temperature": 1.3, "top_k": 0, "max_new_tokens": 24,
               "pad_token_id": processor.tokenizer.pad_token_id}
     sequences = []

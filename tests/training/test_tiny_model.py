@@ -121,7 +121,7 @@ def test_the_model_folder_appears_whole(tmp_path, monkeypatch):
     target = make_tiny_model(tmp_path / "m")
     before = sorted(p.name for p in target.iterdir())
 
-    def broken(out, processor_class):
+    def broken(out, processor_class, options):
         raise OSError("disk full")
 
     monkeypatch.setattr(tiny_model, "_write_processor_config", broken)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from fadtq.policy.forward_batch import ForwardBatch
+from fadtq.policy.image_tensors import ImageTensors
 from fadtq.policy.logprobs import TokenStats
 from fadtq.training.auxiliary import gather_ids, own_columns
 from fadtq.training.step_metrics import StepTimer, UpdateTotals
@@ -24,8 +25,8 @@ class Term:
 def batch(rollout_logprobs: torch.Tensor | None) -> ForwardBatch:
     mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
     return ForwardBatch(sequences=torch.zeros(2, 5, dtype=torch.long), attention_mask=torch.ones(2, 5, dtype=torch.long),
-                        action_mask=mask, mm_token_type_ids=torch.zeros(2, 5, dtype=torch.long),
-                        pixel_values=torch.zeros(0, 3), image_grid_thw=torch.zeros(0, 3, dtype=torch.long),
+                        action_mask=mask, token_inputs={},
+                        images=ImageTensors(per_patch={}, per_image={}, patches=torch.zeros(0, dtype=torch.long)),
                         images_per_row=torch.zeros(2, dtype=torch.long), rollout_logprobs=rollout_logprobs)
 
 

@@ -38,8 +38,7 @@ def test_a_good_scene_has_no_damage_and_a_damaged_one_has_a_region():
 
 def test_pooling_takes_mean_and_max_per_image():
     tokens = torch.tensor([[1.0, 0.0], [3.0, 2.0], [5.0, -1.0], [7.0, 1.0]])
-    grid = torch.tensor([[1, 2, 6], [1, 2, 2]])  # 12 patches -> 3 tokens, 4 patches -> 1 token (merge 4)
-    pooled = pool_images(tokens, grid, merge=4)
+    pooled = pool_images(tokens.split([3, 1]))  # an image of 3 tokens, one of 1
     assert pooled.flatten().tolist() == pytest.approx([3.0, 1.0 / 3.0, 5.0, 2.0, 7.0, 1.0, 7.0, 1.0])
 
 

@@ -76,7 +76,7 @@ def test_rollouts_line_up_with_their_scoring_inputs(policy, two_prompts):
             assert scoring.sequences[c.row, -completion_len:][: len(c.completion_ids)].tolist() == c.completion_ids
             assert not set(c.completion_ids) & set(engine.suppressed_token_ids)
             assert c.finished or len(c.completion_ids) == PARAMS.max_new_tokens
-    assert scoring.image_grid_thw.shape == (12, 3)
+    assert len(scoring.images) == 12 and scoring.images_per_row.tolist() == [2] * 6
     # the same torch seed, the same samples: rollouts follow the trainer's seeded generator
     torch.manual_seed(0)
     again = engine.generate(two_prompts, 3, PARAMS)
