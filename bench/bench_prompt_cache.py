@@ -100,12 +100,12 @@ def measure(family: str, engine, prompts, group: int, tokens: int, repeats: int)
         model.zero_grad()
         logprobs.sum().backward()
 
-    family = family_of_model(model)
+    model_family = family_of_model(model)
 
     def plain_generate():
-        inputs = batch.repeat_rows(batch.prompt_inputs(engine.processor, family, prompts, torch.device("cpu")), group)
+        inputs = batch.repeat_rows(batch.prompt_inputs(engine.processor, model_family, prompts, torch.device("cpu")), group)
         with torch.no_grad():
-            model.eval().generate(**inputs.model_inputs(family), generation_config=engine._generation_config(params))
+            model.eval().generate(**inputs.model_inputs(model_family), generation_config=engine._generation_config(params))
 
     def seeded(run):
         def call():

@@ -72,7 +72,10 @@ def register_losses() -> list[Loss]:
     a dict of scalar metrics. The loss declares what it reads besides: the rollout policy's
     log-probabilities (``needs_old_logprobs``) and a frozen reference model's
     (``needs_reference``); the trainer computes them, and builds a reference model, only then.
-    An advantage estimator names the loss it is optimised with.
+    Where the rollouts were sampled by a copy of the weights (vLLM), ``LossInputs.weights`` holds
+    the rollout correction's per-token importance weights: apply them to the policy term
+    (``LossInputs.corrected``), not to a penalty. An advantage estimator names the loss it is
+    optimised with.
     """
 
 

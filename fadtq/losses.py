@@ -6,9 +6,12 @@ micro-batch (``mask``), as ``train.loss_agg_mode`` says (``AGGREGATIONS``): ``to
 reduction the GPG paper and DAPO use; ``seq-mean-token-sum`` is Dr. GRPO's, which does not divide a
 sequence's gradient by its length. ``logprobs`` carries gradients; the others do not.
 
-* ``policy_gradient`` (GPG): L = -mean_t(A * log pi(a_t)). No ratio, no clip, no reference.
-* ``clipped_ratio`` (GRPO): L = -mean_t(min(rho A, clip(rho, 1 - eps, 1 + eps) A)) + beta KL,
+* ``policy_gradient`` (GPG): L = -mean_t(w_t A log pi(a_t)). No ratio, no clip, no reference.
+* ``clipped_ratio`` (GRPO): L = -mean_t(w_t min(rho A, clip(rho, 1 - eps, 1 + eps) A)) + beta KL,
   rho = exp(log pi - log pi_old), KL the k3 estimator exp(d) - d - 1 with d = log pi_ref - log pi.
+
+w_t are the rollout correction's importance weights (``fadtq/rollout_correction.py``) where the
+sampler is not the trainer, and 1 elsewhere (no weights: the loss is the formula without them).
 """
 
 from __future__ import annotations
@@ -52,14 +55,20 @@ class LossInputs:
     old_logprobs: torch.Tensor | None = None
     ref_logprobs: torch.Tensor | None = None
     agg_mode: str = "token-mean"  # a key of AGGREGATIONS (train.loss_agg_mode)
+    weights: torch.Tensor | None = None  # (N, C) rollout-correction weights, no gradient; None: none
 
     def reduce(self, values: torch.Tensor) -> torch.Tensor:
         """Per-token ``values`` (N, C) reduced to a scalar over the completion tokens."""
         return AGGREGATIONS[self.agg_mode](values, self.mask)
 
+    def corrected(self, values: torch.Tensor) -> torch.Tensor:
+        """Per-token policy terms weighted by the rollout correction (unchanged without weights);
+        a penalty such as the KL to a reference is not weighted."""
+        return values if self.weights is None else values * self.weights
+
 
 def policy_gradient(x: LossInputs, **_: float) -> tuple[torch.Tensor, dict[str, float]]:
-    loss = -x.reduce(x.logprobs * x.advantages.unsqueeze(1))
+    loss = -x.reduce(x.corrected(x.logprobs * x.advantages.unsqueeze(1)))
     return loss, {"pg_loss": loss.item()}
 
 
@@ -74,7 +83,7 @@ def clipped_ratio(x: LossInputs, clip_eps: float = 0.2, kl_coef: float = 0.04, *
     ratio = (x.logprobs - x.old_logprobs).exp()
     advantages = x.advantages.unsqueeze(1)
     surrogate = (ratio * advantages).minimum(ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * advantages)
-    pg_loss = -x.reduce(surrogate)
+    pg_loss = -x.reduce(x.corrected(surrogate))
     metrics = {"pg_loss": pg_loss.item(), "clip_frac": token_mean(((ratio - 1).abs() > clip_eps).float(), x.mask).item()}
     if x.ref_logprobs is None or kl_coef == 0:
         return pg_loss, metrics

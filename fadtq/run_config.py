@@ -16,6 +16,7 @@ from fadtq.errors import ConfigError
 from fadtq.generation.sampling import Sampling
 from fadtq.plugin_manager import Plugins
 from fadtq.losses import AGGREGATIONS
+from fadtq.rollout_correction import MODES as CORRECTION_MODES
 
 
 @dataclass
@@ -90,6 +91,42 @@ LR_SCHEDULERS = {"constant": "constant_with_warmup", "cosine": "cosine_with_min_
 
 
 @dataclass
+class RolloutCorrection:
+    """Importance weights on the rollouts of an engine that samples from a copy of the weights
+    (vllm; fadtq/rollout_correction.py): mode none, token_truncate, token_mask, sequence_truncate or
+    sequence_mask, at threshold C. With an engine that samples from the policy itself (hf) there is
+    nothing to correct."""
+
+    mode: str = "token_truncate"
+    threshold: float = 2.0
+
+    def validate(self, key: str) -> None:
+        _choice(key, "mode", self.mode, CORRECTION_MODES)
+        if self.threshold <= 1.0:
+            raise ConfigError(f"{key}.threshold", f"expected a number above 1, got {self.threshold:g}")
+
+
+@dataclass
+class LoraSettings:
+    """Low-rank adapters (peft's LoRA) on the linear layers named ``target_modules``; rank 0: none,
+    the whole policy trains (fadtq/training/lora.py)."""
+
+    rank: int = 0
+    alpha: float = 16.0
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: [
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+
+    def validate(self, key: str) -> None:
+        _at_least(key, self, rank=0)
+        _above(key, self, alpha=0.0)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"{key}.dropout", f"expected a number in [0, 1), got {self.dropout:g}")
+        if not self.target_modules or not all(name.strip() for name in self.target_modules):
+            raise ConfigError(f"{key}.target_modules", "expected a list of module names, e.g. [q_proj, v_proj]")
+
+
+@dataclass
 class TrainConfig:
     epochs: int = 1
     max_steps: int | None = None
@@ -99,6 +136,10 @@ class TrainConfig:
     lr_scheduler: str = "constant"
     min_lr_ratio: float = 0.1
     freeze_vision_tower: bool = False  # RL trains the language model only; the tower keeps what it sees
+    # Recompute each layer's activations in the backward pass instead of keeping them (language
+    # model and vision tower): peak memory for compute; the training forward then runs each row's
+    # whole sequence, since a checkpointed layer keeps no cache (fadtq/policy/logprobs.py).
+    gradient_checkpointing: bool = False
     # Each micro-batch also trains the pretraining descriptions of ptx_batch_size fresh look-alike
     # images, weighted ptx_coef (fadtq/training/ptx.py); 0: pure RL.
     ptx_coef: float = 0.0
@@ -116,6 +157,8 @@ class TrainConfig:
     loss_agg_mode: str = "token-mean"
     clip_eps: float = 0.2  # clipped_ratio loss only
     kl_coef: float = 0.04  # clipped_ratio loss with a reference model only
+    rollout_correction: RolloutCorrection = field(default_factory=RolloutCorrection)
+    lora: LoraSettings = field(default_factory=LoraSettings)
     seed: int = 0
 
     def validate(self, key: str) -> None:
@@ -133,9 +176,17 @@ class TrainConfig:
 @dataclass
 class DeepSpeedConfig:
     zero_stage: int = 0  # mixed precision follows model.dtype (bfloat16 -> bf16 DeepSpeed config)
+    # ZeRO-Offload on GPU machines: Adam's state and step in CPU memory (ZeRO 1-3), and the
+    # partitioned weights too (ZeRO-3 only). Machines without GPUs keep everything there already.
+    offload_optimizer: bool = False
+    offload_param: bool = False
 
     def validate(self, key: str) -> None:
         _choice(key, "zero_stage", self.zero_stage, (0, 1, 2, 3))
+        if self.offload_optimizer and self.zero_stage == 0:
+            raise ConfigError(f"{key}.offload_optimizer", "needs ZeRO: set deepspeed.zero_stage to 1, 2 or 3")
+        if self.offload_param and self.zero_stage != 3:
+            raise ConfigError(f"{key}.offload_param", f"needs ZeRO-3 (deepspeed.zero_stage is {self.zero_stage})")
 
 
 @dataclass

@@ -318,3 +318,29 @@ def test_a_micro_batch_that_does_not_divide_the_rollouts_is_refused():
     cfg = load_run_config("cpu_default", {"train.micro_batch_size": "5"})
     with pytest.raises(FadtqError, match="train.micro_batch_size: 5 does not divide the 48 rollouts per rank"):
         plan_steps(cfg, dataset_size=1800, world=2)
+
+
+@pytest.mark.parametrize("overrides, key", [
+    ({"deepspeed.offload_optimizer": "true"}, "deepspeed.offload_optimizer"),  # ZeRO 0
+    ({"deepspeed.zero_stage": "2", "deepspeed.offload_param": "true"}, "deepspeed.offload_param"),
+])
+def test_zero_offload_needs_its_zero_stage(overrides, key):
+    with pytest.raises(FadtqError, match=re.escape(key)):
+        load_run_config(None, overrides)
+
+
+def test_zero_offload_is_accepted_at_its_stage():
+    cfg = load_run_config(None, {"deepspeed.zero_stage": "3", "deepspeed.offload_param": "true",
+                                 "deepspeed.offload_optimizer": "true"})
+    assert cfg.deepspeed.offload_param and cfg.deepspeed.offload_optimizer
+
+
+@pytest.mark.parametrize("overrides, key", [
+    ({"train.lora.rank": "-1"}, "train.lora.rank"),
+    ({"train.lora.alpha": "0"}, "train.lora.alpha"),
+    ({"train.lora.dropout": "1.0"}, "train.lora.dropout"),
+    ({"train.lora.target_modules": "[]"}, "train.lora.target_modules"),
+])
+def test_lora_settings_are_validated(overrides, key):
+    with pytest.raises(FadtqError, match=re.escape(key)):
+        load_run_config(None, overrides)

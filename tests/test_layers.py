@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 LAYERS: list[tuple[str, ...]] = [
     ("fadtq.errors",),
     ("fadtq.paths", "fadtq.files", "fadtq.table", "fadtq.formulas", "fadtq.arguments", "fadtq.losses",
-     "fadtq.composition", "fadtq.openai_client"),
+     "fadtq.composition", "fadtq.openai_client", "fadtq.rollout_correction"),
     ("fadtq.config", "fadtq.prompts"),
     ("fadtq.answer", "fadtq.rollout"),
     ("fadtq.data",),  # benchmarks, the look-alike, MMAD files

@@ -40,6 +40,7 @@ from transformers import ProcessorMixin
 from fadtq.errors import FadtqError
 from fadtq.generation import batch, vllm_compat
 from fadtq.generation.engine import RolloutPrompt, RolloutResult, SamplingParams
+from fadtq.policy.adapters import merged_state_dict
 from fadtq.policy.family import family_of_config, family_of_model
 
 # The CPU attention backend's head sizes (vLLM 0.32).
@@ -146,15 +147,16 @@ class VLLMRolloutEngine:
 
     @contextmanager
     def _full_weights(self) -> Iterator[Iterator[tuple[str, torch.Tensor]]]:
-        """The model's named parameters and buffers, gathered first when ZeRO-3 partitions them."""
+        """The model's named parameters and buffers (its adapters merged in), gathered first when
+        ZeRO-3 partitions them."""
         params = [p for p in self.model.parameters() if hasattr(p, "ds_id")]
         if not params:
-            yield iter(self.model.state_dict().items())
+            yield iter(merged_state_dict(self.model).items())
             return
         import deepspeed
 
         with deepspeed.zero.GatheredParameters(params):
-            yield iter(self.model.state_dict().items())
+            yield iter(merged_state_dict(self.model).items())
 
     # ------------------------------------------------------------------ sampling
     def generate(self, prompts: Sequence[RolloutPrompt], n_samples: int, params: SamplingParams) -> RolloutResult:

@@ -75,13 +75,27 @@ def completion_logprobs(
 
 def completion_logits(model: torch.nn.Module, inputs: ForwardBatch) -> torch.Tensor:
     """The ``(N, C, vocab)`` logits that predict each completion token: each distinct prompt runs
-    once (:mod:`fadtq.policy.prompt_cache`), then every row's completion on its prompt's cache."""
+    once (:mod:`fadtq.policy.prompt_cache`), then every row's completion on its prompt's cache.
+
+    A model training with gradient checkpointing keeps no cache in its layers (transformers drops
+    it, since the backward pass would replay the cache's update): each row's whole sequence then
+    runs in one forward, which gives the same logits."""
     prompt_len = inputs.prompt_length
+    positions = row_positions(model, inputs)
+    if _checkpointing(model):
+        full = model(**inputs.model_inputs(family_of_model(model), inputs.sequences.shape[1]), position_ids=positions,
+                     use_cache=False, logits_to_keep=inputs.action_mask.shape[1] + 1)
+        return full.logits[:, :-1]
     first, runs = inputs.distinct_prompts()
     distinct = inputs.select(first)
-    positions = row_positions(model, inputs)
     prompt = run_prompts(model, distinct.model_inputs(family_of_model(model)), positions[..., first, :prompt_len], runs)
     completions = model(input_ids=inputs.sequences[:, prompt_len:], attention_mask=inputs.attention_mask,
                         position_ids=positions[..., prompt_len:], past_key_values=prompt.cache, use_cache=True)
     # The logits at position t predict token t + 1: the last prompt token's predict the first one.
     return torch.cat([prompt.last_logits.unsqueeze(1), completions.logits[:, :-1]], dim=1)
+
+
+def _checkpointing(model: torch.nn.Module) -> bool:
+    """Whether the model's layers run with gradient checkpointing now (training mode)."""
+    model = getattr(model, "module", model)
+    return model.training and getattr(model, "is_gradient_checkpointing", False)

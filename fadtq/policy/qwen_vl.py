@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from fadtq.policy.adapters import unwrapped
 from fadtq.policy.image_tensors import ImageTensors
 from fadtq.policy.torchvision_check import torchvision_works
 
@@ -78,7 +79,7 @@ def image_kwargs(images: ImageTensors) -> dict:
 
 def positions(model, input_ids, attention_mask, token_inputs, images: ImageTensors):
     """The ``(3, rows, length)`` positions of Qwen's multimodal RoPE, from ``get_rope_index``."""
-    rope, _ = getattr(model, "module", model).model.get_rope_index(
+    rope, _ = unwrapped(model).model.get_rope_index(
         input_ids, mm_token_type_ids=token_inputs["mm_token_type_ids"],
         image_grid_thw=images.per_image["image_grid_thw"], attention_mask=attention_mask)
     return rope

@@ -7,6 +7,7 @@ the config names or the default policy the command line resolved before, never o
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -15,12 +16,15 @@ from fadtq.policy.processor import load_processor
 from fadtq.run_config import LR_SCHEDULERS, RunConfig
 from fadtq.training.auxiliary import auxiliary_terms
 from fadtq.training.freeze import freeze_vision_tower
+from fadtq.training.lora import add_adapters
 from fadtq.training.preflight import Prepared
 from fadtq.training.run_folder import create_run_dir
 from fadtq.training.sampler import Sampler
 from fadtq.training.step_metrics import StepTimer
 from fadtq.training.step_plan import StepPlan
 from fadtq.training.trainer import Trainer
+
+log = logging.getLogger(__name__)
 
 
 def param_dtype(cfg: RunConfig) -> str:
@@ -29,11 +33,17 @@ def param_dtype(cfg: RunConfig) -> str:
 
 def strategy_for(cfg: RunConfig, plan: StepPlan):
     """OpenRLHF's DeepSpeed strategy with the process group set up (gloo on CPU, NCCL on GPUs)."""
-    from fadtq.training.strategy import build_strategy
+    from fadtq.training.strategy import build_strategy, offload_parts
 
-    return build_strategy(zero_stage=cfg.deepspeed.zero_stage, micro_train_batch_size=plan.micro_batch_size,
-                          train_batch_size=cfg.rollout.prompts_per_step * cfg.rollout.group_size,
-                          param_dtype=param_dtype(cfg), seed=cfg.train.seed, max_norm=cfg.train.grad_clip)
+    offload, ignored = offload_parts(cfg.deepspeed.offload_optimizer, cfg.deepspeed.offload_param,
+                                     torch.cuda.is_available())
+    strategy = build_strategy(zero_stage=cfg.deepspeed.zero_stage, micro_train_batch_size=plan.micro_batch_size,
+                              train_batch_size=cfg.rollout.prompts_per_step * cfg.rollout.group_size,
+                              param_dtype=param_dtype(cfg), seed=cfg.train.seed, max_norm=cfg.train.grad_clip,
+                              offload=offload)
+    if ignored and strategy.get_rank() == 0:
+        log.warning(ignored)
+    return strategy
 
 
 def optimizer_config(cfg: RunConfig, plan: StepPlan) -> dict:
@@ -54,6 +64,12 @@ def build_policy(cfg: RunConfig, strategy, model_path: str, plan: StepPlan) -> t
                         ds_config=strategy.get_ds_train_config())
     if cfg.train.freeze_vision_tower:
         freeze_vision_tower(actor.model)
+    if cfg.train.lora.rank:
+        actor.model = add_adapters(actor.model, cfg.train.lora, cfg.train.freeze_vision_tower)
+    if cfg.train.gradient_checkpointing:
+        # use_reentrant=False: the non-reentrant form, which passes gradients to a frozen tower's
+        # outputs and to keyword arguments (PyTorch's recommended one)
+        actor.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return strategy.prepare((actor, optimizer_config(cfg, plan)))
 
 
@@ -70,7 +86,8 @@ def build_trainer(cfg: RunConfig, prepared: Prepared, strategy, model_path: str,
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     actor, optim, scheduler = build_policy(cfg, strategy, model_path, prepared.plan)
     loss = prepared.plugins.losses.get(prepared.estimator.loss)
-    reference = build_reference(cfg, strategy, model_path) if loss.needs_reference else None
+    # with adapters, the reference is the policy's own base (adapters off), not a second copy
+    reference = build_reference(cfg, strategy, model_path) if loss.needs_reference and not cfg.train.lora.rank else None
     processor = load_processor(model_path)
     engine = prepared.plugins.engines.get(cfg.rollout.engine).build(actor.model.module, processor,
                                                                     **cfg.rollout.options)

@@ -15,6 +15,7 @@ that :func:`latest_checkpoint` ignores and the next save clears away.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -25,6 +26,7 @@ import torch.distributed as dist
 
 from fadtq.data.dataset import record_image_size
 from fadtq.files import atomic_write_json
+from fadtq.policy.adapters import has_adapters, merged_state_dict, unwrapped
 
 _COMPLETE = re.compile(r"^step-(\d{6})$")
 STATE_FILE = "state.json"
@@ -61,11 +63,17 @@ def save_checkpoint(run_dir: Path, steps_done: int, strategy, actor, processor, 
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     barrier()
-    strategy.save_model(actor, processor.tokenizer, str(tmp / "policy"))
+    adapters = has_adapters(actor.model)
+    if adapters:
+        save_merged_policy(actor.model, tmp / "policy", rank)
+    else:
+        strategy.save_model(actor, processor.tokenizer, str(tmp / "policy"))
     if rank == 0:
         processor.save_pretrained(str(tmp / "policy"))
         record_image_size(tmp / "policy", image_size)
-    actor.model.save_checkpoint(str(tmp / "deepspeed"), tag="state", save_latest=False)
+    # with adapters, the base is model.path's: the state holds the adapters and their optimizer only
+    actor.model.save_checkpoint(str(tmp / "deepspeed"), tag="state", save_latest=False,
+                                exclude_frozen_parameters=adapters)
     torch.save(torch.get_rng_state(), tmp / f"rng-rank{rank}.pt")
     barrier()
     if rank == 0:
@@ -87,9 +95,24 @@ def prune(run_dir: Path, keep: int) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
+def save_merged_policy(engine, folder: Path, rank: int) -> None:
+    """The policy with its adapters merged in, as an ordinary Hugging Face model folder (rank 0)."""
+    params = [p for p in engine.module.parameters() if hasattr(p, "ds_id")]
+    gathered = contextlib.nullcontext()
+    if params:  # ZeRO-3: every rank takes part in gathering the partitions
+        import deepspeed
+
+        gathered = deepspeed.zero.GatheredParameters(params)
+    with gathered:
+        if rank == 0:
+            unwrapped(engine).save_pretrained(folder, state_dict=merged_state_dict(engine))
+
+
 def load_checkpoint(checkpoint: Path, actor, rank: int) -> int:
-    """Restore engine state and this rank's RNG; returns the number of completed steps."""
-    actor.model.load_checkpoint(str(checkpoint / "deepspeed"), tag="state", load_module_strict=True,
+    """Restore engine state and this rank's RNG; returns the number of completed steps. With
+    adapters the state holds only theirs (the base weights are the ones loaded from model.path)."""
+    actor.model.load_checkpoint(str(checkpoint / "deepspeed"), tag="state",
+                                load_module_strict=not has_adapters(actor.model),
                                 load_optimizer_states=True, load_lr_scheduler_states=True)
     rng = checkpoint / f"rng-rank{rank}.pt"
     if rng.is_file():

@@ -57,7 +57,10 @@ def run_metadata(cfg: RunConfig, prepared: Prepared, model_path: str) -> dict:
         "model_path": model_path,
         "benchmark": str(prepared.benchmark),
         "loss": estimator.loss,
-        "reference_model": plugins.losses.get(estimator.loss).needs_reference,
+        # a loss that needs a reference gets a frozen copy, or with adapters the policy's base
+        "reference_model": plugins.losses.get(estimator.loss).needs_reference and not cfg.train.lora.rank,
+        "reference": (None if not plugins.losses.get(estimator.loss).needs_reference
+                      else "base with adapters off" if cfg.train.lora.rank else "frozen copy"),
         "plan": asdict(prepared.plan),
         "torch": torch.__version__,
     }

@@ -131,6 +131,7 @@ class UpdateTotals:
     entropy: float = 0.0
     tokens: float = 0.0
     logprob_gap: float | None = None
+    mismatch: dict[str, float] = field(default_factory=dict)
     grad_norm: float | None = None
 
     def add(self, parts: dict[str, float], stats: TokenStats, batch: ForwardBatch) -> None:
@@ -141,6 +142,11 @@ class UpdateTotals:
         if batch.rollout_logprobs is not None:  # the forwards run before the step: the sampled weights
             gap = float((stats.logprobs.detach() - batch.rollout_logprobs).abs().sum())
             self.logprob_gap = (self.logprob_gap or 0.0) + gap
+
+    def add_mismatch(self, metrics: dict[str, float]) -> None:
+        """A micro-batch's rollout-correction diagnostics (averaged over the micro-batches)."""
+        for key, value in metrics.items():
+            self.mismatch[key] = self.mismatch.get(key, 0.0) + value / self.micro_batches
 
     def add_term(self, metric: str, value: float, weight: float) -> None:
         total = self.terms.setdefault(metric, [0.0, 0.0])
@@ -154,7 +160,8 @@ class UpdateTotals:
         out = {"optim/lr": self.lr, **{f"loss/{key}": value for key, value in self.losses.items()},
                **{metric: total / max(weight, 1.0) for metric, (total, weight) in self.terms.items()},
                "policy/entropy": self.entropy / tokens,
-               "optim/grad_norm": float(engine_grad_norm if engine_grad_norm is not None else self.grad_norm or 0.0)}
+               "optim/grad_norm": float(engine_grad_norm if engine_grad_norm is not None else self.grad_norm or 0.0),
+               **self.mismatch}
         if self.logprob_gap is not None:
             out["rollout/logprob_gap"] = self.logprob_gap / tokens
         return out

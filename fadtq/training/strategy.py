@@ -30,13 +30,31 @@ PARAM_DTYPES = ("fp32", "bf16", "fp16")
 
 
 class FadtqDeepspeedStrategy(DeepspeedStrategy):
-    """``DeepspeedStrategy`` whose Adam is plain torch when CUDA is absent or ``FADTQ_TORCH_ADAM=1``."""
+    """``DeepspeedStrategy`` whose Adam is plain torch when CUDA is absent or ``FADTQ_TORCH_ADAM=1``,
+    with ZeRO-Offload of the optimizer and of the weights as ``offload`` says."""
+
+    offload: dict[str, bool] = {}
 
     def get_ds_train_config(self, optim_dict: dict | None = None, *, max_norm: float | None = None) -> dict:
         config = super().get_ds_train_config(optim_dict, max_norm=max_norm)
         if "optimizer" in config and (not torch.cuda.is_available() or os.environ.get("FADTQ_TORCH_ADAM") == "1"):
             config["optimizer"]["params"]["torch_adam"] = True
+        zero = config["zero_optimization"]
+        for part, on in self.offload.items():
+            zero[part] = {**zero.get(part, {}), "device": "cpu" if on else "none"}
         return config
+
+
+def offload_parts(offload_optimizer: bool, offload_param: bool, cuda: bool) -> tuple[dict[str, bool], str | None]:
+    """What ZeRO-Offload moves to CPU memory here, and the line to say when a setting means nothing:
+    without GPUs the optimizer and the weights live in CPU memory already, and DeepSpeed's CPU Adam
+    and offload paths are for GPU machines."""
+    asked = {"offload_optimizer": offload_optimizer, "offload_param": offload_param}
+    if cuda or not any(asked.values()):
+        return asked, None
+    named = " and ".join(f"deepspeed.{part}" for part, on in asked.items() if on)
+    return {part: False for part in asked}, (f"{named}: ignored on a machine without GPUs (the optimizer and "
+                                             "the weights are in CPU memory already)")
 
 
 def build_strategy(
@@ -47,8 +65,10 @@ def build_strategy(
     param_dtype: str,
     seed: int = 42,
     max_norm: float = 1.0,
+    offload: dict[str, bool] | None = None,
 ) -> FadtqDeepspeedStrategy:
-    """A strategy with distributed set-up done (gloo on CPU, NCCL on GPUs)."""
+    """A strategy with distributed set-up done (gloo on CPU, NCCL on GPUs); ``offload``: the parts
+    ZeRO-Offload moves to CPU memory (:func:`offload_parts`)."""
     if param_dtype not in PARAM_DTYPES:
         raise FadtqError(f"--param_dtype {param_dtype}: expected one of {', '.join(PARAM_DTYPES)}")
     args = SimpleNamespace(
@@ -64,6 +84,7 @@ def build_strategy(
         zero_stage=zero_stage,
         args=args,
     )
+    strategy.offload = dict(offload or {})
     strategy.setup_distributed()
     return strategy
 

@@ -25,6 +25,7 @@ from fadtq.generation.engine import RolloutEngine
 from fadtq.losses import LossInputs
 from fadtq.policy.forward_batch import ForwardBatch
 from fadtq.policy.logprobs import TokenStats, completion_logprobs
+from fadtq.rollout_correction import correction_weights, mismatch_metrics
 from fadtq.run_config import RunConfig
 from fadtq.training import checkpoint
 from fadtq.training.auxiliary import AuxiliaryTerm, MicroBatch, gather_ids, own_columns
@@ -85,8 +86,9 @@ class Trainer:
         totals = UpdateTotals(lr=float(self.optim.param_groups[0]["lr"]), micro_batches=len(chunks))
         for number, (rows, part, (old, ref)) in enumerate(zip(chunks, micro, frozen)):
             stats = self.logprobs(self.policy_model, part, with_entropy=True, gather_ids=gather_ids(self.auxiliary))
+            weights = self.correction(part, stats.logprobs if old is None else old, totals)
             loss, parts = self.loss.fn(LossInputs(stats.logprobs, advantages[rows], part.action_mask, old, ref,
-                                                  agg_mode=self.cfg.train.loss_agg_mode),
+                                                  agg_mode=self.cfg.train.loss_agg_mode, weights=weights),
                                        clip_eps=self.cfg.train.clip_eps, kl_coef=self.cfg.train.kl_coef)
             for term, view in zip(self.auxiliary, own_columns(self.auxiliary, stats)):
                 value, weight = term(self.policy_model, part, view, MicroBatch(step, number, len(chunks)))
@@ -99,6 +101,18 @@ class Trainer:
             totals.add(parts, stats, part)
         return totals.metrics(self.actor.model.get_global_grad_norm())
 
+    def correction(self, batch: ForwardBatch, trainer_logprobs: torch.Tensor, totals: UpdateTotals) -> torch.Tensor | None:
+        """The rollout correction's weights for a micro-batch sampled by a copy of the weights (None
+        where the engine sampled from the policy itself), its diagnostics added to ``totals``.
+        ``trainer_logprobs``: the policy's before this step's update."""
+        if batch.rollout_logprobs is None:
+            return None
+        cfg = self.cfg.train.rollout_correction
+        trainer_logprobs = trainer_logprobs.detach()
+        totals.add_mismatch(mismatch_metrics(trainer_logprobs, batch.rollout_logprobs, batch.action_mask, cfg.mode,
+                                             cfg.threshold))
+        return correction_weights(trainer_logprobs, batch.rollout_logprobs, batch.action_mask, cfg.mode, cfg.threshold)
+
     def frozen_logprobs(self, batch: ForwardBatch) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """The rollout policy's log-probabilities (for a loss that needs them) and the reference's."""
         old = ref = None
@@ -106,10 +120,18 @@ class Trainer:
             if self.loss.needs_old_logprobs:
                 with self.timer.phase("old_logprobs"):
                     old = self.logprobs(self.policy_model, batch).logprobs
-            if self.reference is not None:  # GPG never gets here: a test holds it to that
+            if self.loss.needs_reference:  # GPG never gets here: a test holds it to that
                 with self.timer.phase("reference"):
-                    ref = self.logprobs(self.reference.model.module, batch).logprobs
+                    ref = self.reference_logprobs(batch)
         return old, ref
+
+    def reference_logprobs(self, batch: ForwardBatch) -> torch.Tensor:
+        """The reference model's log-probabilities: the frozen copy's, or with adapters (LoRA) the
+        policy's own base, adapters switched off."""
+        if self.reference is not None:
+            return self.logprobs(self.reference.model.module, batch).logprobs
+        with self.policy_model.disable_adapter():
+            return self.logprobs(self.policy_model, batch).logprobs
 
     def logprobs(self, model: torch.nn.Module, batch: ForwardBatch, **extra) -> TokenStats:
         """Log-probabilities under the distribution the engine sampled from (tempered, suppressed)."""

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import FAMILIES
-from trainer_testlib import (LOOP_CONFIG, SIGNAL_REWARD, answers, complete_checkpoints, endpoint, kill_group, ok,
-                             policy_state, popen, python_cmd, rows, run, two_rank_run_with_fingerprints, wait_for)
+from trainer_testlib import (LOOP_CONFIG, SIGNAL_REWARD, answers, endpoint, killed_and_resumed, policy_state, rows,
+                             two_rank_run_with_fingerprints)
 
 from fadtq.cli import main
 
@@ -48,19 +48,9 @@ def test_two_ranks_train_a_family_with_identical_weights_after_every_step(family
 
 
 def test_a_family_killed_at_its_first_checkpoint_resumes_bit_identically(family_dir, train_env, tmp_path):
-    args = (*ARGS, "--model.path", family_dir, "--output.save_every", "1", "--output.dir", tmp_path)
-    proc_a = popen(python_cmd(*args, "--output.name", "a"), train_env, tmp_path / "a.log")
-    proc_b = popen(python_cmd(*args, "--output.name", "b"), train_env, tmp_path / "b.log")
-    try:
-        wait_for(lambda: complete_checkpoints(tmp_path / "b"), timeout=240, proc=proc_b)
-        kill_group(proc_b)
-        assert proc_a.wait(timeout=240) == 0, (tmp_path / "a.log").read_text()[-4000:]
-    finally:
-        for proc in (proc_a, proc_b):
-            kill_group(proc)
-    assert len(complete_checkpoints(tmp_path / "b")) < STEPS
-    ok(run(python_cmd("--resume", tmp_path / "b"), train_env, timeout=240))
-    final_a, final_b = policy_state(tmp_path / "a" / "final"), policy_state(tmp_path / "b" / "final")
+    run_a, run_b, _ = killed_and_resumed(tmp_path, (*ARGS, "--model.path", family_dir, "--output.save_every", "1"),
+                                         train_env, STEPS, timeout=240)
+    final_a, final_b = policy_state(run_a / "final"), policy_state(run_b / "final")
     assert final_a.keys() == final_b.keys() and all(torch.equal(final_a[k], final_b[k]) for k in final_a)
 
 

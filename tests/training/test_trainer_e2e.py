@@ -8,6 +8,7 @@ weights are fingerprinted on every rank after every step and must be identical e
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,8 @@ from trainer_testlib import (METRIC_KEYS, SIGNAL_REWARD, complete_checkpoints, d
                              popen, python_cmd, rows, two_rank_run_with_fingerprints)
 
 ROLLOUTS_PER_STEP = 4 * 4  # cpu_default: 4 prompts x 4 rollouts
-ARGS = ("--rewards", f"format,accuracy,tq,{SIGNAL_REWARD}", "--train.max_steps", "2", "--output.save_every", "1")
+STEPS = 3
+ARGS = ("--rewards", f"format,accuracy,tq,{SIGNAL_REWARD}", "--train.max_steps", str(STEPS), "--output.save_every", "1")
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +64,7 @@ def check_run_folder(run_dir: Path, world: int) -> None:
     assert meta["plan"]["world"] == world and meta["plan"]["prompts_per_rank"] == 4 // world
 
     metrics = rows(run_dir / "metrics.jsonl")
-    assert [m["step"] for m in metrics] == [0, 1]
+    assert [m["step"] for m in metrics] == list(range(STEPS))
     for m in metrics:
         missing = [k for k in METRIC_KEYS if k not in m]
         assert not missing, f"step {m['step']}: missing {missing}"
@@ -80,7 +82,7 @@ def check_run_folder(run_dir: Path, world: int) -> None:
     assert 0 < m["reward/total"]  # the signal reward is in the total
 
     samples = rows(run_dir / "samples.jsonl")
-    assert {s["step"] for s in samples} == {0, 1}
+    assert {s["step"] for s in samples} == set(range(STEPS))
     assert all({"prompt", "completion", "rewards"} <= s.keys() for s in samples)
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     # what the plugin logged reaches metrics.jsonl and TensorBoard as reward/<term>/<key>
@@ -90,12 +92,12 @@ def check_run_folder(run_dir: Path, world: int) -> None:
 
     events = EventAccumulator(str(run_dir / "tensorboard"))
     events.Reload()
-    assert [e.step for e in events.Scalars(log_key)] == [0, 1]
+    assert [e.step for e in events.Scalars(log_key)] == list(range(STEPS))
 
     ckpts = complete_checkpoints(run_dir)
-    assert [c.name for c in ckpts] == ["step-000001", "step-000002"]
+    assert [c.name for c in ckpts] == [f"step-{step:06d}" for step in (STEPS - 1, STEPS)]  # the 2 newest kept
     last = ckpts[-1]
-    assert json.loads((last / "state.json").read_text()) == {"steps_done": 2}
+    assert json.loads((last / "state.json").read_text()) == {"steps_done": STEPS}
     assert sorted(p.name for p in last.glob("rng-rank*.pt")) == [f"rng-rank{r}.pt" for r in range(world)]
     assert (last / "deepspeed").is_dir() and any((last / "deepspeed").rglob("*.pt"))
     assert not list((run_dir / "checkpoints").glob("*.tmp"))
@@ -137,11 +139,11 @@ def test_two_ranks_keep_identical_weights_at_every_step(two_ranks):
     run_dir, gathered = two_ranks
     assert sorted(g["rank"] for g in gathered) == [0, 1] and {g["world"] for g in gathered} == {2}
     rank0, rank1 = sorted(gathered, key=lambda g: g["rank"])
-    assert len(rank0["steps"]) == len(rank1["steps"]) == 2
+    assert len(rank0["steps"]) == len(rank1["steps"]) == STEPS
     for step, (a, b) in enumerate(zip(rank0["steps"], rank1["steps"])):
         differ = [name for name in a if a[name] != b[name]]
         assert a.keys() == b.keys() and not differ, f"step {step}: ranks differ in {differ[:5]}"
-    assert rank0["steps"][0] != rank0["steps"][1], "the second step did not change the weights"
+    assert rank0["steps"][0] != rank0["steps"][-1], "the later steps did not change the weights"
     # and what rank 0 saved is those weights
     saved = AutoModelForImageTextToText.from_pretrained(run_dir / "final", dtype=torch.float32)
     for name, p in saved.named_parameters():
@@ -153,3 +155,24 @@ def test_a_cosine_schedule_decays_the_learning_rate_to_its_floor(single_process_
     assert lrs[0] == pytest.approx(1e-4)
     assert all(later < earlier for earlier, later in zip(lrs, lrs[1:])), lrs
     assert lrs[-1] >= 1e-5 - 1e-12, lrs
+
+
+def test_two_nodes_of_one_rank_train_the_weights_of_one_node_of_two(two_ranks, train_env, model_args, tmp_path):
+    """Two torchrun "nodes" on this machine, one rank each, meeting at 127.0.0.1: the final weights
+    equal the one-node two-rank run's bit for bit."""
+    from trainer_testlib import TRAIN, free_port
+
+    port = str(free_port())
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    nodes = [popen([torchrun, "--nnodes", "2", "--nproc_per_node", "1", "--node_rank", str(node), "--master_addr",
+                    "127.0.0.1", "--master_port", port, str(TRAIN), *ARGS, *model_args, "--output.dir", tmp_path,
+                    "--output.name", "nodes"], train_env, tmp_path / f"node{node}.log") for node in (0, 1)]
+    try:
+        for node, proc in enumerate(nodes):
+            assert proc.wait(timeout=300) == 0, (tmp_path / f"node{node}.log").read_text()[-6000:]
+    finally:
+        for proc in nodes:
+            kill_group(proc)
+    assert json.loads((tmp_path / "nodes" / "metadata.json").read_text())["plan"]["world"] == 2
+    one_node, two_nodes = policy_state(two_ranks[0] / "final"), policy_state(tmp_path / "nodes" / "final")
+    assert one_node.keys() == two_nodes.keys() and all(torch.equal(one_node[k], two_nodes[k]) for k in one_node)

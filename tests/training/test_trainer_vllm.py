@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from trainer_testlib import (SIGNAL_REWARD, complete_checkpoints, kill_group, ok, policy_state, popen, python_cmd, rows,
-                             run, two_rank_run_with_fingerprints, wait_for)
+from trainer_testlib import SIGNAL_REWARD, killed_and_resumed, policy_state, rows, two_rank_run_with_fingerprints
 
 STEPS = 4
 GAP = 1e-4  # mean |log-prob| difference per sampled token; measured about 1e-7
@@ -30,20 +29,7 @@ def two_ranks(train_env, model_args, tmp_path_factory) -> tuple[Path, list[dict]
 @pytest.fixture(scope="module")
 def resumed(train_env, model_args, tmp_path_factory) -> tuple[Path, Path, list[str]]:
     """Run ``a`` uninterrupted; run ``b`` (alongside) SIGKILLed at its first checkpoint, then resumed."""
-    out = tmp_path_factory.mktemp("vllm-resume")
-    a, b = out / "a", out / "b"
-    proc_a = popen(python_cmd(*ARGS, *model_args, "--output.dir", out, "--output.name", "a"), train_env, out / "a.log")
-    proc_b = popen(python_cmd(*ARGS, *model_args, "--output.dir", out, "--output.name", "b"), train_env, out / "b.log")
-    try:
-        wait_for(lambda: complete_checkpoints(b), timeout=240, proc=proc_b)
-        killed_with = [c.name for c in complete_checkpoints(b)]
-        kill_group(proc_b)
-        assert proc_a.wait(timeout=300) == 0, (out / "a.log").read_text()[-4000:]
-    finally:
-        for proc in (proc_a, proc_b):
-            kill_group(proc)
-    ok(run(python_cmd("--resume", b), train_env, timeout=240))
-    return a, b, killed_with
+    return killed_and_resumed(tmp_path_factory.mktemp("vllm-resume"), (*ARGS, *model_args), train_env, STEPS)
 
 
 def test_two_ranks_keep_identical_weights_and_their_engines_follow(two_ranks):
@@ -54,6 +40,8 @@ def test_two_ranks_keep_identical_weights_and_their_engines_follow(two_ranks):
     metrics = rows(run_dir / "metrics.jsonl")
     assert [m["step"] for m in metrics] == list(range(STEPS))
     assert all(0 <= m["rollout/logprob_gap"] < GAP and m["time/weight_sync"] > 0 for m in metrics)
+    # the default correction (token_truncate at 2) weighs fp32 samples at about 1: nothing truncated
+    assert all(0 <= m["mismatch/k3_kl"] < GAP and m["mismatch/corrected_share"] == 0 for m in metrics)
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["rollout"]["engine"] == "vllm"
 
 

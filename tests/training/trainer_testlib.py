@@ -102,6 +102,27 @@ def two_rank_run_with_fingerprints(out: Path, args: Sequence[str], env: dict[str
     return out / "run", json.loads(sums.read_text())
 
 
+def killed_and_resumed(out: Path, args: Sequence[str], env: dict[str, str], steps: int,
+                       timeout: float = 300) -> tuple[Path, Path, list[str]]:
+    """Runs ``out/a`` and ``out/b`` of ``args`` side by side; ``b`` is SIGKILLed at its first complete
+    checkpoint (before its last step) and resumed. Returns both folders and the checkpoints ``b``
+    had when it was killed."""
+    args = (*args, "--output.dir", out)
+    proc_a = popen(python_cmd(*args, "--output.name", "a"), env, out / "a.log")
+    proc_b = popen(python_cmd(*args, "--output.name", "b"), env, out / "b.log")
+    try:
+        wait_for(lambda: complete_checkpoints(out / "b"), timeout=timeout, proc=proc_b)
+        killed_with = [c.name for c in complete_checkpoints(out / "b")]
+        kill_group(proc_b)
+        assert proc_a.wait(timeout=timeout) == 0, (out / "a.log").read_text()[-4000:]
+    finally:
+        for proc in (proc_a, proc_b):
+            kill_group(proc)
+    assert len(killed_with) < steps
+    ok(run(python_cmd("--resume", out / "b"), env, timeout=timeout))
+    return out / "a", out / "b", killed_with
+
+
 def run(cmd: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
