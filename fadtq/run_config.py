@@ -189,6 +189,9 @@ class DeepSpeedConfig:
             raise ConfigError(f"{key}.offload_param", f"needs ZeRO-3 (deepspeed.zero_stage is {self.zero_stage})")
 
 
+LOGGERS = ("tensorboard", "wandb", "trackio")
+
+
 @dataclass
 class OutputConfig:
     dir: str = "runs"
@@ -197,9 +200,19 @@ class OutputConfig:
     keep_checkpoints: int = 2
     sample_every: int = 1  # steps between rows of samples.jsonl
     samples_per_step: int = 4
+    # Where every scalar, the config and the sample tables also go (fadtq/training/trackers.py):
+    # tensorboard, wandb, trackio (the last two optional extras); project: their project name.
+    loggers: list[str] = field(default_factory=lambda: ["tensorboard"])
+    project: str = "fadtq"
 
     def validate(self, key: str) -> None:
         _at_least(key, self, save_every=0, keep_checkpoints=1, sample_every=0, samples_per_step=0)
+        for name in self.loggers:
+            _choice(key, "loggers", name, LOGGERS)
+        if len(set(self.loggers)) != len(self.loggers):
+            raise ConfigError(f"{key}.loggers", f"names a logger twice: {self.loggers}")
+        if not self.project.strip():
+            raise ConfigError(f"{key}.project", "expected a project name, got an empty string")
         if not self.dir.strip():
             raise ConfigError(f"{key}.dir", "expected a folder, got an empty string")
         if self.name is not None and (not self.name.strip() or self.name in (".", "..") or "/" in self.name):

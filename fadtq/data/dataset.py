@@ -57,6 +57,8 @@ class Pair:
     prompt: str
     messages: list[dict]
     defect_types: list[str]
+    ref_path: str | None = None  # the image files (None: images made in memory)
+    test_path: str | None = None
 
 
 class ImageCache:
@@ -118,6 +120,8 @@ class PairDataset:
             prompt=self.question(row["category"]),
             messages=policy_messages(self.prompts, row["category"]),
             defect_types=list(row.get("defect_types", [])),
+            ref_path=str(self.loco_root / row["ref_image"]),
+            test_path=str(self.loco_root / row["test_image"]),
         )
 
     def __iter__(self):

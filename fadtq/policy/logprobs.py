@@ -82,7 +82,7 @@ def completion_logits(model: torch.nn.Module, inputs: ForwardBatch) -> torch.Ten
     runs in one forward, which gives the same logits."""
     prompt_len = inputs.prompt_length
     positions = row_positions(model, inputs)
-    if _checkpointing(model):
+    if checkpointing(model):
         full = model(**inputs.model_inputs(family_of_model(model), inputs.sequences.shape[1]), position_ids=positions,
                      use_cache=False, logits_to_keep=inputs.action_mask.shape[1] + 1)
         return full.logits[:, :-1]
@@ -95,7 +95,7 @@ def completion_logits(model: torch.nn.Module, inputs: ForwardBatch) -> torch.Ten
     return torch.cat([prompt.last_logits.unsqueeze(1), completions.logits[:, :-1]], dim=1)
 
 
-def _checkpointing(model: torch.nn.Module) -> bool:
+def checkpointing(model: torch.nn.Module) -> bool:
     """Whether the model's layers run with gradient checkpointing now (training mode)."""
     model = getattr(model, "module", model)
     return model.training and getattr(model, "is_gradient_checkpointing", False)

@@ -68,8 +68,11 @@ def build_policy(cfg: RunConfig, strategy, model_path: str, plan: StepPlan) -> t
         actor.model = add_adapters(actor.model, cfg.train.lora, cfg.train.freeze_vision_tower)
     if cfg.train.gradient_checkpointing:
         # use_reentrant=False: the non-reentrant form, which passes gradients to a frozen tower's
-        # outputs and to keyword arguments (PyTorch's recommended one)
+        # outputs and to keyword arguments (PyTorch's recommended one). transformers checkpoints
+        # only modules in training mode, and from_pretrained leaves the policy in eval mode (the
+        # engines switch to eval mode to sample and back).
         actor.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        actor.model.train()
     return strategy.prepare((actor, optimizer_config(cfg, plan)))
 
 

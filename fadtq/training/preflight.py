@@ -20,6 +20,7 @@ from fadtq.run_config import RunConfig, check_plugins
 from fadtq.scoring import Scorer, build_scorer
 from fadtq.scoring_checks import check_scoring, render_templates
 from fadtq.training.step_plan import StepPlan, plan_steps
+from fadtq.training.trackers import check_loggers
 
 
 def policy_config(cfg: RunConfig) -> tuple[dict, str]:
@@ -76,6 +77,7 @@ def preflight(cfg: RunConfig) -> Prepared:
     if engine.check is not None:
         engine.check(*model_config)
     check_span_top_p(cfg, engine)
+    check_loggers(cfg.output.loggers, "output.loggers")
     benchmark, dataset, plan = prepare_data(cfg, prompts)
     scorer = build_scorer(cfg.reward, cfg.judge, plugins, prompts)
     check_scoring(scorer, cfg.judge, plugins, prompts, estimator, cfg.advantage.options)

@@ -91,7 +91,8 @@ class Sampler:
         tag = f"{step}" if number == 0 else f"{step}+{number}"
         rollouts = [
             Rollout(id=f"{tag}:{pair.id}:{k}", group=f"{tag}:{pair.id}", prompt=pair.prompt,
-                    completion=c.text, label=pair.label, category=pair.category)
+                    completion=c.text, label=pair.label, category=pair.category, ref_image=pair.ref_path,
+                    test_image=pair.test_path)
             for pair, group in zip(pairs, result.groups) for k, c in enumerate(group)
         ]
         with self.timer.phase("score"):

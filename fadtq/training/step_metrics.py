@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +22,7 @@ from fadtq.prompts import CLASS_NAMES
 from fadtq.rollout import Rollout
 from fadtq.scoring import ScoredBatch
 from fadtq.training.dynamic_sampling import SUMMED_OVER_RANKS
+from fadtq.training.trackers import Tracker
 
 
 def summed_over_ranks(key: str) -> bool:
@@ -168,18 +169,15 @@ class UpdateTotals:
 
 
 class MetricsLog:
-    def __init__(self, run_dir: Path, enabled: bool) -> None:
+    """``metrics.jsonl`` and ``samples.jsonl`` in the run folder, and the run's trackers (rank 0)."""
+
+    def __init__(self, run_dir: Path, enabled: bool, trackers: Sequence[Tracker] = ()) -> None:
         self.enabled = enabled
+        self.trackers = list(trackers) if enabled else []
         self._files = {}
-        self._tb = None
         if enabled:
             self._files = {name: (run_dir / f"{name}.jsonl").open("a", encoding="utf-8")
                            for name in ("metrics", "samples")}
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:  # tensorboard is optional on GPU installs
-                SummaryWriter = None
-            self._tb = SummaryWriter(str(run_dir / "tensorboard")) if SummaryWriter else None
 
     def _append(self, name: str, row: dict) -> None:
         """One line of valid JSON: a non-finite number (a loss that diverged) is written as null."""
@@ -192,17 +190,19 @@ class MetricsLog:
         if not self.enabled:
             return
         self._append("metrics", {"step": step, **metrics})
-        if self._tb is not None:
-            for key, value in metrics.items():
-                self._tb.add_scalar(key, value, step)
+        for tracker in self.trackers:
+            tracker.log(step, metrics)
 
     def write_samples(self, step: int, samples: list[dict]) -> None:
-        if self.enabled:
-            for sample in samples:
-                self._append("samples", {"step": step, **sample})
+        if not self.enabled:
+            return
+        for sample in samples:
+            self._append("samples", {"step": step, **sample})
+        for tracker in self.trackers:
+            tracker.log_samples(step, samples)
 
     def close(self) -> None:
         for handle in self._files.values():
             handle.close()
-        if self._tb is not None:
-            self._tb.close()
+        for tracker in self.trackers:
+            tracker.close()

@@ -13,7 +13,7 @@ are assembled by :mod:`fadtq.training.builder`; nothing here builds a model.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from fadtq.training.run_folder import link_final, truncate_logs
 from fadtq.training.sampler import Sampler, StepBatch
 from fadtq.training.step_metrics import MetricsLog, StepTimer, UpdateTotals, reduce_over_ranks, step_metrics
 from fadtq.training.step_plan import StepPlan
+from fadtq.training.trackers import RunInfo, start_trackers
 
 log = logging.getLogger("fadtq.train")
 
@@ -145,6 +146,7 @@ class Trainer:
             return []
         scored = batch.scored
         return [{"id": r.id, "label": r.label, "prompt": r.prompt, "completion": r.completion,
+                 "ref_image": r.ref_image, "test_image": r.test_image,
                  "rewards": {k: v[i] for k, v in scored.components.items()} | {"total": scored.total[i]},
                  "advantage": float(advantages[i])}
                 for i, r in enumerate(batch.rollouts[:out.samples_per_step])]
@@ -154,7 +156,9 @@ class Trainer:
 
         if self.start_step == 0:
             torch.manual_seed(self.cfg.train.seed * 1000 + self.rank)
-        metrics_log = MetricsLog(self.run_dir, enabled=self.rank == 0)
+        trackers = [] if self.rank else start_trackers(self.cfg.output.loggers, RunInfo(
+            self.run_dir, self.run_dir.name, self.cfg.output.project, asdict(self.cfg)))
+        metrics_log = MetricsLog(self.run_dir, enabled=self.rank == 0, trackers=trackers)
         bar = tqdm(range(self.start_step, self.plan.steps), desc="train", disable=self.rank != 0,
                    dynamic_ncols=True, initial=self.start_step, total=self.plan.steps)
         save_every = self.cfg.output.save_every

@@ -112,3 +112,25 @@ def train_env(trainer_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     env.update({"FADTQ_CACHE": str(trainer_cache), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
                 "PYTHONPATH": os.pathsep.join(pythonpath)})
     return env
+
+
+@pytest.fixture
+def in_process(monkeypatch, trainer_cache):
+    """For a trainer built in this process: single-process rendezvous env (restored afterwards), the
+    session cache, and teardown of the process group DeepSpeed sets up."""
+    import torch.distributed as dist
+
+    from fadtq.training import cpu_compat
+
+    for key, value in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                       "MASTER_PORT": str(cpu_compat.free_port()), "FADTQ_CACHE": str(trainer_cache)}.items():
+        monkeypatch.setenv(key, value)
+    cpu_compat.apply()
+    import deepspeed.comm.comm as ds_comm
+    import deepspeed.utils.groups as ds_groups
+
+    monkeypatch.setattr(ds_comm, "cdb", ds_comm.cdb)
+    monkeypatch.setattr(ds_groups, "_WORLD_GROUP", None)  # DeepSpeed caches a clone of the old world group
+    yield monkeypatch
+    if dist.is_initialized():
+        dist.destroy_process_group()

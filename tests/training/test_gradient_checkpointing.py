@@ -33,3 +33,18 @@ def test_checkpointed_layers_give_the_gradients_of_stored_activations(family_eng
     assert stored.keys() == recomputed.keys() and any(f".{family_of_model(model).vision_tower}." in k for k in stored)
     for name, grad in stored.items():
         torch.testing.assert_close(recomputed[name], grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_a_run_with_checkpointing_trains_with_checkpointed_layers(in_process, tiny_model_dir, tmp_path):
+    """The policy leaves from_pretrained in eval mode, where transformers checkpoints nothing: the
+    run puts it in training mode, so the update's forward recomputes its layers."""
+    from trainer_testlib import LOOP_CONFIG
+
+    from fadtq.commands.train import build
+    from fadtq.policy.logprobs import checkpointing
+    from fadtq.run_config import load_run_config
+
+    cfg = load_run_config(LOOP_CONFIG, {"model.path": str(tiny_model_dir), "train.gradient_checkpointing": "true",
+                                        "output.dir": str(tmp_path), "output.name": "gc"})
+    policy = build(cfg, tmp_path / "gc").policy_model
+    assert policy.training and checkpointing(policy)

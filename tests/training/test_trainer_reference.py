@@ -11,27 +11,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch.distributed as dist
-
-from fadtq.training import cpu_compat
-
-
-@pytest.fixture
-def in_process(monkeypatch, trainer_cache):
-    """Single-process rendezvous env (restored afterwards), the session cache, and teardown of
-    the process group DeepSpeed sets up, as tests/training/test_deepspeed_actor_cpu.py does."""
-    for key, value in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
-                       "MASTER_PORT": str(cpu_compat.free_port()), "FADTQ_CACHE": str(trainer_cache)}.items():
-        monkeypatch.setenv(key, value)
-    cpu_compat.apply()
-    import deepspeed.comm.comm as ds_comm
-    import deepspeed.utils.groups as ds_groups
-
-    monkeypatch.setattr(ds_comm, "cdb", ds_comm.cdb)
-    monkeypatch.setattr(ds_groups, "_WORLD_GROUP", None)  # DeepSpeed caches a clone of the old world group
-    yield monkeypatch
-    if dist.is_initialized():
-        dist.destroy_process_group()
 
 
 @pytest.mark.parametrize("estimator, actors, reference", [("gpg", 1, False), ("grpo", 2, True)])
