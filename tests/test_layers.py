@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("fadtq.errors",),
     ("fadtq.paths", "fadtq.files", "fadtq.table", "fadtq.formulas", "fadtq.arguments", "fadtq.losses",
      "fadtq.composition", "fadtq.openai_client", "fadtq.rollout_correction"),
-    ("fadtq.config", "fadtq.prompts"),
+    ("fadtq.config", "fadtq.prompts", "fadtq.folder_lock"),
     ("fadtq.answer", "fadtq.rollout"),
     ("fadtq.data",),  # benchmarks, the look-alike, MMAD files
     ("fadtq.policy",),  # model families, processors, forward batches, log-probabilities, the prompt cache

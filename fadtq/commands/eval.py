@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from fadtq.errors import FadtqError
+from fadtq.folder_lock import folder_lock
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -158,10 +159,15 @@ def _check_mmad_answers(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fadtq.evaluation.runner import evaluate, evaluate_file, evaluate_mmad, evaluate_mmad_answers
-
     check_flags(args)
     out = Path(args.out) if args.out else default_out(args)
+    with folder_lock(out, "--out"):  # one evaluation writes a folder at a time
+        return evaluate_into(args, out)
+
+
+def evaluate_into(args: argparse.Namespace, out: Path) -> int:
+    from fadtq.evaluation.runner import evaluate, evaluate_file, evaluate_mmad, evaluate_mmad_answers
+
     split = args.split or "test"
     if args.predictions and args.mmad:
         return _report(evaluate_mmad_answers(args.predictions, args.mmad, out, name=args.name), out,

@@ -10,7 +10,9 @@ asked; fit. Ctrl-C stops at the last complete checkpoint, with the command that 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -21,6 +23,7 @@ from pathlib import Path
 from fadtq.arguments import Parser, parse_name_list, parse_overrides
 from fadtq.config import Origins
 from fadtq.errors import FadtqError, report_errors
+from fadtq.folder_lock import folder_lock
 from fadtq.plugin_manager import Plugins, default_plugins
 from fadtq.run_config import RunConfig, load_run_config_traced
 
@@ -116,16 +119,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def run_training() -> int:
         nonlocal trainer
+        from fadtq.training.checkpoint import resumable_checkpoint
         from fadtq.training.run_folder import new_run_dir
 
         args = parse_args(sys.argv[1:] if argv is None else argv)
         cfg, origins = load_train_config(args, default_plugins())
+        # the checkpoint to resume from, verified before anything loads (each rank checks the same files)
+        resume_from = args.resume and resumable_checkpoint(
+            args.resume, log.warning if os.environ.get("RANK", "0") == "0" else lambda line: None)
         with origins.blame():
             run_dir = args.resume or new_run_dir(cfg, args.config or "cpu_default")
-            trainer = build(cfg, run_dir)
-        if args.resume:
-            trainer.resume()
-        trainer.fit()
+        # rank 0 holds the run folder's lock from here to the end: a second run into it is refused
+        locked = folder_lock(run_dir, "--resume" if args.resume else "output.name") \
+            if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
+        with locked:
+            with origins.blame():
+                trainer = build(cfg, run_dir)
+            if resume_from:
+                trainer.resume(resume_from)
+            trainer.fit()
         if trainer.rank == 0:
             print(f"run folder: {trainer.run_dir}")
         return 0

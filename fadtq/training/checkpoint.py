@@ -6,30 +6,37 @@ A checkpoint is the folder ``<run>/checkpoints/step-NNNNNN`` holding
   tokenizer and processor;
 * ``deepspeed/``: the DeepSpeed engine state (weights, optimizer, scheduler) for exact resume;
 * ``rng-rank<R>.pt``: each rank's torch RNG state, so sampling continues as if never stopped;
-* ``state.json``: the number of completed steps, written last.
+* ``state.json``: the number of completed steps;
+* ``manifest.json``: every other file's size and SHA-256, written last.
 
 Everything is written into ``step-NNNNNN.tmp`` and renamed into place by rank 0 after every rank
 has finished (a rename is atomic), so a process killed mid-save leaves only a ``.tmp`` folder
-that :func:`latest_checkpoint` ignores and the next save clears away.
+that :func:`latest_checkpoint` ignores and the next save clears away. A checkpoint damaged later
+(a disk that filled or failed, a copy cut short) no longer matches its manifest:
+:func:`resumable_checkpoint` then falls back to the newest one that does, before any model loads.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
 from fadtq.data.dataset import record_image_size
+from fadtq.errors import FadtqError
 from fadtq.files import atomic_write_json
 from fadtq.policy.adapters import has_adapters, merged_state_dict, unwrapped
 
 _COMPLETE = re.compile(r"^step-(\d{6})$")
 STATE_FILE = "state.json"
+MANIFEST_FILE = "manifest.json"
 
 
 def checkpoints_dir(run_dir: Path) -> Path:
@@ -40,13 +47,74 @@ def step_dir(run_dir: Path, step: int) -> Path:
     return checkpoints_dir(run_dir) / f"step-{step:06d}"
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The complete checkpoint with the most steps, or ``None``."""
+def complete_checkpoints(run_dir: Path) -> list[Path]:
+    """The complete checkpoints, fewest steps first."""
     folder = checkpoints_dir(run_dir)
     if not folder.is_dir():
-        return None
+        return []
     complete = [p for p in folder.iterdir() if _COMPLETE.match(p.name) and (p / STATE_FILE).is_file()]
-    return max(complete, key=lambda p: int(_COMPLETE.match(p.name).group(1)), default=None)
+    return sorted(complete, key=lambda p: int(_COMPLETE.match(p.name).group(1)))
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The complete checkpoint with the most steps, or ``None``."""
+    return next(reversed(complete_checkpoints(run_dir)), None)
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(folder: Path) -> None:
+    """``manifest.json``: each file's size and SHA-256 (the manifest itself excluded)."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST_FILE)
+    atomic_write_json(folder / MANIFEST_FILE, {p.relative_to(folder).as_posix(): {
+        "size": p.stat().st_size, "sha256": file_digest(p)} for p in files})
+
+
+def checkpoint_problem(checkpoint: Path) -> str | None:
+    """What is wrong with ``checkpoint`` (``None``: every file its manifest lists is there, with its
+    size and hash, and ``state.json`` holds a step count)."""
+    try:
+        manifest = json.loads((checkpoint / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return f"no {MANIFEST_FILE}"
+    except (OSError, ValueError) as exc:
+        return f"{MANIFEST_FILE} unreadable ({type(exc).__name__})"
+    if not isinstance(manifest, dict) or STATE_FILE not in manifest:
+        return f"{MANIFEST_FILE} lists no {STATE_FILE}"
+    for name, expected in manifest.items():
+        path = checkpoint / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != expected["size"]:
+            return f"{name} has {path.stat().st_size} bytes, its manifest says {expected['size']}"
+        if file_digest(path) != expected["sha256"]:
+            return f"{name} differs from its manifest (SHA-256)"
+    try:
+        steps = json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8"))["steps_done"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return f"{STATE_FILE} holds no steps_done"
+    return None if isinstance(steps, int) else f"{STATE_FILE} holds no steps_done"
+
+
+def resumable_checkpoint(run_dir: Path, warn: Callable[[str], None]) -> Path:
+    """The newest intact checkpoint of ``run_dir``; each newer damaged one is one ``warn`` line
+    naming what is wrong with it, and no intact one at all is one error line."""
+    complete = complete_checkpoints(run_dir)
+    if not complete:
+        raise FadtqError(f"--resume {run_dir}: no complete checkpoint in {checkpoints_dir(run_dir)}")
+    for checkpoint in reversed(complete):
+        problem = checkpoint_problem(checkpoint)
+        if problem is None:
+            return checkpoint
+        warn(f"checkpoint {checkpoint}: {problem}; falling back to an earlier one")
+    raise FadtqError(f"--resume {run_dir}: no intact checkpoint ({len(complete)} damaged: "
+                     f"{', '.join(p.name for p in complete)})")
 
 
 def barrier() -> None:
@@ -78,6 +146,7 @@ def save_checkpoint(run_dir: Path, steps_done: int, strategy, actor, processor, 
     barrier()
     if rank == 0:
         atomic_write_json(tmp / STATE_FILE, {"steps_done": steps_done})
+        write_manifest(tmp)
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         prune(run_dir, keep)

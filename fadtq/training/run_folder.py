@@ -16,6 +16,7 @@ import yaml
 
 from fadtq.errors import ConfigError
 from fadtq.files import atomic_write_json, atomic_write_jsonl, atomic_write_text, check_output_dir, drop_partial_last_line, read_jsonl
+from fadtq.folder_lock import LOCK_FILE, live_holder
 from fadtq.run_config import RunConfig
 from fadtq.training import checkpoint
 from fadtq.training.preflight import Prepared
@@ -27,7 +28,8 @@ def new_run_dir(cfg: RunConfig, config_name: str) -> Path:
     """The folder of a new run: checked here, created by the builder once the model is ready."""
     name = cfg.output.name or f"{Path(config_name).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = check_output_dir(Path(cfg.output.dir) / name, "output.dir")
-    if run_dir.is_dir() and any(run_dir.iterdir()):
+    # a folder a running run holds: the lock names its holder (fadtq.folder_lock)
+    if run_dir.is_dir() and any(p.name != LOCK_FILE for p in run_dir.iterdir()) and live_holder(run_dir) is None:
         raise ConfigError("output.name", f"{run_dir} already holds a run; choose another name, or continue "
                           f"that run with --resume {run_dir}")
     return run_dir

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from fadtq.api import AdvantageEstimator, Loss
-from fadtq.errors import FadtqError
 from fadtq.generation.engine import RolloutEngine
 from fadtq.losses import LossInputs
 from fadtq.policy.forward_batch import ForwardBatch
@@ -181,16 +180,14 @@ class Trainer:
         return checkpoint.save_checkpoint(self.run_dir, steps_done, self.strategy, self.actor, self.processor,
                                           self.rank, self.cfg.output.keep_checkpoints, self.cfg.data.image_size)
 
-    def resume(self) -> None:
-        """Continue from the run folder's latest complete checkpoint: weights, optimizer, RNG, logs."""
-        latest = checkpoint.latest_checkpoint(self.run_dir)
-        if latest is None:
-            raise FadtqError(f"--resume {self.run_dir}: no complete checkpoint in {checkpoint.checkpoints_dir(self.run_dir)}")
-        self.start_step = checkpoint.load_checkpoint(latest, self.actor, self.rank)
+    def resume(self, from_checkpoint: Path) -> None:
+        """Continue from ``from_checkpoint`` (chosen and verified before the model loaded): weights,
+        optimizer, RNG, logs."""
+        self.start_step = checkpoint.load_checkpoint(from_checkpoint, self.actor, self.rank)
         self.engine.weights_updated()
         if self.rank == 0:
             truncate_logs(self.run_dir, self.start_step)
-            log.info("resumed from %s at step %d", latest, self.start_step)
+            log.info("resumed from %s at step %d", from_checkpoint, self.start_step)
 
 
 def grad_norm(model: torch.nn.Module) -> float | None:

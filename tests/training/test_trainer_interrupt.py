@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 import subprocess
 
-from trainer_testlib import REPO, complete_checkpoints, kill_group, python_cmd, wait_for
+from trainer_testlib import REPO, complete_checkpoints, kill_group, popen, python_cmd, rows, run, wait_for
 
 
 def _ignore_sigint() -> None:
@@ -29,3 +29,19 @@ def test_sigint_stops_a_run_started_with_sigint_ignored(train_env, model_args, t
     assert f"interrupted; last complete checkpoint: {last}" in stderr
     assert f"--resume {tmp_path / 'run'}" in stderr
     assert not list((tmp_path / "run" / "checkpoints").glob("*.tmp"))
+
+
+def test_a_second_run_into_a_running_run_s_folder_is_refused_and_the_first_is_unharmed(train_env, model_args, tmp_path):
+    args = (*model_args, "--train.max_steps", "3", "--output.dir", tmp_path, "--output.name", "run")
+    first = popen(python_cmd(*args), train_env, tmp_path / "first.log")
+    try:
+        wait_for(lambda: (tmp_path / "run" / ".lock").is_file(), timeout=120, proc=first)
+        second = run(python_cmd(*args), train_env, timeout=120)
+        assert first.wait(timeout=240) == 0, (tmp_path / "first.log").read_text()[-3000:]
+    finally:
+        kill_group(first)
+    lines = second.stderr.strip().splitlines()
+    assert second.returncode == 2 and len(lines) == 1, second.stderr[-3000:]
+    assert f"output.name {tmp_path / 'run'}: being written by pid {first.pid}" in lines[0]
+    assert [r["step"] for r in rows(tmp_path / "run" / "metrics.jsonl")] == [0, 1, 2]
+    assert not (tmp_path / "run" / ".lock").exists()

@@ -92,3 +92,19 @@ def test_resumed_run_samples_the_same_completions_and_ends_with_the_same_weights
     worst = max(float((final_a[k].float() - final_b[k].float()).abs().max()) for k in final_a)
     assert worst <= 1e-6, f"final weights differ by up to {worst}"
     assert all(torch.equal(final_a[k], final_b[k]) for k in final_a), f"not bit-identical (max diff {worst})"
+
+
+def test_a_damaged_last_checkpoint_falls_back_to_the_one_before_and_ends_the_same(runs, train_env):
+    """Run A's last checkpoint gets a half-written RNG file: ``--resume`` says so in one line,
+    resumes from the checkpoint before, and redoes the last steps to the very same weights."""
+    a, _, _ = runs
+    final = policy_state(a / "final")
+    rng = a / "checkpoints" / f"step-{STEPS:06d}" / "rng-rank0.pt"
+    rng.write_bytes(rng.read_bytes()[:-16])
+    result = ok(run(python_cmd("--resume", a), train_env, timeout=240))
+    warnings = [line for line in result.stderr.splitlines() if "falling back" in line]
+    assert len(warnings) == 1 and "rng-rank0.pt has" in warnings[0], result.stderr[-3000:]
+    assert f"resumed from {a / 'checkpoints' / f'step-{STEPS - 2:06d}'}" in result.stderr
+    resumed = policy_state(a / "final")
+    assert all(torch.equal(final[k], resumed[k]) for k in final)
+    assert [r["step"] for r in rows(a / "metrics.jsonl")] == list(range(STEPS))
