@@ -27,7 +27,7 @@ hookimpl = pluggy.HookimplMarker("fadtq")
 
 __all__ = [
     "AdvantageEstimator", "AdvantageFn", "CountingJudge", "Judge", "JudgeBuilder", "JudgeFactory", "JudgeItem",
-    "Loss", "LossFn", "RewardContext", "RewardFn", "RewardFunction", "RewardOutput", "Rollout", "RolloutEngineBuilder",
+    "Loss", "LossFn", "OptionsCheck", "RewardContext", "RewardFn", "RewardFunction", "RewardOutput", "Rollout", "RolloutEngineBuilder",
     "RolloutEngineCheck", "RolloutEngineFactory", "Verdict", "hookimpl",
 ]
 
@@ -148,15 +148,25 @@ class AdvantageFn(Protocol):
         """Advantages, one per reward."""
 
 
+class OptionsCheck(Protocol):
+    """An estimator's check of its ``advantage.options`` for groups of ``group_size`` rollouts,
+    when the config loads: what is wrong, by option name (empty: nothing)."""
+
+    def __call__(self, options: Mapping[str, Any], group_size: int, /) -> dict[str, str]:
+        """Problems by option name."""
+
+
 @dataclass(frozen=True)
 class AdvantageEstimator:
     """A name mapped to a pure function and the name of the loss its advantages are for; the
-    trainer never branches on the name."""
+    trainer never branches on the name. ``check_options`` (optional) checks the values of the
+    options when the config loads (their names and types are checked against ``fn``'s signature)."""
 
     name: str
     fn: AdvantageFn
     loss: str
     description: str = ""
+    check_options: OptionsCheck | None = None
 
     def __call__(self, rewards: np.ndarray, groups: Sequence[Hashable], **options: Any) -> np.ndarray:
         """The plugin's advantages, checked: one finite number per reward."""

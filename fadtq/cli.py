@@ -57,7 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         args.rest = rest
         return args._run(args)
 
-    return report_errors(run)
+    try:
+        return report_errors(run)
+    except KeyboardInterrupt:  # Ctrl-C: one line and the shell's status for it, no traceback
+        print("\ninterrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

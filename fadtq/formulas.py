@@ -60,6 +60,19 @@ def group_standardise(rewards: np.ndarray, groups: Sequence[Hashable], eps: floa
     return out
 
 
+def standardise_option_problems(options: dict, group_size: int) -> dict[str, str]:
+    """What is wrong with :func:`group_standardise`'s options for groups of ``group_size``: a
+    non-positive ``eps`` flips or blows up advantages, and a ``ddof`` of the group size or more
+    leaves every group without a standard deviation (all advantages zero)."""
+    problems = {}
+    eps, ddof = options.get("eps", EPS), options.get("ddof", 0)
+    if not eps > 0:
+        problems["eps"] = f"expected a number > 0, got {eps!r}"
+    if not (isinstance(ddof, int) and 0 <= ddof < group_size):
+        problems["ddof"] = f"expected an integer in [0, {group_size}) for groups of {group_size} (rollout.group_size), got {ddof!r}"
+    return problems
+
+
 def group_centre(rewards: np.ndarray, groups: Sequence[Hashable]) -> np.ndarray:
     """A = R - mu_group (Dr. GRPO; the GPG paper's default)."""
     rewards = np.asarray(rewards, dtype=np.float64)

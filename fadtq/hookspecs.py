@@ -46,7 +46,10 @@ def register_advantage_estimators() -> list[AdvantageEstimator]:
     (numpy arrays of one float per rollout; ``groups`` gives each rollout's group id), typed as
     ``fadtq.api.AdvantageFn``. It also declares the ``loss`` the trainer must optimise with its
     advantages: the name of any registered loss (see ``register_losses``), built-in
-    (``"policy_gradient"``, ``"clipped_ratio"``) or from another plugin.
+    (``"policy_gradient"``, ``"clipped_ratio"``) or from another plugin. Its options' names and
+    types are checked against ``fn``'s keyword parameters when the config loads; their values by
+    its ``check_options`` (``fadtq.api.OptionsCheck``), given the run's group size: each problem is
+    one line naming ``advantage.options.<key>``.
     """
 
 

@@ -167,6 +167,8 @@ class TrainConfig:
         if self.max_steps is not None:
             _at_least(key, self, max_steps=1)
         _above(key, self, lr=0.0, clip_eps=0.0)
+        if self.clip_eps >= 1.0:
+            raise ConfigError(f"{key}.clip_eps", f"expected a number in (0, 1), got {self.clip_eps:g}")
         _choice(key, "loss_agg_mode", self.loss_agg_mode, tuple(AGGREGATIONS))
         _choice(key, "lr_scheduler", self.lr_scheduler, tuple(LR_SCHEDULERS))
         if not 0.0 <= self.min_lr_ratio <= 1.0:
@@ -268,6 +270,9 @@ def check_plugins(cfg: RunConfig, plugins: Plugins) -> None:
                                             f"known: {', '.join(plugins.losses.names())}")
     check_keyword_options(estimator.fn, 2, f"the {estimator.name} estimator", cfg.advantage.options,
                           "advantage.options")
+    if estimator.check_options is not None:
+        for name, problem in estimator.check_options(cfg.advantage.options, cfg.rollout.group_size).items():
+            raise ConfigError(f"advantage.options.{name}", f"{problem} (the {estimator.name} estimator)")
     engine = plugins.engines.get(cfg.rollout.engine)
     check_keyword_options(engine.build, 2, f"the {engine.name} rollout engine", cfg.rollout.options, "rollout.options")
 

@@ -8,6 +8,7 @@ judge-based term (conciseness and relevance come from one judge call).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -177,12 +178,18 @@ class Scorer:
         return out
 
     def _total(self, values: dict[str, list[float | None]], i: int) -> float:
-        total = 0.0
+        """Rollout ``i``'s weighted sum of the active terms: finite terms can still overflow it
+        (two of 1e308), which is the terms' fault, named here, not the estimator's later."""
+        total, parts = 0.0, []
         for name in self.config.active:
             term = self.config.terms[name]
             gate = clamp01(values[term.gate][i]) if term.gate else 1.0
             value = values[name][i]
+            parts.append(f"{name}={value!r}")
             total += term.weight * gate * (0.0 if value is None else value)
+        if not math.isfinite(total):
+            raise FadtqError(f"reward total of rollout {i} is {total} (terms: {', '.join(parts)}); "
+                             "the terms must sum to a finite number")
         return total
 
 

@@ -19,4 +19,5 @@ def gpg_advantages(rewards, groups, eps: float = formulas.EPS, ddof: int = 0, ad
 @hookimpl
 def register_advantage_estimators():
     return [AdvantageEstimator("gpg", gpg_advantages, loss="policy_gradient",
-                               description="(R - mean) / (std + eps) per group; plain policy gradient, no reference")]
+                               description="(R - mean) / (std + eps) per group; plain policy gradient, no reference",
+                               check_options=formulas.standardise_option_problems)]

@@ -14,4 +14,5 @@ def grpo_advantages(rewards, groups, eps: float = formulas.EPS, ddof: int = 0):
 @hookimpl
 def register_advantage_estimators():
     return [AdvantageEstimator("grpo", grpo_advantages, loss="clipped_ratio",
-                               description="(R - mean) / (std + eps) per group; clipped ratio + KL to a reference")]
+                               description="(R - mean) / (std + eps) per group; clipped ratio + KL to a reference",
+                               check_options=formulas.standardise_option_problems)]

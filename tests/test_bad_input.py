@@ -316,6 +316,17 @@ def test_reward_plugins_must_return_one_finite_number_per_rollout(values, fragme
     assert not out.exists()
 
 
+def test_finite_terms_whose_total_overflows_are_named_not_blamed_on_the_estimator(plugin_dir, tmp_path, capsys):
+    plugin_dir("fadtq_test_huge", "from fadtq.api import RewardFunction, RewardOutput, hookimpl\n\n\n"
+                                  "@hookimpl\ndef register_rewards():\n"
+                                  "    return [RewardFunction(n, lambda rollouts, ctx: RewardOutput([1e308] * len(rollouts)))\n"
+                                  "            for n in ('huge_a', 'huge_b')]\n")
+    out = tmp_path / "out.jsonl"
+    fails(["reward", "--rewards", "huge_a,huge_b", "--input", str(ROLLOUTS), "--output", str(out)], capsys,
+          "reward total of rollout 0 is inf (terms: huge_a=1e+308, huge_b=1e+308); the terms must sum to a finite")
+    assert not out.exists()
+
+
 # ------------------------------------------------------------------------------------ late failures
 def test_a_broken_judge_template_fails_before_the_hf_judge_loads(tmp_path, capsys):
     prompts = tmp_path / "prompts"
@@ -395,3 +406,44 @@ def test_a_misnamed_hook_is_refused_naming_the_plugin(plugin_dir, capsys):
                                          r".*register_rewards"):
         new_plugin_manager()
     fails(["plugins"], capsys, "plugin fadtq-test-misnamed 0.1: ")
+
+
+def test_ctrl_c_in_any_command_is_one_line_and_status_130(tmp_path, capsys, monkeypatch):
+    """Ctrl-C while the look-alike is drawn (the drawing interrupted where it stands): no traceback,
+    one line, the shell's status for SIGINT, and nothing half-written at --out."""
+    import fadtq.data.synth as synth
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synth, "synthesize", interrupted)
+    assert main(["synth", "--out", str(tmp_path / "look")]) == 130
+    assert capsys.readouterr().err.strip().splitlines() == ["interrupted"]
+    assert not (tmp_path / "look").exists()
+
+
+def _png_header(path, width: int, height: int) -> None:
+    """A PNG that declares ``width`` x ``height`` grey pixels (its data is one row): the size is read
+    from the header, before anything would be decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * (width + 1)))
+                     + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("width, height", [(9000, 9000), (20000, 20000)])  # under and over PIL's own limit
+def test_an_image_too_large_to_decode_is_one_line_naming_it(tmp_path, width, height):
+    from fadtq.data.loco import load_rgb
+
+    path = tmp_path / "huge.png"
+    _png_header(path, width, height)
+    with pytest.raises(FadtqError) as error:
+        load_rgb(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: ") and "more than the 67,108,864 pixels (8192 x 8192)" in message
+    assert (f"{width} x {height} pixels" in message) or (f"({width * height} pixels)" in message)

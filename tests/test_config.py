@@ -344,3 +344,27 @@ def test_zero_offload_is_accepted_at_its_stage():
 def test_lora_settings_are_validated(overrides, key):
     with pytest.raises(FadtqError, match=re.escape(key)):
         load_run_config(None, overrides)
+
+
+@pytest.mark.parametrize("overrides, key, words", [
+    ({"advantage.options.eps": "-1"}, "advantage.options.eps", "expected a number > 0, got -1 (the gpg estimator)"),
+    ({"advantage.options.eps": "0"}, "advantage.options.eps", "expected a number > 0, got 0 (the gpg estimator)"),
+    ({"advantage.name": "grpo", "rollout.group_size": "2", "advantage.options.ddof": "2"}, "advantage.options.ddof",
+     "expected an integer in [0, 2) for groups of 2 (rollout.group_size), got 2 (the grpo estimator)"),
+    ({"train.clip_eps": "1.5"}, "train.clip_eps", "expected a number in (0, 1), got 1.5"),
+])
+def test_estimator_and_loss_options_are_checked_by_value_on_load(overrides, key, words):
+    from fadtq.plugin_manager import default_plugins
+    from fadtq.run_config import check_plugins
+
+    with pytest.raises(FadtqError) as error:
+        check_plugins(load_run_config(None, overrides), default_plugins())
+    assert str(error.value).endswith(f"{key}: {words}")
+
+
+def test_options_within_range_pass():
+    from fadtq.plugin_manager import default_plugins
+    from fadtq.run_config import check_plugins
+
+    check_plugins(load_run_config(None, {"advantage.options.ddof": "1", "advantage.options.eps": "0.000001"}),
+                  default_plugins())

@@ -24,6 +24,9 @@ CATEGORIES = ("breakfast_box", "juice_bottle", "pushpins", "screw_bag", "splicin
 LABELS = ("good", "structural", "logical")
 LABEL_FOLDERS = {"good": "good", "structural": "structural_anomalies", "logical": "logical_anomalies"}
 IMAGE_SUFFIX = ".png"
+# The largest image decoded (width x height): 8192 x 8192. MVTec LOCO AD's are 1600 x 1100 at most,
+# MMAD's a few megapixels; a manifest naming a larger file is refused rather than filling memory.
+MAX_IMAGE_PIXELS = 8192 * 8192
 
 
 @dataclass(frozen=True)
@@ -48,12 +51,7 @@ def load_rgb(path: str | Path):
     import numpy as np
     from PIL import Image
 
-    path = Path(path)
-    try:
-        with Image.open(path) as image:
-            image.load()
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise FadtqError(f"{path}: not a readable image ({exc})") from None
+    image = decoded(Path(path))
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         wide = np.asarray(image, dtype=np.float64)
         scale = 65535.0 if wide.max(initial=0) > 255 or image.mode != "I" else 255.0
@@ -63,13 +61,28 @@ def load_rgb(path: str | Path):
 
 def check_image(path: Path) -> None:
     """The image decodes fully: a truncated file fails here, not when a run first shows it."""
+    decoded(path)
+
+
+def decoded(path: Path):
+    """``path`` opened and decoded in full; an unreadable file, or one of more than
+    :data:`MAX_IMAGE_PIXELS` (read from its header, before anything is decoded), is one error."""
     from PIL import Image
 
     try:
         with Image.open(path) as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise FadtqError(_too_large(path, f"{image.width} x {image.height} pixels"))
             image.load()
+    except Image.DecompressionBombError as exc:  # PIL's own, larger limit, checked as it opens the file
+        raise FadtqError(_too_large(path, str(exc).split(" exceeds")[0])) from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise FadtqError(f"{path}: not a readable image ({exc})") from None
+    return image
+
+
+def _too_large(path: Path, size: str) -> str:
+    return f"{path}: {size}, more than the {MAX_IMAGE_PIXELS:,} pixels (8192 x 8192) an image may have"
 
 
 def list_images(folder: Path) -> list[Path]:
