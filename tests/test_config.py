@@ -368,3 +368,16 @@ def test_options_within_range_pass():
 
     check_plugins(load_run_config(None, {"advantage.options.ddof": "1", "advantage.options.eps": "0.000001"}),
                   default_plugins())
+
+
+def test_a_run_s_config_keeps_its_local_paths_absolute(tmp_path, monkeypatch):
+    """--resume and fadtq eval of the run work from any folder; a hub id stays a hub id."""
+    from fadtq.training.run_folder import with_absolute_paths
+
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "prompts").mkdir()
+    monkeypatch.chdir(tmp_path)
+    cfg = with_absolute_paths(load_run_config(None, {"data.benchmark": "bench", "prompts_dir": "prompts",
+                                                     "model.path": "Qwen/Qwen2.5-VL-3B-Instruct", "output.dir": "runs"}))
+    assert (cfg.data.benchmark, cfg.prompts_dir) == (str(tmp_path / "bench"), str(tmp_path / "prompts"))
+    assert cfg.model.path == "Qwen/Qwen2.5-VL-3B-Instruct" and cfg.output.dir == str(tmp_path / "runs")

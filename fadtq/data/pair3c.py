@@ -12,7 +12,7 @@ import random
 import shutil
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from fadtq.data.loco import LABELS, LocoCategory, LocoImage, check_image, read_loco
 from fadtq.errors import FadtqError
@@ -208,8 +208,11 @@ def read_manifest(path: str | Path, loco_root: str | Path | None = None) -> list
         seen[row["id"]] = number
         if loco_root is not None:
             for key in ("test_image", "ref_image"):
-                if not (Path(loco_root) / row[key]).is_file():
-                    raise FadtqError(f"{where}: field '{key}': {Path(loco_root) / row[key]} not found")
+                image = Path(loco_root) / row[key]
+                if not image.is_file():
+                    raise FadtqError(f"{where}: field '{key}': {image} not found")
+                if not image.resolve().is_relative_to(Path(loco_root).resolve()):
+                    raise FadtqError(f"{where}: field '{key}': {image} leads outside {loco_root} (a link)")
         rows.append(row)
     if not rows:
         raise FadtqError(f"{path}: manifest holds no rows")
@@ -222,6 +225,11 @@ def _validate_row(row: dict, where: str) -> None:
             raise FadtqError(f"{where}: field '{key}' missing")
         if not isinstance(row[key], kind) or not row[key]:
             raise FadtqError(f"{where}: field '{key}': expected a non-empty string, got {row[key]!r}")
+    for key in ("test_image", "ref_image"):
+        path = PurePosixPath(row[key])
+        if path.is_absolute() or ".." in path.parts:
+            raise FadtqError(f"{where}: field '{key}': {row[key]!r}: expected a path inside the image folder "
+                             "(relative, without '..')")
     if row["label"] not in LABELS:
         raise FadtqError(f"{where}: field 'label': expected one of {', '.join(LABELS)}, got {row['label']!r}")
     if row["split"] not in SPLITS:

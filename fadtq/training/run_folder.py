@@ -8,7 +8,7 @@ plugin providers, the model and benchmark, the step plan), ``metrics.jsonl``, ``
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -35,11 +35,22 @@ def new_run_dir(cfg: RunConfig, config_name: str) -> Path:
     return run_dir
 
 
+def with_absolute_paths(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with its local paths absolute (a hub id stays as it is): ``--resume`` and ``fadtq eval``
+    of the run then work from any folder."""
+    def absolute(path: str | None) -> str | None:
+        return path if path is None or not Path(path).exists() else str(Path(path).resolve())
+
+    return replace(cfg, prompts_dir=absolute(cfg.prompts_dir), model=replace(cfg.model, path=absolute(cfg.model.path)),
+                   data=replace(cfg.data, benchmark=absolute(cfg.data.benchmark), loco_root=absolute(cfg.data.loco_root)),
+                   output=replace(cfg.output, dir=str(Path(cfg.output.dir).resolve())))
+
+
 def create_run_dir(run_dir: Path, cfg: RunConfig, prepared: Prepared, model_path: str, rank: int) -> None:
-    """The folder with its ``config.yaml`` and ``metadata.json`` (rank 0 writes them)."""
+    """The folder with its ``config.yaml`` (paths absolute) and ``metadata.json`` (rank 0 writes them)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     if rank == 0:
-        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(asdict(cfg), sort_keys=False))
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(asdict(with_absolute_paths(cfg)), sort_keys=False))
         atomic_write_json(run_dir / "metadata.json", run_metadata(cfg, prepared, model_path))
 
 

@@ -120,6 +120,10 @@ def test_categories_subset_and_table(tiny_tree):
         ({"ref_image": 3}, r"test.jsonl:2: field 'ref_image': expected a non-empty string"),
         ({"defect_types": "x"}, r"test.jsonl:2: field 'defect_types'"),
         ({"id": "ID0"}, r"test.jsonl:2: field 'id': 'ID0' already used on line 1"),
+        ({"test_image": "/etc/passwd"}, r"test.jsonl:2: field 'test_image': '/etc/passwd': expected a path inside the "
+                                        r"image folder \(relative, without '\.\.'\)"),
+        ({"ref_image": "../../secret.png"}, r"test.jsonl:2: field 'ref_image': '\.\./\.\./secret.png': expected a "
+                                            r"path inside the image folder"),
     ],
 )
 def test_read_manifest_names_file_line_and_field(tmp_path, change, message):
@@ -141,3 +145,16 @@ def test_read_manifest_missing_field_and_missing_image(tmp_path):
                                 "ref_image": "r.png", "split": "train"}) + "\n")
     with pytest.raises(FadtqError, match=r"train.jsonl:1: field 'test_image': .*t.png not found"):
         read_manifest(path, loco_root=tmp_path)
+
+
+def test_a_manifest_image_linked_outside_the_image_folder_is_refused(tmp_path):
+    root, outside = tmp_path / "images", tmp_path / "elsewhere.png"
+    root.mkdir()
+    outside.write_bytes(b"not read")
+    (root / "t.png").symlink_to(outside)
+    (root / "r.png").write_bytes(b"")
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps({"id": "x", "category": "c", "label": "good", "test_image": "t.png",
+                                "ref_image": "r.png", "split": "train"}) + "\n")
+    with pytest.raises(FadtqError, match=r"train.jsonl:1: field 'test_image': .*t.png leads outside .*images \(a link\)"):
+        read_manifest(path, loco_root=root)
