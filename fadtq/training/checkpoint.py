@@ -124,13 +124,31 @@ def barrier() -> None:
 
 def save_checkpoint(run_dir: Path, steps_done: int, strategy, actor, processor, rank: int, keep: int,
                     image_size: int | None) -> Path:
-    """Collective: every rank calls it. Returns the final folder."""
+    """Collective: every rank calls it. Returns the final folder. A file system error on any rank
+    (a full disk, a file too large, a read-only or forbidden folder) stops every rank with one line
+    naming the path, the partial ``.tmp`` removed and the last complete checkpoint untouched."""
     final = step_dir(run_dir, steps_done)
     tmp = final.with_name(final.name + ".tmp")
     if rank == 0:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     barrier()
+    failures = _all_failures(_guarded(lambda: _write_parts(tmp, strategy, actor, processor, rank, image_size)))
+    if not failures:
+        failures = _all_failures(_guarded(lambda: _seal(run_dir, tmp, final, steps_done, keep)) if rank == 0 else None)
+    if failures:
+        if rank == 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+        barrier()
+        last = latest_checkpoint(run_dir)
+        raise FadtqError(f"checkpoint {final.name} could not be written: {failures[0]}; the partial folder was "
+                         f"removed, and the run continues with --resume {run_dir} from "
+                         f"{last.name if last else 'its start (no complete checkpoint)'}")
+    return final
+
+
+def _write_parts(tmp: Path, strategy, actor, processor, rank: int, image_size: int | None) -> None:
+    """This rank's share of a checkpoint: the policy (rank 0 writes), the engine state, its RNG."""
     adapters = has_adapters(actor.model)
     if adapters:
         save_merged_policy(actor.model, tmp / "policy", rank)
@@ -143,15 +161,52 @@ def save_checkpoint(run_dir: Path, steps_done: int, strategy, actor, processor, 
     actor.model.save_checkpoint(str(tmp / "deepspeed"), tag="state", save_latest=False,
                                 exclude_frozen_parameters=adapters)
     torch.save(torch.get_rng_state(), tmp / f"rng-rank{rank}.pt")
-    barrier()
-    if rank == 0:
-        atomic_write_json(tmp / STATE_FILE, {"steps_done": steps_done})
-        write_manifest(tmp)
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
-        prune(run_dir, keep)
-    barrier()
-    return final
+
+
+def _seal(run_dir: Path, tmp: Path, final: Path, steps_done: int, keep: int) -> None:
+    """Rank 0, once every rank's files are in: the step count, the manifest, the rename into place."""
+    atomic_write_json(tmp / STATE_FILE, {"steps_done": steps_done})
+    write_manifest(tmp)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    prune(run_dir, keep)
+
+
+def _guarded(write: Callable[[], None]) -> str | None:
+    """``None``, or the one-line account of the file system error ``write`` raised."""
+    try:
+        write()
+    except OSError as exc:
+        return f"{exc.filename or 'a file'}: {exc.strerror or exc}"
+    return None
+
+
+def _all_failures(failure: str | None) -> list[str]:
+    """Every rank's failure (collective: a barrier too), so that all ranks stop together."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [failure] if failure else []
+    gathered: list[str | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, failure)
+    return [f for f in gathered if f]
+
+
+def checkpoint_bytes(model: torch.nn.Module) -> int:
+    """About the size of one checkpoint: the policy's weights as saved, and for each trained weight
+    its fp32 copy and Adam's two moments in the engine state."""
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return weights + 12 * trained
+
+
+def check_disk_space(run_dir: Path, per_checkpoint: int, keep: int, free: int | None = None) -> None:
+    """Refuse to start when ``keep`` checkpoints and the one being written do not fit in the free
+    space under ``run_dir`` (``free``: measured when not given)."""
+    free = shutil.disk_usage(run_dir).free if free is None else free
+    need = per_checkpoint * (keep + 1)
+    if need > free:
+        raise FadtqError(f"output.dir {run_dir}: {free / 2**30:.2f} GiB free, but a checkpoint takes about "
+                         f"{per_checkpoint / 2**30:.2f} GiB and {keep} are kept (output.keep_checkpoints) while "
+                         f"one more is written: {need / 2**30:.2f} GiB; free some space or keep fewer")
 
 
 def prune(run_dir: Path, keep: int) -> None:

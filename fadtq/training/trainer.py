@@ -153,6 +153,9 @@ class Trainer:
     def fit(self) -> Path:
         from tqdm import tqdm
 
+        # every rank checks (the same folder): all stop together, before the first step
+        checkpoint.check_disk_space(self.run_dir, checkpoint.checkpoint_bytes(self.policy_model),
+                                    self.cfg.output.keep_checkpoints)
         if self.start_step == 0:
             torch.manual_seed(self.cfg.train.seed * 1000 + self.rank)
         trackers = [] if self.rank else start_trackers(self.cfg.output.loggers, RunInfo(
