@@ -124,14 +124,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         args = parse_args(sys.argv[1:] if argv is None else argv)
         cfg, origins = load_train_config(args, default_plugins())
+        rank_zero = os.environ.get("RANK", "0") == "0"  # set by the launchers; the strategy is not up yet
         # the checkpoint to resume from, verified before anything loads (each rank checks the same files)
-        resume_from = args.resume and resumable_checkpoint(
-            args.resume, log.warning if os.environ.get("RANK", "0") == "0" else lambda line: None)
+        resume_from = args.resume and resumable_checkpoint(args.resume, log.warning if rank_zero else lambda line: None)
         with origins.blame():
             run_dir = args.resume or new_run_dir(cfg, args.config or "cpu_default")
         # rank 0 holds the run folder's lock from here to the end: a second run into it is refused
-        locked = folder_lock(run_dir, "--resume" if args.resume else "output.name") \
-            if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
+        locked = folder_lock(run_dir, "--resume" if args.resume else "output.name") if rank_zero \
+            else contextlib.nullcontext()
         with locked:
             with origins.blame():
                 trainer = build(cfg, run_dir)

@@ -11,6 +11,7 @@ ones, and the family converts to and from its model's keyword arguments
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ class ImageTensors:
 
     def select(self, images: Sequence[int]) -> ImageTensors:
         """Images ``images``, in that order (repeats allowed)."""
-        spans = self._spans()
+        spans = self.spans
         patch_rows = torch.as_tensor([p for i in images for p in spans[i]], dtype=torch.long)
         index = torch.as_tensor(list(images), dtype=torch.long)
         return ImageTensors(per_patch={k: v[patch_rows.to(v.device)] for k, v in self.per_patch.items()},
@@ -41,7 +42,7 @@ class ImageTensors:
 
     def same(self, i: int, j: int) -> bool:
         """Whether images ``i`` and ``j`` are the same tensors."""
-        spans = self._spans()
+        spans = self.spans
         return (all(torch.equal(v[i], v[j]) for v in self.per_image.values())
                 and len(spans[i]) == len(spans[j])
                 and all(torch.equal(v[spans[i].start:spans[i].stop], v[spans[j].start:spans[j].stop])
@@ -49,7 +50,7 @@ class ImageTensors:
 
     def checksum(self, i: int) -> float:
         """A cheap summary of image ``i`` (equal images have equal checksums)."""
-        span = self._spans()[i]
+        span = self.spans[i]
         return sum(float(v[span.start:span.stop].float().sum()) for v in self.per_patch.values())
 
     @classmethod
@@ -59,7 +60,9 @@ class ImageTensors:
                    per_image={k: torch.cat([p.per_image[k] for p in parts]) for k in first.per_image},
                    patches=torch.cat([p.patches for p in parts]))
 
-    def _spans(self) -> list[range]:
-        """Each image's entries of the ``per_patch`` tensors."""
+    @functools.cached_property
+    def spans(self) -> list[range]:
+        """Each image's entries of the ``per_patch`` tensors (computed once: distinct images and
+        prompts ask for them image by image)."""
         sizes = self.patches.tolist()
         return [range(end - size, end) for end, size in zip(itertools.accumulate(sizes), sizes)]

@@ -83,3 +83,9 @@ def positions(model, input_ids, attention_mask, token_inputs, images: ImageTenso
         input_ids, mm_token_type_ids=token_inputs["mm_token_type_ids"],
         image_grid_thw=images.per_image["image_grid_thw"], attention_mask=attention_mask)
     return rope
+
+
+# What every Qwen family declares alike: its inputs, positions, control tokens and tower.
+FAMILY_FIELDS = {"token_keys": TOKEN_KEYS, "image_tensors": image_tensors, "row_images": row_images,
+                 "image_kwargs": image_kwargs, "positions": positions,
+                 "vision_control_tokens": VISION_CONTROL_TOKENS, "vision_tower": "visual"}
