@@ -13,7 +13,10 @@ never trained or tuned on). The runs:
 - ``no_conciseness`` / ``no_relevance``: FAD-TQ with only the relevance / only the conciseness score.
 
 Results go to ``bench/results/learnability.json`` (merged run by run, so rounds can be run apart)
-and ``docs/learnability.png``.
+and ``docs/learnability.png``. Its ``summary`` holds, per method, the mean final accuracy over the
+seeds run and its 95% bootstrap interval over seeds and pairs, and the paired differences FAD-TQ -
+GPG and GPG - GRPO over the seeds both ran (fadtq/evaluation/intervals.py); a run keeps its per-pair
+scores (``final_correct``) for that, so runs evaluated before they were kept have no interval.
 
     .venv/bin/python bench/learnability.py --runs fadtq-s0,fadtq-s1 --minutes 20
     .venv/bin/python bench/learnability.py --runs gpg-s0,grpo-s0 --minutes 20
@@ -104,10 +107,17 @@ def write_points(run_dir: str) -> None:
     benchlib.atomic_write_json(run / "points.json", points)
 
 
+def final_correct(run_dir: Path, step: int) -> dict[str, int]:
+    """Pair id -> 1 if the checkpoint of ``step`` answered it right (its greedy evaluation), else 0."""
+    rows = (json.loads(line) for line in (run_dir / f"eval-{step:06d}" / "predictions.jsonl").read_text().splitlines())
+    return {row["id"]: int(row["correct"]) for row in rows}
+
+
 def collect(run_dir: Path, minutes: float) -> dict:
     steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     points = json.loads((run_dir / "points.json").read_text())
     return {
+        "final_correct": final_correct(run_dir, points[-1]["step"]),
         "command": " ".join(command(run_dir.name, run_dir.parent, [])[1:]),
         "minutes": minutes,
         "steps": len(steps),
@@ -154,11 +164,14 @@ def main() -> int:
             results[run] = collect(out / run, minutes) | {"overrides": overrides}
             print(f"{run}: {results[run]['steps']} steps; test accuracy "
                   f"{[round(p['accuracy'], 3) for p in results[run]['test']]}")
-        benchlib.atomic_write_json(RESULT, {"protocol": PROTOCOL, "train_window": TRAIN_WINDOW, "results": results})
     if not results:
         parser.error(f"--replot: no {PROTOCOL} results in {RESULT}; run some first")
+    intervals = summary(results)
+    benchlib.atomic_write_json(RESULT, {"protocol": PROTOCOL, "train_window": TRAIN_WINDOW, "results": results,
+                                        "summary": intervals})
     plot(results, FIGURE)
     print(table(results))
+    print(interval_table(intervals))
     return 0
 
 
@@ -166,6 +179,56 @@ def windowed_means(points: list, window: int = TRAIN_WINDOW) -> list[tuple[float
     """A per-step training curve averaged over consecutive windows of ``window`` steps (at their last step)."""
     return [(points[i + len(chunk) - 1][0], sum(v for _, v in chunk) / len(chunk))
             for i in range(0, len(points), window) if (chunk := points[i:i + window])]
+
+
+# (first, second): the paired differences reported, seed by seed on the same pairs
+DIFFERENCES = (("fadtq", "gpg"), ("gpg", "grpo"))
+
+
+def by_method(results: dict) -> dict[str, dict[int, dict[str, int]]]:
+    """Method -> seed -> the final per-pair scores, for the runs that recorded them."""
+    methods: dict[str, dict[int, dict[str, int]]] = {}
+    for run, result in results.items():
+        if "final_correct" in result:
+            method, seed = run.rsplit("-s", 1)
+            methods.setdefault(method, {})[int(seed)] = result["final_correct"]
+    return methods
+
+
+def scores(per_seed: dict[int, dict[str, int]], seeds: list[int]) -> list[list[int]]:
+    """A seeds x pairs matrix (pairs in id order) of the seeds given."""
+    ids = sorted(per_seed[seeds[0]])
+    return [[per_seed[seed][pair] for pair in ids] for seed in seeds]
+
+
+def summary(results: dict) -> dict:
+    """Per method, the mean final accuracy over its seeds with a 95% bootstrap interval over seeds
+    and pairs (fadtq/evaluation/intervals.py); and the paired differences of DIFFERENCES over the
+    seeds both methods ran."""
+    from fadtq.evaluation.intervals import paired_difference, seeds_and_pairs
+
+    methods = by_method(results)
+    out = {"methods": {}, "differences": {}}
+    for method, per_seed in sorted(methods.items()):
+        seeds = sorted(per_seed)
+        out["methods"][method] = {"seeds": seeds, **seeds_and_pairs(scores(per_seed, seeds)).as_dict()}
+    for first, second in DIFFERENCES:
+        shared = sorted(set(methods.get(first, {})) & set(methods.get(second, {})))
+        if shared:
+            interval = paired_difference(scores(methods[first], shared), scores(methods[second], shared))
+            out["differences"][f"{first} - {second}"] = {"seeds": shared, **interval.as_dict()}
+    return out
+
+
+def interval_table(summary_: dict) -> str:
+    """The methods' accuracies and the paired differences with their intervals (Markdown)."""
+    lines = ["| method or difference | seeds | accuracy (points) | 95% interval |", "|---|---|---|---|"]
+    for name, row in [*summary_["methods"].items(), *summary_["differences"].items()]:
+        lines.append(f"| {name} | {len(row['seeds'])} | {100 * row['mean']:+.1f} | "
+                     f"[{100 * row['low']:+.1f}, {100 * row['high']:+.1f}] |" if " - " in name else
+                     f"| {name} | {len(row['seeds'])} | {100 * row['mean']:.1f} | "
+                     f"[{100 * row['low']:.1f}, {100 * row['high']:.1f}] |")
+    return "\n".join(lines)
 
 
 def table(results: dict) -> str:

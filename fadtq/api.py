@@ -137,7 +137,19 @@ class RewardFunction:
                                       or not math.isfinite(value)):
                 raise FadtqError(f"reward plugin {self.name!r}: returned {value!r} for rollout {rollout.id!r}; "
                                  "expected a finite number or None")
-        return RewardOutput([None if v is None else float(v) for v in values], out.logs)
+        return RewardOutput([None if v is None else float(v) for v in values], self._checked_logs(out))
+
+    def _checked_logs(self, out: RewardOutput) -> dict[str, float]:
+        """The plugin's logs: a mapping of names to finite numbers (a summary averages them)."""
+        logs = getattr(out, "logs", None)
+        if not isinstance(logs, dict):
+            raise FadtqError(f"reward plugin {self.name!r}: logs are {type(logs).__name__}; expected a mapping of "
+                             "names to numbers")
+        for key, value in logs.items():
+            if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, numbers.Real) \
+                    or not math.isfinite(value):
+                raise FadtqError(f"reward plugin {self.name!r}: log {key!r} is {value!r}; expected a finite number")
+        return {key: float(value) for key, value in logs.items()}
 
 
 class AdvantageFn(Protocol):

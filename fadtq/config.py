@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import types
 import typing
@@ -22,7 +23,7 @@ from typing import Any, TypeVar, Union
 import yaml
 
 from fadtq.errors import ConfigError, FadtqError
-from fadtq.files import read_text
+from fadtq.files import file_problem, read_text
 
 T = TypeVar("T")
 DEFAULT_CONFIG = "cpu_default.yaml"
@@ -40,6 +41,8 @@ def resolve_config_path(name_or_path: str | Path | None, where: str = "--config"
     path = Path(name_or_path)
     if path.is_file():
         return path
+    if os.path.lexists(path):
+        raise FadtqError(f"{where} {name_or_path}: {file_problem(path)}")
     for candidate in (packaged_configs_dir() / path.name, packaged_configs_dir() / f"{path.name}.yaml"):
         if candidate.is_file():
             return candidate
@@ -48,11 +51,14 @@ def resolve_config_path(name_or_path: str | Path | None, where: str = "--config"
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses a key given twice in one mapping (PyYAML keeps the last one)."""
+    """A safe loader that refuses a key given twice in one mapping (PyYAML keeps the last one).
+    Keys merged in with ``<<: *anchor`` are defaults the mapping's own keys may override."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: set = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = self.construct_object(key_node, deep=True)
             if key in seen:
                 raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
@@ -74,18 +80,35 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def apply_overrides(data: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
-    """Set dotted keys (``train.lr=1e-5``); values are YAML scalars or flow collections."""
+def apply_overrides(data: dict[str, Any], overrides: dict[str, str], schema: type | None = None) -> dict[str, Any]:
+    """Set dotted keys (``train.lr=1e-5``); values are YAML scalars or flow collections. A key below
+    a value that is not a mapping is the flag's fault where ``schema`` (the config's dataclass) has
+    no section there, else the fault of the value: a :class:`ConfigError` on its key."""
     for dotted, raw in overrides.items():
         node = data
         *parents, leaf = dotted.split(".")
-        for key in parents:
+        for depth, key in enumerate(parents, start=1):
             child = node.setdefault(key, {})
             if not isinstance(child, dict):
-                raise FadtqError(f"--{dotted}: {key!r} is not a section")
+                section = ".".join(parents[:depth])
+                if schema is not None and _is_section(schema, parents[:depth]):
+                    raise ConfigError(section, f"expected a mapping, got {type(child).__name__} (so --{dotted} "
+                                      "has no section to go in)")
+                raise FadtqError(f"--{dotted}: {section} is not a section (it holds {child!r})")
             node = child
         node[leaf] = yaml.safe_load(raw) if isinstance(raw, str) else raw
     return data
+
+
+def _is_section(schema: Any, path: list[str]) -> bool:
+    """Whether the dataclass ``schema`` holds a mapping (a dataclass or a dict) at ``path``."""
+    for name in path:
+        if not dataclasses.is_dataclass(schema):
+            return typing.get_origin(schema) is dict
+        schema = typing.get_type_hints(schema).get(name)
+        if schema is None:
+            return False
+    return dataclasses.is_dataclass(schema) or typing.get_origin(schema) is dict
 
 
 def _type_name(tp: Any) -> str:
@@ -201,14 +224,27 @@ class Origins:
             self.record(value, flag, f"{key}.", key)
 
     def blame_error(self, exc: ConfigError) -> FadtqError:
-        """``exc`` prefixed with the file that set its key, or the flag (then the key is not repeated).
-        An error about a flag (``--out``) is left as it is."""
+        """``exc`` prefixed with the file that set its key, or the flag (then the key is not repeated);
+        a key nobody set is blamed on the first related key somebody did set, and the origins of the
+        other related keys follow in brackets. An error about a flag (``--out``) is left as it is."""
         if exc.key.startswith("--"):
             return exc
-        origin, flag_key = self._origin(re.sub(r"\[\d+\]", "", exc.key))
-        if origin is None:
-            return FadtqError(f"{self.top}: {exc}")
-        return FadtqError(f"{origin}: {exc.detail if flag_key == exc.key else exc}")
+        key = re.sub(r"\[\d+\]", "", exc.key)
+        origin, flag_key = self._origin(key)
+        if not self._was_set(key):
+            for related in exc.related:
+                if self._was_set(related):
+                    origin, flag_key = self._origin(related)
+                    break
+        message = exc.detail if flag_key == exc.key else str(exc)
+        others = [f"{related} from {where}" for related in exc.related
+                  if (where := self._origin(related)[0]) not in (None, origin)]
+        if others:
+            message += f" ({'; '.join(others)})"
+        return FadtqError(f"{origin or self.top}: {message}")
+
+    def _was_set(self, key: str) -> bool:
+        return key in self._by_key or any(dotted.startswith(f"{key}.") for dotted in self._by_key)
 
     def _origin(self, key: str) -> tuple[str | None, str | None]:
         """Who set ``key``: a flag that set it or something below it (the user just typed that),
@@ -234,17 +270,18 @@ class Origins:
 
 def read_with_extends(path: Path, origins: Origins, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """A file's mapping, merged over the preset or file its ``extends:`` key names; ``origins``
-    records which file set each key."""
+    records which file set each key. Top-level keys starting with ``x-`` are left out: a place for
+    YAML anchors that sections merge in (``<<: *anchor``)."""
     if path.resolve() in seen:
         raise FadtqError(f"{path}: extends: circular chain {' -> '.join(map(str, seen + (path,)))}")
-    data = read_yaml(path)
+    data = {key: value for key, value in read_yaml(path).items() if not str(key).startswith("x-")}
     parent = data.pop("extends", None)
     merged = data
     if parent is not None:
         if not isinstance(parent, str):
             raise FadtqError(f"{path}: extends: expected a preset name or path, got {parent!r}")
         local = path.parent / parent
-        parent_path = local if local.is_file() else resolve_config_path(parent, f"{path}: extends:")
+        parent_path = resolve_config_path(local if os.path.lexists(local) else parent, f"{path}: extends:")
         merged = deep_merge(read_with_extends(parent_path, origins, seen + (path.resolve(),)), data)
     origins.record(data, str(path))
     return merged
@@ -260,7 +297,8 @@ def load_traced(cls: type[T], path: Path, overrides: dict[str, str] | None = Non
     for key, raw in (overrides or {}).items():
         if isinstance(raw, str) and not raw.strip():
             raise FadtqError(f"{flag_of[key]}: empty value; give null to unset it")
-    data = apply_overrides(data, overrides or {})
+    with origins.blame():
+        data = apply_overrides(data, overrides or {}, cls)
     for key, flag in flag_of.items():
         value = data
         for part in key.split("."):

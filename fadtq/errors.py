@@ -16,12 +16,15 @@ class FadtqError(Exception):
 class ConfigError(FadtqError):
     """An error in one setting: a dotted config key, or a flag. For a config key, where its value
     came from (a file, a preset of an ``extends:`` chain, a flag) is added by
-    :meth:`fadtq.config.Origins.blame`."""
+    :meth:`fadtq.config.Origins.blame`. ``related`` names the other keys whose values make this one
+    wrong (``rollout.group_size`` for a micro-batch size that does not divide the rollouts): their
+    origins are named too, and one of them answers for a key that nobody set."""
 
-    def __init__(self, key: str, detail: str) -> None:
+    def __init__(self, key: str, detail: str, related: tuple[str, ...] = ()) -> None:
         super().__init__(f"{key}: {detail}" if key else detail)
         self.key = key
         self.detail = detail
+        self.related = related
 
 
 # Failures of the input or the machine rather than of the code: shown as one line, not a traceback.

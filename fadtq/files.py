@@ -3,6 +3,7 @@ checked before any work starts."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -59,6 +60,20 @@ def _decode(data: bytes, path: Path, first_line: int = 1) -> str:
         line = first_line + data.count(b"\n", 0, exc.start)
         raise FadtqError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
                          "expected a UTF-8 file") from None
+
+
+def file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a file, in a few words (a folder, a link loop, a link to
+    nothing, not found); None when it can."""
+    try:
+        path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a loop of symbolic links"
+        if path.is_symlink():
+            return f"a symbolic link to {os.readlink(path)}, which does not exist"
+        return "not found" if exc.errno == errno.ENOENT else exc.strerror or str(exc)
+    return "is a folder; expected a file" if path.is_dir() else None
 
 
 def read_text(path: str | os.PathLike) -> str:

@@ -31,7 +31,8 @@ def register_rewards() -> list[RewardFunction]:
     A reward function (``fadtq.api.RewardFn``) is called with a *batch* of
     ``fadtq.rollout.Rollout`` and a ``fadtq.api.RewardContext`` and returns
     ``fadtq.api.RewardOutput``: one value per rollout (a float, or ``None`` when it could not be
-    computed for that rollout; never a made-up number) and a dict of scalar logs. Values should
+    computed for that rollout; never a made-up number) and a dict of scalar logs (name -> finite
+    number; anything else is an error naming the plugin and the log). Values should
     lie in [0, 1] for the paper's total to stay in [0, 3], but nothing enforces it.
     ``needs_judge=True`` declares that it asks the judge (``ctx.verdicts``); the composer then
     counts judged, skipped and failed rollouts.

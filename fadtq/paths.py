@@ -5,11 +5,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from fadtq.errors import FadtqError
+
 
 def cache_dir() -> Path:
     """``$FADTQ_CACHE``, else ``.cache/fadtq`` in the repository checkout."""
     configured = os.environ.get("FADTQ_CACHE")
-    return Path(configured) if configured else Path(__file__).resolve().parents[1] / ".cache" / "fadtq"
+    if not configured:
+        return Path(__file__).resolve().parents[1] / ".cache" / "fadtq"
+    path = Path(configured)
+    if os.path.lexists(path) and not path.is_dir():
+        what = "a loop of symbolic links" if path.is_symlink() and not path.exists() else "not a folder"
+        raise FadtqError(f"FADTQ_CACHE={configured}: {what}; expected the folder where fadtq keeps what it builds "
+                         "(look-alike trees, tiny models), or unset it")
+    return path
 
 
 def missing_local_folder(name: str) -> bool:

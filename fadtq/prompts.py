@@ -1,7 +1,9 @@
 """Jinja prompt templates: the policy's question and the judge's instructions.
 
 Templates ship in the package (``prompts/`` in the repository, importable as ``fadtq_prompts``)
-and any of them can be overridden by a file of the same name in ``--prompts-dir``.
+and any of them can be overridden by a file of the same name in ``--prompts-dir``. Every file
+there must name a shipped template, except those starting with ``_`` (pieces the templates
+include) or ``.``: a misspelt name would otherwise be ignored.
 
 Rendering is sandboxed with ``StrictUndefined``: a misspelt variable is an error, not an empty
 string. Untrusted text (the policy's reasoning) is only ever passed as a *variable*, never as
@@ -58,6 +60,7 @@ class PromptLibrary:
                 raise ConfigError("prompts_dir", f"{override_dir}: not a directory")
             search.insert(0, override_dir)
         self.search_path = search
+        self.overridden = self._check_overrides(override_dir) if override_dir is not None else frozenset()
         self.rendered: set[str] = set()  # the templates rendered so far: those a run uses
         self.env = SandboxedEnvironment(
             loader=_Loader(self),
@@ -66,6 +69,16 @@ class PromptLibrary:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+
+    @staticmethod
+    def _check_overrides(folder: Path) -> frozenset[str]:
+        """The shipped templates ``folder`` replaces; a file that names none is an error."""
+        known = sorted(p.name for p in packaged_prompts_dir().glob("*.j2"))
+        names = {p.name for p in folder.iterdir() if not p.name.startswith(("_", "."))}
+        for name in sorted(names - set(known)):
+            raise ConfigError("prompts_dir", f"{folder / name}: names no template; known: {', '.join(known)} "
+                              "(a file the templates include starts with '_')")
+        return frozenset(names)
 
     def source_path(self, name: str) -> Path:
         for folder in self.search_path:

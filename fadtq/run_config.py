@@ -272,7 +272,8 @@ def check_plugins(cfg: RunConfig, plugins: Plugins) -> None:
                           "advantage.options")
     if estimator.check_options is not None:
         for name, problem in estimator.check_options(cfg.advantage.options, cfg.rollout.group_size).items():
-            raise ConfigError(f"advantage.options.{name}", f"{problem} (the {estimator.name} estimator)")
+            raise ConfigError(f"advantage.options.{name}", f"{problem} (the {estimator.name} estimator)",
+                              related=("rollout.group_size",))
     engine = plugins.engines.get(cfg.rollout.engine)
     check_keyword_options(engine.build, 2, f"the {engine.name} rollout engine", cfg.rollout.options, "rollout.options")
 

@@ -8,18 +8,20 @@ bad input fails in seconds with one line, never after the first batch.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from fadtq.api import AdvantageEstimator, JudgeItem, Verdict
 from fadtq.composition import PluginChoice
-from fadtq.judges.protocol import judge_messages
+from fadtq.judges.protocol import JUDGE_TEMPLATES, judge_messages
 from fadtq.plugin_manager import Plugins
 from fadtq.prompts import CLASS_NAMES, MMAD_TEMPLATE, POLICY_TEMPLATE, PromptLibrary, mmad_question, policy_question
 from fadtq.rollout import Rollout
 from fadtq.scoring import Scorer
 
+log = logging.getLogger(__name__)
 SAMPLE_CATEGORY = "breakfast_box"
 SAMPLE_QUESTION = "Which case applies to the test image: good, structural or logical?"
 SAMPLE_REASONING = "The reference image and the test image show the same parts in the same places."
@@ -58,11 +60,30 @@ def judge_templates(scorer: Scorer, judge: PluginChoice, plugins: Plugins) -> tu
     return plugins.judges.get(judge.name).templates if scorer.uses_judge() else ()
 
 
+def render_judge_templates(scorer: Scorer, judge: PluginChoice, plugins: Plugins, prompts: PromptLibrary) -> None:
+    """Render the judge's templates once, if the run asks the judge; warn about replaced judge
+    templates it will not read."""
+    names = judge_templates(scorer, judge, plugins)
+    render_templates(prompts, names)
+    warning = unread_templates(prompts, names)
+    if warning:
+        log.warning(warning)
+
+
+def unread_templates(prompts: PromptLibrary, rendered: Iterable[str]) -> str | None:
+    """A warning when ``--prompts-dir`` replaces judge templates that no judge of this run reads."""
+    unread = sorted((prompts.overridden & set(JUDGE_TEMPLATES)) - set(rendered))
+    if not unread:
+        return None
+    return (f"prompts_dir {prompts.search_path[0]}: {', '.join(unread)} will not be read: the judge of this run "
+            "renders no templates, or no reward term asks it")
+
+
 def check_scoring(scorer: Scorer, judge: PluginChoice, plugins: Plugins, prompts: PromptLibrary,
                   estimator: AdvantageEstimator, options: dict) -> None:
     """The judge's templates rendered, the reward plugins and the estimator tried on sample
     rollouts (a stand-in judge answers), then the judge built and reached."""
-    render_templates(prompts, judge_templates(scorer, judge, plugins))
+    render_judge_templates(scorer, judge, plugins, prompts)
     rollouts = sample_rollouts()
     scored = scorer.with_judge(_SampleJudge()).score(rollouts)
     estimator(np.asarray(scored.total), [r.group for r in rollouts], **options)

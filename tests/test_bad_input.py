@@ -265,16 +265,27 @@ def test_a_truncated_image_fails_build_benchmark_and_eval_before_the_model_loads
           capsys, f"{cut}: not a readable image", "truncated")
     assert not (tmp_path / "b").exists()
 
-    eval_bench = Path(shutil.copytree(bench, tmp_path / "bench"))
-    stats = json.loads((eval_bench / "stats.json").read_text())
-    (eval_bench / "stats.json").write_text(json.dumps({**stats, "loco_root": str(copy)}))
-    first = json.loads((eval_bench / "test.jsonl").read_text().splitlines()[0])
-    cut = truncate(copy / first["test_image"])
+    eval_bench, cut = with_spoiled_first_image(bench, copy, tmp_path, truncate)
+    model_eval_fails(eval_bench, tmp_path, capsys, f"{cut}: not a readable image")
+
+
+def with_spoiled_first_image(bench: Path, images: Path, tmp_path: Path, spoil) -> tuple[Path, Path]:
+    """A copy of ``bench`` that reads its images from ``images`` (a copy of the tree), with ``spoil``
+    applied to its first test image; and that image."""
+    copy = Path(shutil.copytree(bench, tmp_path / "bench"))
+    stats = json.loads((copy / "stats.json").read_text())
+    (copy / "stats.json").write_text(json.dumps({**stats, "loco_root": str(images)}))
+    image = images / json.loads((copy / "test.jsonl").read_text().splitlines()[0])["test_image"]
+    spoil(image)
+    return copy, image
+
+
+def model_eval_fails(bench: Path, tmp_path: Path, capsys, fragment: str) -> None:
+    """``fadtq eval --model`` on ``bench`` fails with ``fragment`` before a model loads, writing nothing."""
     model = tmp_path / "model"  # looks like a model folder; loading it would fail with another message
     model.mkdir()
     (model / "config.json").write_text("{}")
-    fails(["eval", "--model", str(model), "--benchmark", str(eval_bench), "--out", str(tmp_path / "e")], capsys,
-          f"{cut}: not a readable image")
+    fails(["eval", "--model", str(model), "--benchmark", str(bench), "--out", str(tmp_path / "e")], capsys, fragment)
     assert not (tmp_path / "e").exists()
 
 
@@ -306,8 +317,13 @@ def test_a_metrics_file_that_fadtq_eval_did_not_write_is_refused(tmp_path, capsy
     ("[float('inf')] * len(rollouts)", "reward plugin 'odd': returned inf for rollout 'g1-a'"),
     ("['high'] * len(rollouts)", "reward plugin 'odd': returned 'high' for rollout 'g1-a'"),
     ("[1.0]", "reward plugin 'odd': returned 1 values for 6 rollouts"),
+    ("[0.5] * len(rollouts), {'share': 'high'}", "reward plugin 'odd': log 'share' is 'high'; expected a finite number"),
+    ("[0.5] * len(rollouts), {'share': float('nan')}", "reward plugin 'odd': log 'share' is nan"),
+    ("[0.5] * len(rollouts), {'share': True}", "reward plugin 'odd': log 'share' is True"),
+    ("[0.5] * len(rollouts), [0.5]", "reward plugin 'odd': logs are list; expected a mapping of names to numbers"),
 ])
-def test_reward_plugins_must_return_one_finite_number_per_rollout(values, fragment, plugin_dir, tmp_path, capsys):
+def test_reward_plugins_must_return_one_finite_number_per_rollout_and_numbers_as_logs(values, fragment, plugin_dir,
+                                                                                      tmp_path, capsys):
     plugin_dir("fadtq_test_odd", "from fadtq.api import RewardFunction, RewardOutput, hookimpl\n\n\n"
                                  "@hookimpl\ndef register_rewards():\n"
                                  f"    return [RewardFunction('odd', lambda rollouts, ctx: RewardOutput({values}))]\n")
@@ -378,6 +394,8 @@ def test_flags_of_fadtq_reward_are_blamed_on_the_flag(tmp_path, capsys):
     fails([*argv, "--judge", "nope"], capsys, "error: --judge: unknown judge 'nope'")
     fails([*argv, "--prompts-dir", str(tmp_path / "none")], capsys, f"error: --prompts-dir: {tmp_path}/none: not a dir")
     fails([*argv, "--advantage", "ppo"], capsys, "error: --advantage: unknown advantage estimator 'ppo'")
+    # the preset sets no judge.options.model: the flag that chose the judge asking for it answers
+    fails([*argv, "--judge", "hf"], capsys, "error: --judge: judge.options.model: required by the hf judge")
 
 
 # ------------------------------------------------------------------------------------ plugins
@@ -447,3 +465,85 @@ def test_an_image_too_large_to_decode_is_one_line_naming_it(tmp_path, width, hei
     message = str(error.value)
     assert message.startswith(f"{path}: ") and "more than the 67,108,864 pixels (8192 x 8192)" in message
     assert (f"{width} x {height} pixels" in message) or (f"({width * height} pixels)" in message)
+
+
+# ------------------------------------------------------------------------------------ folders already in use
+def test_a_non_empty_out_is_refused_unless_overwrite(tree, bench, tmp_path, capsys):
+    """build-benchmark and eval --out: a folder of other files, or an earlier benchmark or evaluation,
+    is refused with nothing written; --overwrite replaces the command's own files and keeps the others."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("mine")
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("".join(json.dumps({"id": row["id"], "prediction": "good"}) + "\n"
+                             for row in map(json.loads, (bench / "test.jsonl").read_text().splitlines())))
+    build = ["build-benchmark", "--loco-root", str(tree), "--train-per-class", "6", "--out"]
+    evaluate = ["eval", "--predictions", str(preds), "--benchmark", str(bench), "--out"]
+    with nothing_written(tmp_path):
+        fails([*build, str(notes)], capsys, f"--out {notes}: holds other files (notes.txt)", "--overwrite")
+        fails([*evaluate, str(notes)], capsys, f"--out {notes}: holds other files (notes.txt)", "--overwrite")
+        fails([*build, str(bench)], capsys, f"--out {bench}: holds a benchmark (stats.json, test.jsonl, train.jsonl)")
+    assert main([*evaluate, str(tmp_path / "e")]) == 0
+    with nothing_written(tmp_path):
+        fails([*evaluate, str(tmp_path / "e")], capsys, "holds an earlier evaluation (predictions.jsonl, metrics.json",
+              "give --overwrite to replace it")
+    assert main([*evaluate, str(notes), "--overwrite"]) == 0
+    assert main([*build, str(notes), "--overwrite"]) == 0
+    assert sorted(p.name for p in notes.iterdir()) == sorted(["notes.txt", "predictions.jsonl", "metrics.json",
+                                                              "train.jsonl", "test.jsonl", "stats.json"])
+    assert (notes / "notes.txt").read_text() == "mine"
+
+
+# ------------------------------------------------------------------------------------ a test pair seen in training
+def test_a_test_pair_whose_image_is_in_the_training_split_is_refused(bench, tmp_path, capsys):
+    leaky = Path(shutil.copytree(bench, tmp_path / "leaky"))
+    train_rows = (leaky / "train.jsonl").read_text().splitlines()
+    test_rows = (leaky / "test.jsonl").read_text().splitlines()
+    (leaky / "test.jsonl").write_text("\n".join(test_rows + [train_rows[3].replace('"split": "train"',
+                                                                                     '"split": "test"')]) + "\n")
+    image = json.loads(train_rows[3])["test_image"]
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text(json.dumps({"id": "x", "prediction": "good"}) + "\n")
+    with nothing_written(tmp_path):
+        fails(["eval", "--predictions", str(preds), "--benchmark", str(leaky), "--out", str(tmp_path / "e")], capsys,
+              f"{leaky / 'test.jsonl'}:{len(test_rows) + 1}: field 'test_image': {image} is also an image of the "
+              "training split")
+
+
+# ------------------------------------------------------------------------------------ templates nobody reads
+def test_a_misnamed_template_is_an_error_and_a_judge_template_nobody_reads_a_warning(tmp_path, capsys, caplog):
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    (prompts / "judge_usr.j2").write_text("{{ item.reasoning }}\n")
+    argv = ["reward", "--input", str(ROLLOUTS), "--output", str(tmp_path / "o.jsonl"), "--prompts-dir", str(prompts)]
+    fails(argv, capsys, f"--prompts-dir: {prompts / 'judge_usr.j2'}: names no template; known: judge_system.j2, "
+                        "judge_user.j2, mmad_question.j2, policy_question.j2")
+    (prompts / "judge_usr.j2").rename(prompts / "judge_user.j2")
+    assert main(argv) == 0  # the CPU default's judge is the heuristic one: it reads no template
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [f"prompts_dir {prompts}: judge_user.j2 will not be read: the judge of this run renders no "
+                        "templates, or no reward term asks it"]
+
+
+# ------------------------------------------------------------------------------------ paths that are not files
+def test_folders_link_loops_and_a_cache_that_is_a_file_get_their_own_message(bench, tmp_path, capsys, monkeypatch):
+    (tmp_path / "loop_a").symlink_to(tmp_path / "loop_b")
+    (tmp_path / "loop_b").symlink_to(tmp_path / "loop_a")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere.yaml")
+    reward = ["reward", "--input", str(ROLLOUTS), "--output", str(tmp_path / "o.jsonl"), "--config"]
+    with nothing_written(tmp_path):
+        fails([*reward, str(bench)], capsys, f"--config {bench}: is a folder; expected a file")
+        fails([*reward, str(tmp_path / "loop_a")], capsys, "loop_a: a loop of symbolic links")
+        fails([*reward, str(tmp_path / "dangling")], capsys, f"dangling: a symbolic link to {tmp_path / 'nowhere.yaml'}, "
+                                                             "which does not exist")
+    monkeypatch.setenv("FADTQ_CACHE", str(ROLLOUTS))
+    fails(["build-benchmark", "--out", str(tmp_path / "b")], capsys, f"FADTQ_CACHE={ROLLOUTS}: not a folder")
+    assert not (tmp_path / "b").exists()
+
+    def folder_in_its_place(image: Path) -> None:
+        image.unlink()
+        image.mkdir()
+
+    images = Path(shutil.copytree(json.loads((bench / "stats.json").read_text())["loco_root"], tmp_path / "images"))
+    broken, image = with_spoiled_first_image(bench, images, tmp_path, folder_in_its_place)
+    model_eval_fails(broken, tmp_path, capsys, f"field 'test_image': {image}: is a folder; expected a file")

@@ -172,7 +172,7 @@ def test_overrides_create_missing_sections():
 
 
 def test_override_through_a_scalar_names_the_flag():
-    with pytest.raises(FadtqError, match=r"^--reward\.eta\.x: 'eta' is not a section"):
+    with pytest.raises(FadtqError, match=r"^--reward\.eta\.x: reward\.eta is not a section \(it holds 0\."):
         load_run_config(None, {"reward.eta.x": "1"})
 
 
@@ -381,3 +381,59 @@ def test_a_run_s_config_keeps_its_local_paths_absolute(tmp_path, monkeypatch):
                                                      "model.path": "Qwen/Qwen2.5-VL-3B-Instruct", "output.dir": "runs"}))
     assert (cfg.data.benchmark, cfg.prompts_dir) == (str(tmp_path / "bench"), str(tmp_path / "prompts"))
     assert cfg.model.path == "Qwen/Qwen2.5-VL-3B-Instruct" and cfg.output.dir == str(tmp_path / "runs")
+
+
+# ------------------------------------------------------------------------------------ who is to blame
+def _blamed(path: Path, overrides: dict[str, str] | None = None, after=None) -> str:
+    """The one line a config error becomes: on load, or raised by ``after(cfg)`` under the origins' blame."""
+    from fadtq.run_config import load_run_config_traced
+
+    with pytest.raises(FadtqError) as error:
+        cfg, origins = load_run_config_traced(path, overrides)
+        with origins.blame():
+            after(cfg)
+    return str(error.value)
+
+
+def test_a_section_written_as_a_list_is_the_file_s_fault_not_the_flag_s(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("extends: cpu_default\ntrain: [1, 2]\n")
+    assert _blamed(path, {"train.max_steps": "3"}) == \
+        f"{path}: train: expected a mapping, got list (so --train.max_steps has no section to go in)"
+
+
+def test_a_key_nobody_set_is_blamed_on_the_choice_that_asks_for_it(tmp_path):
+    from fadtq.judges.options import JudgeOptions
+
+    path = tmp_path / "c.yaml"
+    path.write_text("extends: cpu_default\n")
+    line = _blamed(path, {"judge.name": "hf"}, lambda cfg: JudgeOptions(cfg.judge.options, "hf").string("model"))
+    assert line == "--judge.name: judge.options.model: required by the hf judge"
+
+
+def test_a_value_wrong_because_of_another_names_both_origins(tmp_path):
+    """The user's group size makes the preset's micro-batch size wrong: both files are named."""
+    from fadtq.plugin_manager import default_plugins
+    from fadtq.run_config import check_plugins
+    from fadtq.training.step_plan import plan_steps
+
+    path = tmp_path / "c.yaml"
+    path.write_text("extends: cpu_default\nrollout:\n  group_size: 3\n")
+    preset = config.packaged_configs_dir() / "cpu_default.yaml"
+    line = _blamed(path, after=lambda cfg: plan_steps(cfg, dataset_size=1800, world=1))
+    assert line.startswith(f"{preset}: train.micro_batch_size: 48 does not divide the 72 rollouts")
+    assert line.endswith(f"(rollout.group_size from {path})")
+    line = _blamed(path, {"advantage.options": "{ddof: 3}"}, lambda cfg: check_plugins(cfg, default_plugins()))
+    assert line.startswith("--advantage.options: advantage.options.ddof: expected an integer in [0, 3)")
+    assert line.endswith(f"(rollout.group_size from {path})")
+
+
+def test_yaml_merge_keys_and_x_anchors_are_read(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("x-fast: &fast\n  lr: 0.001\n  epochs: 2\nextends: cpu_default\n"
+                    "train:\n  <<: *fast\n  lr: 0.002\n")
+    cfg = load_run_config(path)
+    assert (cfg.train.lr, cfg.train.epochs) == (0.002, 2)  # the mapping's own key wins over the merged one
+    path.write_text("extends: cpu_default\ntrain:\n  lr: 0.001\n  lr: 0.002\n")
+    with pytest.raises(FadtqError, match=r"c.yaml:4: invalid YAML \(duplicate key 'lr'\)"):
+        load_run_config(path)

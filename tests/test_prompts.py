@@ -51,22 +51,22 @@ def test_strict_undefined_names_template():
 
 
 def test_strict_undefined_in_override(tmp_path):
-    (tmp_path / "mine.j2").write_text("Hello\n{{ nmae }}")  # "nmae" misspelt; "who" is given
+    (tmp_path / "_mine.j2").write_text("Hello\n{{ nmae }}")  # "nmae" misspelt; "who" is given
     with pytest.raises(FadtqError) as info:
-        PromptLibrary(tmp_path).render("mine.j2", who="x")
-    assert str(info.value) == f"{tmp_path / 'mine.j2'}:2: 'nmae' is undefined"
+        PromptLibrary(tmp_path).render("_mine.j2", who="x")
+    assert str(info.value) == f"{tmp_path / '_mine.j2'}:2: 'nmae' is undefined"
 
 
 def test_syntax_error_names_file_and_line(tmp_path):
-    (tmp_path / "mine.j2").write_text("Hello\n{% if who %}\nno end")
-    with pytest.raises(FadtqError, match=rf"^{tmp_path / 'mine.j2'}:3: Unexpected end of template"):
-        PromptLibrary(tmp_path).render("mine.j2", who="x")
+    (tmp_path / "_mine.j2").write_text("Hello\n{% if who %}\nno end")
+    with pytest.raises(FadtqError, match=rf"^{tmp_path / '_mine.j2'}:3: Unexpected end of template"):
+        PromptLibrary(tmp_path).render("_mine.j2", who="x")
 
 
 def test_template_not_utf8_names_file_and_line(tmp_path):
-    (tmp_path / "mine.j2").write_bytes(b"Hello\n\xff\n")
-    with pytest.raises(FadtqError, match=rf"^{tmp_path / 'mine.j2'}:2: not UTF-8 text"):
-        PromptLibrary(tmp_path).render("mine.j2")
+    (tmp_path / "_mine.j2").write_bytes(b"Hello\n\xff\n")
+    with pytest.raises(FadtqError, match=rf"^{tmp_path / '_mine.j2'}:2: not UTF-8 text"):
+        PromptLibrary(tmp_path).render("_mine.j2")
 
 
 def test_untrusted_reasoning_is_verbatim_in_judge_message():
@@ -88,10 +88,10 @@ def test_untrusted_reasoning_is_verbatim_in_judge_message():
     ],
 )
 def test_sandbox_blocks_attribute_escape(tmp_path, source):
-    (tmp_path / "evil.j2").write_text(source)
+    (tmp_path / "_evil.j2").write_text(source)
     lib = PromptLibrary(tmp_path)
     with pytest.raises((FadtqError, jinja2.sandbox.SecurityError)) as info:
-        lib.render("evil.j2")
+        lib.render("_evil.j2")
     message = str(info.value)
     assert "unsafe" in message
     assert "<class" not in message and "object" not in message.split("unsafe")[-1]

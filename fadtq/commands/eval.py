@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(random, the default, as MMAD), of similar_templates (similar) or none (0-shot, --server)")
     parser.add_argument("--out", help="output folder (default: RUN/eval for RUN/final, else runs/eval/<name>; "
                         "-mmad appended with --mmad)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation in --out (one of "
+                        "the same model and settings is otherwise continued), or write beside other files there")
     parser.add_argument("--name", help="name in reports (default: the run, model or predictions file name)")
     parser.add_argument("--limit", type=int, help="evaluate a stratified subset of this many pairs (questions)")
     parser.add_argument("--batch-size", type=int, help="pairs per generate call (default 8)")
@@ -170,22 +172,24 @@ def evaluate_into(args: argparse.Namespace, out: Path) -> int:
 
     split = args.split or "test"
     if args.predictions and args.mmad:
-        return _report(evaluate_mmad_answers(args.predictions, args.mmad, out, name=args.name), out,
-                       "mmad_metrics.json")
+        return _report(evaluate_mmad_answers(args.predictions, args.mmad, out, name=args.name,
+                                             overwrite=args.overwrite), out, "mmad_metrics.json")
     if args.predictions:
         metrics = evaluate_file(args.predictions, args.benchmark, out, split=split, limit=args.limit,
-                                tokenizer_path=args.tokenizer, name=args.name)
+                                tokenizer_path=args.tokenizer, name=args.name, overwrite=args.overwrite)
         return _report(metrics, out, "metrics.json")
     model = endpoint(args) if args.server else args.model
     settings = generation_settings(args)
     if args.mmad:
         metrics = evaluate_mmad(model, args.mmad, args.root, out, settings=settings, limit=args.limit,
-                                name=args.name, protocol=args.protocol, template=args.template or "random")
+                                name=args.name, protocol=args.protocol, template=args.template or "random",
+                                overwrite=args.overwrite)
         return _report(metrics, out, "mmad_metrics.json")
     benchmark = args.benchmark or (None if args.server else run_benchmark(Path(args.model)))
     if benchmark and not args.benchmark:
         print(f"benchmark: {benchmark} (the one the model's run trained on; --benchmark chooses another)")
-    metrics = evaluate(model, benchmark, out, split=split, settings=settings, limit=args.limit, name=args.name)
+    metrics = evaluate(model, benchmark, out, split=split, settings=settings, limit=args.limit, name=args.name,
+                       overwrite=args.overwrite)
     return _report(metrics, out, "metrics.json")
 
 

@@ -13,7 +13,7 @@ from fadtq.prompts import PromptLibrary
 from fadtq.rollout import Rollout
 from fadtq.run_config import check_plugins, load_run_config_traced
 from fadtq.scoring import build_scorer
-from fadtq.scoring_checks import judge_templates, reach_judge, render_templates
+from fadtq.scoring_checks import reach_judge, render_judge_templates
 from fadtq.table import format_table
 
 # the flags of this command that set config keys
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         rollouts = read_rollouts(args.input)
         prompts = PromptLibrary(cfg.prompts_dir)
         scorer = build_scorer(reward_cfg, cfg.judge, plugins, prompts)
-        render_templates(prompts, judge_templates(scorer, cfg.judge, plugins))
+        render_judge_templates(scorer, cfg.judge, plugins, prompts)
         reach_judge(scorer)
     scored = scorer.score(rollouts)
     # the config's estimator options (checked with the config) apply when --advantage names it

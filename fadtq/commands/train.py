@@ -108,6 +108,16 @@ def default_policy(cfg: RunConfig, dataset, rank: int) -> str:
     return str(path)
 
 
+def end_process_group() -> None:
+    """Every rank is done: the process group is torn down here, not by the interpreter's exit, where a
+    rank's communication threads can abort it ("terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # A run started in the background of a script (`cmd &`, nohup, some schedulers) inherits an
@@ -140,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             trainer.fit()
         if trainer.rank == 0:
             print(f"run folder: {trainer.run_dir}")
+        end_process_group()
         return 0
 
     try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fadtq.data.loco import load_rgb
-from fadtq.data.pair3c import build_pair3c, read_manifest, write_benchmark
+from fadtq.data.pair3c import build_pair3c, check_test_unseen, read_manifest, write_benchmark
 from fadtq.errors import ConfigError, FadtqError
 from fadtq.files import atomic_write_json, create_dir_once, read_json, read_text
 from fadtq.paths import cache_dir
@@ -179,6 +179,7 @@ def resolve_benchmark(folder: str | Path | None, split: str, where: str, *, scal
     manifest = Path(folder) / f"{split}.jsonl"
     if not manifest.is_file():
         raise ConfigError(where, f"{folder}: no {split}.jsonl there (build one with fadtq build-benchmark)")
+    check_test_unseen(Path(folder))
     return Path(folder), manifest
 
 

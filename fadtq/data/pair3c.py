@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from fadtq.data.loco import LABELS, LocoCategory, LocoImage, check_image, read_loco
 from fadtq.errors import FadtqError
-from fadtq.files import atomic_write_json, atomic_write_jsonl, read_jsonl
+from fadtq.files import atomic_write_json, atomic_write_jsonl, file_problem, read_jsonl
 
 DEFAULT_TRAIN_PER_CLASS = 40
 SPLITS = ("train", "test")
@@ -209,14 +209,30 @@ def read_manifest(path: str | Path, loco_root: str | Path | None = None) -> list
         if loco_root is not None:
             for key in ("test_image", "ref_image"):
                 image = Path(loco_root) / row[key]
-                if not image.is_file():
-                    raise FadtqError(f"{where}: field '{key}': {image} not found")
+                problem = file_problem(image)
+                if problem:
+                    raise FadtqError(f"{where}: field '{key}': {image}: {problem}")
                 if not image.resolve().is_relative_to(Path(loco_root).resolve()):
                     raise FadtqError(f"{where}: field '{key}': {image} leads outside {loco_root} (a link)")
         rows.append(row)
     if not rows:
         raise FadtqError(f"{path}: manifest holds no rows")
     return rows
+
+
+def check_test_unseen(folder: Path) -> None:
+    """No test pair's test image is among the training split's images: a pair seen in training
+    would measure memory, not detection. (References are normal training images by design.)"""
+    train, test = folder / "train.jsonl", folder / "test.jsonl"
+    if not (train.is_file() and test.is_file()):
+        return
+    seen = {os.path.normpath(row[key]) for _, row in read_jsonl(train) for key in ("test_image", "ref_image")
+            if isinstance(row.get(key), str)}
+    for number, row in read_jsonl(test):
+        image = row.get("test_image")
+        if isinstance(image, str) and os.path.normpath(image) in seen:
+            raise FadtqError(f"{test}:{number}: field 'test_image': {image} is also an image of the training split "
+                             f"({train}); a test pair must be unseen in training")
 
 
 def _validate_row(row: dict, where: str) -> None:

@@ -37,6 +37,7 @@ from fadtq.evaluation.predictions import (
     write_metrics,
 )
 from fadtq.files import atomic_write_json, atomic_write_jsonl, check_output_dir, read_json
+from fadtq.folder_lock import LOCK_FILE
 from fadtq.openai_client import EndpointConfig
 from fadtq.plugin_manager import default_plugins
 from fadtq.prompts import MMAD_TEMPLATE, POLICY_TEMPLATE, PromptLibrary, mmad_question, pair_messages, policy_messages
@@ -103,10 +104,10 @@ def _source(kind: str, benchmark: Path, split: str, limit: int | None, **fields:
 
 def evaluate_file(predictions: str | Path, benchmark_dir: str | Path | None, out_dir: str | Path, *,
                   split: str = "test", limit: int | None = None, tokenizer_path: str | Path | None = None,
-                  name: str | None = None) -> dict:
+                  name: str | None = None, overwrite: bool = False) -> dict:
     """Metrics of predictions made elsewhere; ``tokenizer_path`` enables reasoning lengths in tokens."""
     benchmark, manifest = _benchmark(benchmark_dir, split)
-    out_dir = check_output_dir(out_dir, "--out", OUTPUT_FILES)
+    out_dir = claim_out(out_dir, OUTPUT_FILES, overwrite)
     rows = select_rows(read_manifest(manifest), limit)
     tokenizer = None
     if tokenizer_path is not None:
@@ -162,18 +163,18 @@ class Questions:
 
 def evaluate(model: str | Path | EndpointConfig, benchmark_dir: str | Path | None, out_dir: str | Path, *,
              split: str = "test", settings: GenerationSettings = GenerationSettings(),
-             limit: int | None = None, name: str | None = None) -> dict:
+             limit: int | None = None, name: str | None = None, overwrite: bool = False) -> dict:
     """Answer the benchmark split's missing pairs with ``model`` (a model folder, or a served model)
-    into ``out_dir``, then write the metrics.
+    into ``out_dir`` (see :func:`claim_out`), then write the metrics.
 
     Everything is checked before the model loads (settings, output folder, manifest, every image
     to evaluate, the prompt), and ``out_dir`` is written to only once the model is ready."""
     backend = backend_for(model)
     settings.validate()
     benchmark, manifest = _benchmark(benchmark_dir, split)
-    out_dir = check_output_dir(out_dir, "--out", OUTPUT_FILES)
     settings = backend.resolve(settings)
     config = {**backend.identity(), "benchmark": str(benchmark.resolve()), "split": split, **asdict(settings)}
+    out_dir = claim_out(out_dir, OUTPUT_FILES, overwrite, config)
     all_rows = read_manifest(manifest)
     prompts = PromptLibrary()
     questions = Questions(
@@ -181,7 +182,7 @@ def evaluate(model: str | Path | EndpointConfig, benchmark_dir: str | Path | Non
         templates=(POLICY_TEMPLATE,), messages=lambda row: policy_messages(prompts, row["category"]),
         record=from_completion,
         load_images=lambda: PairDataset(manifest, max_side=settings.image_size, prompts=prompts).images, unit="pair")
-    records, server = _answer(backend, questions, settings, out_dir, config)
+    records, server = _answer(backend, questions, settings, out_dir, config, overwrite)
     if not records:
         raise _nothing_answered(server)
     source = _source(backend.kind, benchmark, split, limit, **backend.identity())
@@ -191,7 +192,7 @@ def evaluate(model: str | Path | EndpointConfig, benchmark_dir: str | Path | Non
 def evaluate_mmad(model: str | Path | EndpointConfig, mmad_file: str | Path, root: str | Path | None,
                   out_dir: str | Path, *, settings: GenerationSettings = GenerationSettings(),
                   limit: int | None = None, name: str | None = None, protocol: str | None = None,
-                  template: str = "random") -> dict:
+                  template: str = "random", overwrite: bool = False) -> dict:
     """Answer an MMAD file's missing questions with ``model`` into ``out_dir``, then write its
     summary (``mmad_metrics.json``). ``root`` holds the images (default: the file's folder, as
     MMAD ships ``mmad.json``); ``limit`` takes a round robin over (dataset, category, question type).
@@ -206,12 +207,12 @@ def evaluate_mmad(model: str | Path | EndpointConfig, mmad_file: str | Path, roo
     _check_protocol(protocol, template, backend)  # the flags given, before anything is read
     mmad_file = Path(mmad_file)
     root = Path(root) if root is not None else mmad_file.parent
-    out_dir = check_output_dir(out_dir, "--out", MMAD_OUTPUT_FILES)
     settings = backend.resolve(settings)
     protocol = protocol or _default_protocol(backend)
     _check_protocol(protocol, template, backend)  # and the default protocol
     config = {**backend.identity(), "mmad": str(mmad_file.resolve()), "root": str(root.resolve()),
               "protocol": protocol, "template": template, **asdict(settings)}
+    out_dir = claim_out(out_dir, MMAD_OUTPUT_FILES, overwrite, config)
     all_rows = read_mmad(mmad_file, root, template)
     if protocol == "mmad":
         all_rows = [mmad_protocol.relettered(row) for row in all_rows]
@@ -223,7 +224,7 @@ def evaluate_mmad(model: str | Path | EndpointConfig, mmad_file: str | Path, roo
         rows=rows, known={row["id"] for row in all_rows}, source=mmad_file, prompts=prompts,
         **_mmad_asking(protocol, prompts), record=functools.partial(mmad_scores.mmad_record, protocol=protocol),
         load_images=lambda: ImageCache(root, settings.image_size, MMAD_IMAGE_CACHE), unit="question")
-    records, server = _answer(backend, questions, settings, out_dir, config)
+    records, server = _answer(backend, questions, settings, out_dir, config, overwrite)
     if not records:
         raise _nothing_answered(server)
     source = {"kind": backend.kind, "mmad": config["mmad"], "root": config["root"], "limit": limit,
@@ -264,11 +265,11 @@ def _mmad_asking(protocol: str, prompts: PromptLibrary) -> dict:
 
 
 def evaluate_mmad_answers(answers: str | Path, mmad_file: str | Path, out_dir: str | Path, *,
-                          name: str | None = None) -> dict:
+                          name: str | None = None, overwrite: bool = False) -> dict:
     """Score an answer file of MMAD's own scripts (:mod:`fadtq.evaluation.mmad_answers`) against
     the MMAD file, with the summary of :func:`evaluate_mmad`; no image is read."""
     answers, mmad_file = Path(answers), Path(mmad_file)
-    out_dir = check_output_dir(out_dir, "--out", MMAD_OUTPUT_FILES)
+    out_dir = claim_out(out_dir, MMAD_OUTPUT_FILES, overwrite)
     rows = [mmad_protocol.relettered(row) for row in read_mmad(mmad_file, None, "none")]
     records, unanswered = read_answers(answers, rows)
     if not records:
@@ -290,34 +291,42 @@ def _image_rows(rows: list[dict]) -> list[dict]:
 
 
 def _answer(backend: Backend, questions: Questions, settings: GenerationSettings, out_dir: Path,
-            config: dict) -> tuple[list[dict], dict]:
+            config: dict, overwrite: bool) -> tuple[list[dict], dict]:
     """The records of ``questions.rows`` that have an answer, in order: those saved in
-    ``predictions.jsonl``, then the missing ones asked now; and, for a server, its request counts."""
-    _check_resume(out_dir, config)
-    done = _done_records(out_dir / PREDICTIONS, questions)
+    ``predictions.jsonl``, then the missing ones asked now; and, for a server, its request counts.
+    With ``overwrite`` the saved ones are dropped. An attempt that saves nothing (a server down,
+    every request failing) removes the files it began, so the same command can be given again."""
+    done = {} if overwrite else _done_records(out_dir / PREDICTIONS, questions)
     todo = [row for row in questions.rows if row["id"] not in done]
     server = {}
     if todo:
         render_templates(questions.prompts, questions.templates)
         decode_images(questions.images, _image_rows(todo))
         backend.start(settings)
-        failures = _ask(backend, questions, todo, settings, out_dir, config, done)
+        fresh = not done
+        try:
+            failures = _ask(backend, questions, todo, settings, out_dir, config, done, overwrite)
+        finally:
+            if fresh and not done:
+                for name in (PREDICTIONS, EVAL_CONFIG):
+                    (out_dir / name).unlink(missing_ok=True)
         if isinstance(backend, ServedModel):
             server = {"server": _server_counts(backend, failures)}
     return [done[row["id"]] for row in questions.rows if row["id"] in done], server
 
 
 def _ask(backend: Backend, questions: Questions, todo: list[dict], settings: GenerationSettings, out_dir: Path,
-         config: dict, done: dict[str, dict]) -> Counter[str]:
+         config: dict, done: dict[str, dict], overwrite: bool) -> Counter[str]:
     """Ask ``todo``, appending each answer to ``predictions.jsonl`` as it is saved (and to
-    ``done``); ``out_dir`` and its ``eval_config.json`` appear once the model is ready."""
+    ``done``; with ``overwrite`` the file starts empty); ``out_dir`` and its ``eval_config.json``
+    appear once the model is ready."""
     from tqdm import tqdm
 
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / EVAL_CONFIG, config)
     already = len(questions.rows) - len(todo)
     bar = tqdm(total=len(questions.rows), initial=already, desc="eval", unit=questions.unit, dynamic_ncols=True)
-    with (out_dir / PREDICTIONS).open("a", encoding="utf-8") as handle, bar:
+    with (out_dir / PREDICTIONS).open("w" if overwrite else "a", encoding="utf-8") as handle, bar:
 
         def save(records: list[dict]) -> None:
             append_rows(handle, records)
@@ -339,19 +348,40 @@ def _nothing_answered(server: dict) -> FadtqError:
                       "Run the same command again once the server answers")
 
 
-def _check_resume(out_dir: Path, config: dict) -> None:
-    """Refuse to add predictions of another model or decoding to an existing ``predictions.jsonl``
-    (written, with ``config``, once generation starts). The server's address and the batch size
-    may change."""
+def claim_out(out_dir: str | Path, files: tuple[str, ...], overwrite: bool, config: dict | None = None) -> Path:
+    """``out_dir`` checked before anything is read: files no evaluation wrote, or an earlier
+    evaluation this one would not continue, are refused unless ``overwrite`` (which replaces the
+    evaluation's own files and leaves the others). An evaluation by a model continues an earlier one
+    made with the same ``config`` (written, once generation starts, to ``eval_config.json``): the
+    server's address and the batch size may change."""
+    out_dir = check_output_dir(out_dir, "--out", files)
+    if overwrite or not out_dir.is_dir():
+        return out_dir
+    others = sorted(p.name for p in out_dir.iterdir() if p.name not in (*files, LOCK_FILE))
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise FadtqError(f"--out {out_dir}: holds other files ({shown}); choose a new or empty folder, or give "
+                         "--overwrite to write the evaluation beside them")
+    earlier = [name for name in files if (out_dir / name).is_file()]
+    if earlier and config is None:
+        raise FadtqError(f"--out {out_dir}: holds an earlier evaluation ({', '.join(earlier)}); choose another "
+                         "--out, or give --overwrite to replace it")
+    if (out_dir / PREDICTIONS).is_file():
+        _check_continued(out_dir, config)
+    return out_dir
+
+
+def _check_continued(out_dir: Path, config: dict) -> None:
     path = out_dir / EVAL_CONFIG
-    unchecked = {"batch_size", "server"}
-    if path.is_file() and (out_dir / PREDICTIONS).is_file():
-        previous = {"engine": "hf", **read_json(path, "delete it to start over")}  # hf before engines were recorded
-        changed = sorted(k for k in config if k not in unchecked and previous.get(k) != config[k])
-        if changed:
-            key = changed[0]
-            raise FadtqError(f"--out {out_dir}: holds predictions made with {key}={previous.get(key)!r}, "
-                             f"now {config[key]!r}; choose another --out or delete {PREDICTIONS}")
+    if not path.is_file():
+        raise FadtqError(f"--out {out_dir}: holds {PREDICTIONS} without {EVAL_CONFIG} (not made by a model's "
+                         "evaluation); choose another --out, or give --overwrite to replace it")
+    previous = {"engine": "hf", **read_json(path, "give --overwrite to start over")}  # hf before engines were recorded
+    changed = sorted(k for k in config if k not in {"batch_size", "server"} and previous.get(k) != config[k])
+    if changed:
+        key = changed[0]
+        raise FadtqError(f"--out {out_dir}: holds predictions made with {key}={previous.get(key)!r}, "
+                         f"now {config[key]!r}; choose another --out, or give --overwrite to start over")
 
 
 def _done_records(path: Path, questions: Questions) -> dict[str, dict]:

@@ -18,7 +18,8 @@ class JudgeOptions:
 
     def __init__(self, options: dict[str, Any] | None, judge: str) -> None:
         if options is not None and not isinstance(options, dict):
-            raise ConfigError("judge.options", f"expected a mapping for the {judge} judge, got {type(options).__name__}")
+            raise ConfigError("judge.options", f"expected a mapping for the {judge} judge, got {type(options).__name__}",
+                              related=("judge.name",))
         self._options = dict(options or {})
         self._judge = judge
         self._read: set[str] = set()
@@ -27,7 +28,7 @@ class JudgeOptions:
         self._read.add(key)
         value = self._options.get(key, default)
         if value is _MISSING:
-            raise ConfigError(f"judge.options.{key}", f"required by the {self._judge} judge")
+            raise ConfigError(f"judge.options.{key}", f"required by the {self._judge} judge", related=("judge.name",))
         return value
 
     def _fail(self, key: str, expected: str, value: Any) -> ConfigError:
@@ -69,4 +70,4 @@ class JudgeOptions:
         unknown = sorted(set(self._options) - self._read)
         if unknown:
             raise ConfigError(f"judge.options.{unknown[0]}", f"unknown option of the {self._judge} judge; "
-                              f"known: {', '.join(sorted(self._read))}")
+                              f"known: {', '.join(sorted(self._read))}", related=("judge.name",))

@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import json
 import re
+import resource
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -133,17 +134,20 @@ def save_checkpoint(run_dir: Path, steps_done: int, strategy, actor, processor, 
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     barrier()
-    failures = _all_failures(_guarded(lambda: _write_parts(tmp, strategy, actor, processor, rank, image_size)))
+    failures = _all_failures(_guarded(lambda: _write_parts(tmp, strategy, actor, processor, rank, image_size), tmp))
     if not failures:
-        failures = _all_failures(_guarded(lambda: _seal(run_dir, tmp, final, steps_done, keep)) if rank == 0 else None)
+        failures = _all_failures(_guarded(lambda: _seal(run_dir, tmp, final, steps_done, keep), tmp)
+                                 if rank == 0 else None)
     if failures:
         if rank == 0:
             shutil.rmtree(tmp, ignore_errors=True)
         barrier()
         last = latest_checkpoint(run_dir)
+        then = (f"the run continues with --resume {run_dir} from {last.name}" if last else
+                f"no checkpoint is complete yet, so start the run again (into a new --output.name, or after "
+                f"removing {run_dir})")
         raise FadtqError(f"checkpoint {final.name} could not be written: {failures[0]}; the partial folder was "
-                         f"removed, and the run continues with --resume {run_dir} from "
-                         f"{last.name if last else 'its start (no complete checkpoint)'}")
+                         f"removed, and {then}")
     return final
 
 
@@ -172,13 +176,33 @@ def _seal(run_dir: Path, tmp: Path, final: Path, steps_done: int, keep: int) -> 
     prune(run_dir, keep)
 
 
-def _guarded(write: Callable[[], None]) -> str | None:
-    """``None``, or the one-line account of the file system error ``write`` raised."""
+# How the writers that do not raise OSError report one: safetensors ("I/O error: File too large (os
+# error 27)"), torch.save ("PytorchStreamWriter failed writing file data/0: file write failed", or
+# "basic_ios::clear: iostream error" followed by "[enforce fail at inline_container.cc] unexpected pos").
+_WRITE_FAILURES = ("I/O error", "file write failed", "PytorchStreamWriter failed", "iostream error", "unexpected pos")
+
+
+def _guarded(write: Callable[[], None], folder: Path) -> str | None:
+    """``None``, or the one-line account of the file system error ``write`` raised while writing
+    into ``folder`` (which is named where the error names no file)."""
     try:
         write()
     except OSError as exc:
-        return f"{exc.filename or 'a file'}: {exc.strerror or exc}"
+        return f"{exc.filename or folder}: {exc.strerror or exc}"
+    except Exception as exc:  # noqa: BLE001 - only the write failures above are caught; the rest re-raised
+        if not any(words in str(exc) for words in _WRITE_FAILURES):
+            raise
+        return f"{folder}: a write failed, {_space_left(folder)} ({' '.join(str(exc).split())[:200]})"
     return None
+
+
+def _space_left(folder: Path) -> str:
+    """What limits writing under ``folder``: a file size limit (``ulimit -f``), else its free space."""
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY:
+        return f"with files limited to {limit:,} bytes (ulimit -f)"
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    return f"with {shutil.disk_usage(existing).free / 2**20:,.0f} MiB free on its disk"
 
 
 def _all_failures(failure: str | None) -> list[str]:

@@ -29,9 +29,14 @@ def new_run_dir(cfg: RunConfig, config_name: str) -> Path:
     name = cfg.output.name or f"{Path(config_name).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = check_output_dir(Path(cfg.output.dir) / name, "output.dir")
     # a folder a running run holds: the lock names its holder (fadtq.folder_lock)
-    if run_dir.is_dir() and any(p.name != LOCK_FILE for p in run_dir.iterdir()) and live_holder(run_dir) is None:
-        raise ConfigError("output.name", f"{run_dir} already holds a run; choose another name, or continue "
-                          f"that run with --resume {run_dir}")
+    held = sorted(p.name for p in run_dir.iterdir() if p.name != LOCK_FILE) if run_dir.is_dir() else []
+    if held and live_holder(run_dir) is None:
+        if (run_dir / "config.yaml").is_file():
+            raise ConfigError("output.name", f"{run_dir} already holds a run; choose another name, or continue "
+                              f"that run with --resume {run_dir}")
+        shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+        raise ConfigError("output.name", f"{run_dir} holds other files ({shown}), not a run; choose another name "
+                          "or an empty folder")
     return run_dir
 
 

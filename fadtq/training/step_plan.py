@@ -28,7 +28,8 @@ def plan_steps(cfg: RunConfig, dataset_size: int, world: int) -> StepPlan:
     micro = min(cfg.train.micro_batch_size, rollouts)  # an upper bound: fewer rollouts make one micro-batch
     if rollouts % micro:
         raise ConfigError("train.micro_batch_size", f"{cfg.train.micro_batch_size} does not divide the {rollouts} "
-                          "rollouts per rank per step (prompts_per_step / ranks * group_size)")
+                          "rollouts per rank per step (prompts_per_step / ranks * group_size)",
+                          related=("rollout.group_size", "rollout.prompts_per_step"))
     per_epoch = dataset_size // r.prompts_per_step
     if per_epoch == 0:
         raise ConfigError("rollout.prompts_per_step", f"{r.prompts_per_step} exceeds the {dataset_size} training pairs")

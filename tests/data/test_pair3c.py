@@ -143,7 +143,7 @@ def test_read_manifest_missing_field_and_missing_image(tmp_path):
         read_manifest(path)
     path.write_text(json.dumps({"id": "x", "category": "c", "label": "good", "test_image": "t.png",
                                 "ref_image": "r.png", "split": "train"}) + "\n")
-    with pytest.raises(FadtqError, match=r"train.jsonl:1: field 'test_image': .*t.png not found"):
+    with pytest.raises(FadtqError, match=r"train.jsonl:1: field 'test_image': .*t.png: not found"):
         read_manifest(path, loco_root=tmp_path)
 
 

@@ -17,7 +17,6 @@ from PIL import Image
 from fadtq.cli import main as cli_main
 from fadtq.data.dataset import PairDataset
 from fadtq.data.pair3c import read_manifest
-from fadtq.errors import FadtqError
 from fadtq.evaluation.runner import GenerationSettings, evaluate, evaluate_mmad
 from fadtq.evaluation.predictions import select_rows
 from fadtq.openai_client import EndpointConfig
@@ -115,12 +114,29 @@ def test_a_request_that_keeps_failing_is_no_answer_and_is_asked_again_on_resume(
     assert metrics["server"] == {"requests": 3, "retries": 0, "failed": 0, "failed_by_kind": {}}
 
 
-def test_when_every_request_fails_nothing_is_scored(small_bench, tmp_path):
+def test_when_every_request_fails_nothing_is_scored_and_nothing_is_left_behind(small_bench, tmp_path, capsys):
+    """A server answering 500 to every request (or hanging past every retry): one line, no folder
+    left, so the next evaluation into it (another served model) is not refused."""
+    out = tmp_path / "out"
+    argv = ["eval", "--server", None, "--model", "fake", "--benchmark", str(small_bench), "--limit", "2",
+            "--max-retries", "0", "--out", str(out)]
     with FakeOpenAI([(500, "down")]) as server:
-        with pytest.raises(FadtqError, match=r"every request failed \(\{'http_500': 2\}\)"):
-            evaluate(endpoint(server, max_retries=0), small_bench, tmp_path / "out", limit=2)
-    assert not (tmp_path / "out" / "metrics.json").exists()
-    assert not (tmp_path / "out" / "predictions.jsonl").read_text()
+        argv[2] = server.url
+        assert cli_main(argv) == 2
+    assert "every request failed ({'http_500': 2})" in capsys.readouterr().err
+    assert not out.exists()
+    with FakeOpenAI([GOOD], models=("other",)) as server:
+        argv[2], argv[4] = server.url, "other"
+        assert cli_main(argv) == 0
+    assert len(_rows(out / "predictions.jsonl")) == 2
+    capsys.readouterr()
+    with FakeOpenAI([GOOD]) as server:  # the first model again: its answers would be mixed with the other's
+        argv[2], argv[4] = server.url, "fake"
+        assert cli_main(argv) == 2
+        assert "holds predictions made with model='other', now 'fake'" in capsys.readouterr().err
+        assert cli_main([*argv, "--overwrite"]) == 0 and len(server.bodies) == 2
+    assert json.loads((out / "eval_config.json").read_text())["model"] == "fake"
+    assert len(_rows(out / "predictions.jsonl")) == 2  # the other model's answers replaced, not added to
 
 
 def test_the_api_key_is_sent_from_the_named_variable(small_bench, tmp_path, capsys, monkeypatch):

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from trainer_testlib import CHECKPOINT_DAMAGES, truncate
+
 from fadtq.errors import FadtqError
 from fadtq.training.checkpoint import MANIFEST_FILE, checkpoint_problem, resumable_checkpoint, write_manifest
 
@@ -24,32 +26,16 @@ def fake_checkpoint(run_dir: Path, steps: int) -> Path:
     return folder
 
 
-def truncate(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
-
-
-DAMAGES = {
-    "state.json truncated": (lambda c: truncate(c / "state.json"), "state.json has"),
-    "state.json not an object": (lambda c: (c / "state.json").write_text("[4]"), "state.json has"),
-    "engine state half-written": (lambda c: truncate(c / "deepspeed/state/mp_rank_00_model_states.pt"),
-                                  "mp_rank_00_model_states.pt has"),
-    "RNG state half-written": (lambda c: truncate(c / "rng-rank0.pt"), "rng-rank0.pt has"),
-    "weights garbled, same size": (lambda c: (c / "policy/model.safetensors").write_bytes(b"x" * 350),
-                                   "model.safetensors differs from its manifest"),
-    "manifest missing": (lambda c: (c / MANIFEST_FILE).unlink(), "no manifest.json"),
-}
-
-
 def test_an_intact_checkpoint_has_no_problem(tmp_path):
     folder = fake_checkpoint(tmp_path, 2)
     assert checkpoint_problem(folder) is None
     assert set(json.loads((folder / MANIFEST_FILE).read_text())) == set(FILES)
 
 
-@pytest.mark.parametrize("damage", DAMAGES)
+@pytest.mark.parametrize("damage", CHECKPOINT_DAMAGES)
 def test_resume_falls_back_past_a_damaged_checkpoint_with_one_line(tmp_path, damage):
     older, newer = fake_checkpoint(tmp_path, 2), fake_checkpoint(tmp_path, 4)
-    spoil, words = DAMAGES[damage]
+    spoil, words = CHECKPOINT_DAMAGES[damage]
     spoil(newer)
     warnings: list[str] = []
     assert resumable_checkpoint(tmp_path, warnings.append) == older

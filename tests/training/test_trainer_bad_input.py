@@ -56,6 +56,11 @@ IN_PROCESS = {
     "output-dir-is-a-file": (["--output.dir", "{tmp}/file"], ["--output.dir: ", "file is a file, not a folder"]),
     "output-dir-under-a-file": (["--output.dir", "{tmp}/file/runs"], ["--output.dir: ", "file is a file, not a folder"]),
     "run-folder-holds-a-run": (["--output.name", "taken"], ["--output.name: ", "taken already holds a run", "--resume"]),
+    "run-folder-holds-other-files": (["--output.name", "notes"], ["--output.name: ", "notes holds other files "
+                                                                  "(notes.txt), not a run"]),
+    "section-written-as-a-list": (["--config", "{tmp}/list.yaml", "--train.max_steps", "3"],
+                                  ["list.yaml: train: expected a mapping, got list (so --train.max_steps"]),
+    "config-is-a-folder": (["--config", "{tmp}/loco"], ["--config ", "loco: is a folder; expected a file"]),
     # encoding
     "config-not-utf8": (["--config", "{tmp}/latin1.yaml"], ["latin1.yaml:2: not UTF-8 text"]),
     # nothing to do, or out of range
@@ -116,6 +121,9 @@ def bad_files(tmp: Path) -> None:
     (tmp / "file").write_text("not a folder")
     (tmp / "runs" / "taken").mkdir(parents=True)
     (tmp / "runs" / "taken" / "config.yaml").write_text("a previous run\n")
+    (tmp / "runs" / "notes").mkdir(parents=True)
+    (tmp / "runs" / "notes" / "notes.txt").write_text("what I plan to run here\n")
+    (tmp / "list.yaml").write_text("extends: cpu_default\ntrain: [1, 2]\n")
     (tmp / "latin1.yaml").write_bytes(b"extends: cpu_default\n# caf\xe9\n")
     for name, template in (("broken-policy", "policy_question.j2"), ("broken-judge", "judge_system.j2")):
         (tmp / name).mkdir()

@@ -123,6 +123,29 @@ def killed_and_resumed(out: Path, args: Sequence[str], env: dict[str, str], step
     return out / "a", out / "b", killed_with
 
 
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+
+
+def garble(path: Path) -> None:
+    """The same number of bytes, none of them right."""
+    path.write_bytes(b"x" * path.stat().st_size)
+
+
+# How a checkpoint gets damaged (a crash mid-write, a bad disk, a hand that removed a file) -> what
+# the warning line says about it.
+CHECKPOINT_DAMAGES = {
+    "state.json truncated": (lambda c: truncate(c / "state.json"), "state.json has"),
+    "state.json not an object": (lambda c: (c / "state.json").write_text("[4]"), "state.json has"),
+    "engine state half-written": (lambda c: truncate(c / "deepspeed/state/mp_rank_00_model_states.pt"),
+                                  "mp_rank_00_model_states.pt has"),
+    "RNG state half-written": (lambda c: truncate(c / "rng-rank0.pt"), "rng-rank0.pt has"),
+    "weights garbled, same size": (lambda c: garble(c / "policy/model.safetensors"),
+                                   "model.safetensors differs from its manifest"),
+    "manifest missing": (lambda c: (c / "manifest.json").unlink(), "no manifest.json"),
+}
+
+
 def run(cmd: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
