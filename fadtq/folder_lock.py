@@ -4,7 +4,9 @@ Two runs started at once into the same folder would interleave their logs and ch
 exiting 0); two evaluations into one ``--out``, their predictions. The command that writes a folder
 holds ``<folder>/.lock`` (created exclusively; the owner's pid, host and command in it) for as long
 as it writes, and a second writer gets one line naming the holder. A lock whose process is gone
-(same host, pid not running) is stale: it is taken over with one warning line.
+(same host, pid not running) is stale: it is taken over with one warning line. Commands that
+build their folder whole (``synth``, ``make-tiny-model``, ``warmup``, ``pretrain``, a new
+``build-benchmark``) write it beside and rename it into place: two of them never interleave.
 """
 
 from __future__ import annotations

@@ -269,6 +269,16 @@ def test_a_truncated_image_fails_build_benchmark_and_eval_before_the_model_loads
     model_eval_fails(eval_bench, tmp_path, capsys, f"{cut}: not a readable image")
 
 
+def test_weights_cut_short_are_refused_before_the_model_loads(bench, tmp_path, capsys):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"\x40\0\0\0\0\0\0\0{\"w\": {")  # a header cut short
+    fails(["eval", "--model", str(model), "--benchmark", str(bench), "--out", str(tmp_path / "e")], capsys,
+          f"--model {model / 'model.safetensors'}: not a readable safetensors file (Error while deserializing header")
+    assert not (tmp_path / "e").exists()
+
+
 def with_spoiled_first_image(bench: Path, images: Path, tmp_path: Path, spoil) -> tuple[Path, Path]:
     """A copy of ``bench`` that reads its images from ``images`` (a copy of the tree), with ``spoil``
     applied to its first test image; and that image."""

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from fadtq.data.dataset import DEFAULT_MAX_SIDE, trained_image_size
 from fadtq.errors import FadtqError
 from fadtq.openai_client import ChatClient, EndpointConfig, Failed, Reply, RequestError
+from fadtq.policy.weights_file import weights_problem
 from fadtq.serving.names import policy_name, served_name
 
 if TYPE_CHECKING:
@@ -50,6 +51,9 @@ class LocalModel:
         rollout engine they name is checked against the model."""
         if not (self.path / "config.json").is_file():
             raise FadtqError(f"--model {self.path}: no config.json; expected a Hugging Face model folder")
+        problem = weights_problem(self.path)
+        if problem:
+            raise FadtqError(f"--model {problem}")
         settings.check_engine(self.path)
         return settings.for_model(self.path)
 

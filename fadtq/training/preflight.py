@@ -15,6 +15,7 @@ from fadtq.generation.sampling import thresholds_apart
 from fadtq.paths import missing_local_folder
 from fadtq.plugin_manager import Plugins, default_plugins
 from fadtq.policy.family import family_of_config
+from fadtq.policy.weights_file import weights_problem
 from fadtq.prompts import POLICY_TEMPLATE, PromptLibrary
 from fadtq.run_config import RunConfig, check_plugins
 from fadtq.scoring import Scorer, build_scorer
@@ -37,10 +38,14 @@ def policy_config(cfg: RunConfig) -> tuple[dict, str]:
     if missing_local_folder(path):
         raise ConfigError("model.path", f"{path}: no such folder")
     try:
-        return AutoConfig.from_pretrained(path).to_dict(), f"model.path {path}"
+        config = AutoConfig.from_pretrained(path).to_dict()
     except (OSError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError("model.path", f"{path}: cannot load a model config ({reason})") from None
+    problem = weights_problem(path) if Path(path).is_dir() else None
+    if problem:
+        raise ConfigError("model.path", problem)
+    return config, f"model.path {path}"
 
 
 def training_benchmark(cfg: RunConfig) -> Path:

@@ -43,6 +43,8 @@ IN_PROCESS = {
     "negative-answer-entropy": (["--train.answer_entropy_coef", "-0.1"],
                                 ["--train.answer_entropy_coef: expected a number >= 0, got -0.1"]),
     "missing-model-path": (["--model.path", "{tmp}/no-such-model"], ["--model.path: ", "no-such-model: no such folder"]),
+    "weights-cut-short": (["--model.path", "{tmp}/cut-model"], ["--model.path: ", "cut-model/model.safetensors: not a "
+                                                                "readable safetensors file"]),
     "micro-batch-does-not-divide": (["--train.micro_batch_size", "5"], ["--train.micro_batch_size: 5 does not divide"]),
     "benchmark-without-train-jsonl": (["--data.benchmark", "{tmp}/empty-benchmark"],
                                       ["--data.benchmark: ", "empty-benchmark: no train.jsonl"]),
@@ -134,6 +136,9 @@ def bad_files(tmp: Path) -> None:
     (head16 / "config.json").write_text('{"model_type": "qwen2_5_vl", "architectures": '
                                         '["Qwen2_5_VLForConditionalGeneration"], "text_config": '
                                         '{"hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2}}')
+    (tmp / "cut-model").mkdir()
+    (tmp / "cut-model" / "config.json").write_text((head16 / "config.json").read_text())
+    (tmp / "cut-model" / "model.safetensors").write_bytes(b"\x40\0\0\0\0\0\0\0{\"w\": {")  # a header cut short
     (tmp / "unknown-term.yaml").write_text("extends: cpu_default\nreward:\n  terms:\n    extra: {reward: nosuch}\n")
     (tmp / "loco").mkdir()
     for name, shade in (("ref", 10), ("a", 60), ("b", 120), ("c", 180), ("cut", 240)):
