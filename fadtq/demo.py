@@ -3,10 +3,11 @@
 1. ``deepspeed fadtq/train.py --rewards format,accuracy,tq`` with the real launcher on the embedded
    default (``configs/cpu_default.yaml``): the easy look-alike at CPU scale, the small Qwen2.5-VL
    shipped in ``pretrained/`` (it sees; its answers start at chance), the heuristic judge, GPG.
-2. The starting policy and the trained one evaluated greedily on the same 150 stratified test pairs,
-   the starting one while DeepSpeed's launcher starts.
+2. The starting policy and the trained one evaluated greedily on the look-alike's test split (the
+   300 test pairs of a tree of another generator seed, ``HELDOUT_SEED_OFFSET``: no choice of the
+   recipe read them), the starting one while DeepSpeed's launcher starts.
 3. One HTML report comparing them (with the run's training curves); its path, the accuracy gain
-   and the report's Tables 2 and 3 are printed.
+   and the report's Tables 2 and 3 are printed, and the figures written to ``bench/results/demo.json``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+RESULT = REPO / "bench" / "results" / "demo.json"  # the figures of the last make demo, written by it
 START = "start (before RL)"
-EVAL_PAIRS = 150  # at most the first 150 test pairs in stratified order: 10 per (category, class)
 EVAL_BATCH = 16
 EVAL_TOKENS = 64
 
@@ -50,13 +51,14 @@ def train(run_dir: Path, meanwhile: Callable[[], tuple]) -> tuple:
 def evaluate(model: str | Path, benchmark: Path, out: Path, name: str) -> dict:
     from fadtq.evaluation import evaluate_model
 
-    return evaluate_model(model, benchmark, out, batch_size=EVAL_BATCH, max_new_tokens=EVAL_TOKENS, limit=EVAL_PAIRS,
-                          name=name)
+    return evaluate_model(model, benchmark, out, batch_size=EVAL_BATCH, max_new_tokens=EVAL_TOKENS, name=name)
 
 
-def evaluate_start(out: Path) -> tuple[dict, Path, Path]:
-    """The starting policy on the test pairs: its metrics, the policy and the benchmark. The look-alike
-    is generated here on first use, before the ranks need it."""
+def evaluate_start(out: Path) -> tuple[dict, Path, Path, Path]:
+    """The starting policy on the test split: its metrics, the policy, the training benchmark and the
+    test split's. The look-alikes are generated here on first use, the training one first: the ranks
+    need it."""
+    from fadtq.data.dataset import ensure_heldout_benchmark
     from fadtq.pretraining.default_policy import pretrained_model_dir
     from fadtq.run_config import load_run_config
     from fadtq.training.preflight import training_benchmark
@@ -65,18 +67,51 @@ def evaluate_start(out: Path) -> tuple[dict, Path, Path]:
     print("start policy: the pretrained policy of cpu_default (shipped in pretrained/, its sha256 checked; "
           "pretrained into the cache if its recipe changed)", flush=True)
     model, benchmark = pretrained_model_dir(cfg), training_benchmark(cfg)
-    print(f"start policy: {model}", flush=True)
-    return evaluate(model, benchmark, out, START), model, benchmark
+    test = ensure_heldout_benchmark(cfg.data.synth_scale, cfg.data.seed, cfg.data.synth_difficulty)
+    print(f"start policy: {model}; test split: {test / 'test.jsonl'}", flush=True)
+    return evaluate(model, test, out, START), model, benchmark, test
+
+
+def correct_by_pair(eval_dir: Path) -> dict[str, int]:
+    rows = (json.loads(line) for line in (eval_dir / "predictions.jsonl").read_text(encoding="utf-8").splitlines())
+    return {row["id"]: int(row["correct"]) for row in rows}
+
+
+def figures(start: dict, trained: dict, run_dir: Path, seconds: float) -> dict:
+    """What ``bench/results/demo.json`` records: both evaluations' figures, the gain with its 95%
+    bootstrap interval over the pairs (paired: the same pairs before and after), the wall time."""
+    from fadtq.data.dataset import HELDOUT_SEED_OFFSET
+    from fadtq.evaluation.intervals import paired_difference
+
+    def summary(metrics: dict) -> dict:
+        return {"accuracy": metrics["accuracy"], "balance_score": metrics["balance_score"],
+                "recall": {name: row["recall"] for name, row in metrics["per_class"].items()},
+                "reasoning_words": metrics["reasoning_words_mean"], "reasoning_tokens": metrics["reasoning_tokens_mean"]}
+
+    after, before = correct_by_pair(run_dir / "eval"), correct_by_pair(run_dir / "eval-start")
+    pairs = sorted(after)
+    gain = paired_difference([[after[pair] for pair in pairs]], [[before[pair] for pair in pairs]])
+    benchmark = Path(trained["source"]["benchmark"])
+    return {"command": "make demo", "run": run_dir.name,
+            "benchmark": str(benchmark.relative_to(REPO) if benchmark.is_relative_to(REPO) else benchmark),
+            "split": f"test: the {trained['source']['split']}.jsonl of the look-alike of generator seed data.seed + "
+                     f"{HELDOUT_SEED_OFFSET}; training and dev pairs come from data.seed",
+            "pairs": trained["n"], "seconds": round(seconds, 1),
+            "machine": {"cpu_count": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M:%S")},
+            "start": summary(start), "trained": summary(trained), "gain": gain.as_dict()}
 
 
 def main() -> int:
+    from fadtq.files import atomic_write_json
+
+    began = time.monotonic()
     runs = REPO / "runs"
     run_dir = runs / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     runs.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{run_dir.name}-", dir=runs) as scratch:
         early = Path(scratch) / "eval-start"
         try:
-            start, model, benchmark = train(run_dir, lambda: evaluate_start(early))
+            start, model, benchmark, test = train(run_dir, lambda: evaluate_start(early))
         except subprocess.CalledProcessError as exc:
             return exc.returncode
         metadata = json.loads((run_dir / "metadata.json").read_text())
@@ -86,13 +121,17 @@ def main() -> int:
         early.rename(run_dir / "eval-start")
     from fadtq.evaluation.report import build_report
 
-    trained = evaluate(run_dir / "final", benchmark, run_dir / "eval", run_dir.name)
+    trained = evaluate(run_dir / "final", test, run_dir / "eval", run_dir.name)
     report = build_report([run_dir / "eval-start", run_dir], run_dir / "report.html", baseline=START)
     print(report.markdown)
-    gain = 100 * (trained["accuracy"] - start["accuracy"])
-    print(f"test accuracy on {trained['n']} stratified test pairs: {100 * start['accuracy']:.1f}% at the start "
-          f"-> {100 * trained['accuracy']:.1f}% after training ({gain:+.1f} points)")
+    result = figures(start, trained, run_dir, time.monotonic() - began)
+    gain = result["gain"]
+    print(f"accuracy on the {trained['n']} pairs of the test split: {100 * start['accuracy']:.1f}% at the start "
+          f"-> {100 * trained['accuracy']:.1f}% after training ({100 * gain['mean']:+.1f} points; 95% interval "
+          f"over the pairs [{100 * gain['low']:+.1f}, {100 * gain['high']:+.1f}])")
     print(f"report: {report.html_path}")
+    atomic_write_json(RESULT, result)
+    print(f"figures: {RESULT}")
     return 0
 
 

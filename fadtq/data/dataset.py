@@ -170,6 +170,18 @@ def ensure_default_benchmark(scale: str = "tiny", seed: int = 0, difficulty: str
     return bench
 
 
+# The look-alike's splits: training pairs and the *dev* split (test.jsonl) of generator seed
+# data.seed, where every choice is made; the *test* split is the test.jsonl of a tree drawn with a
+# generator seed this far away, which no tuning or diagnosis reads.
+HELDOUT_SEED_OFFSET = 1000
+
+
+def ensure_heldout_benchmark(scale: str = "tiny", seed: int = 0, difficulty: str = "standard") -> Path:
+    """The look-alike's test split (its ``test.jsonl``): a benchmark over a fresh tree of generator
+    seed ``seed + HELDOUT_SEED_OFFSET``, drawn by the same generator as the training tree of ``seed``."""
+    return ensure_default_benchmark(scale, seed + HELDOUT_SEED_OFFSET, difficulty)
+
+
 def resolve_benchmark(folder: str | Path | None, split: str, where: str, *, scale: str = "tiny", seed: int = 0,
                       difficulty: str = "standard") -> tuple[Path, Path]:
     """(benchmark folder, its manifest of ``split``): ``folder``, which ``where`` (a flag or config key)
