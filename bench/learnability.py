@@ -3,8 +3,10 @@
 Every run starts from the pretrained ``base`` policy of the CPU default (fadtq/pretraining/pretrain.py:
 it describes what it sees; its answers are at chance) and trains with ``configs/learnability.yaml``
 for the same wall-clock budget, one thread each, two runs side by side on the 2 cores. Then each
-saved checkpoint is evaluated greedily on the whole look-alike test split (300 stratified pairs;
-never trained or tuned on). The runs:
+saved checkpoint is evaluated greedily on the look-alike's dev split (the 300 test pairs of generator
+seed 0, on which earlier recipes were tuned: the curves), and the start and the last checkpoint on
+its test split (the 300 test pairs of generator seed 1000, which no choice reads: the table and the
+intervals; docs/data.md). The runs:
 
 - ``fadtq``: GPG with ``format,accuracy,tq`` (FAD-TQ), seeds 0 and 1 (2 and 3 too in the round before the
   prompt cache: docs/history/learnability.md);
@@ -88,36 +90,55 @@ def evaluate(run_dir: Path, out: Path) -> subprocess.Popen:
                             stdout=(out / f"{run_dir.name}.eval.log").open("w"), stderr=subprocess.STDOUT)
 
 
+def summary_of(metrics: dict, step: int) -> dict:
+    """The paper's Table 3/4 columns of one evaluation."""
+    return {"step": step, "accuracy": metrics["accuracy"], "balance_score": metrics["balance_score"],
+            "reasoning_words": metrics.get("reasoning_words_mean"), "reasoning_tokens": metrics.get("reasoning_tokens_mean"),
+            "recall": {name: row["recall"] for name, row in metrics["per_class"].items()}, "pairs": metrics["n"]}
+
+
 def write_points(run_dir: str) -> None:
-    """Greedy test metrics of the start and of every checkpoint, into ``RUN/points.json``."""
+    """Greedy metrics of the start and of every checkpoint on the dev split (``RUN/points.json``), and
+    of the start and the last checkpoint on the test split (``RUN/test.json``: the look-alike of
+    generator seed data.seed + HELDOUT_SEED_OFFSET, which no choice reads)."""
+    from fadtq.data.dataset import ensure_heldout_benchmark
     from fadtq.evaluation import evaluate_model
+    from fadtq.run_config import load_run_config
 
     benchlib.one_thread()
     run = Path(run_dir)
     metadata = json.loads((run / "metadata.json").read_text())
-    benchmark = Path(metadata["benchmark"])
+    data = load_run_config(run / "config.yaml").data
     models = [(0, metadata["model_path"])] + [(int(c.name.split("-")[1]), c / "policy")
                                                for c in sorted((run / "checkpoints").glob("step-??????"))]
     points = []
     for step, model in models:
-        m = evaluate_model(model, benchmark, run / f"eval-{step:06d}", batch_size=16, max_new_tokens=64,
+        m = evaluate_model(model, Path(metadata["benchmark"]), run / f"eval-{step:06d}", batch_size=16,
+                           max_new_tokens=64, name=f"{run.name}@{step}")
+        points.append(summary_of(m, step))
+    test = ensure_heldout_benchmark(data.synth_scale, data.seed, data.synth_difficulty)
+    tested = {}
+    for label, (step, model) in (("start", models[0]), ("final", models[-1])):
+        m = evaluate_model(model, test, run / f"test-{step:06d}", batch_size=16, max_new_tokens=64,
                            name=f"{run.name}@{step}")
-        points.append({"step": step, "accuracy": m["accuracy"], "balance_score": m["balance_score"],
-                       "reasoning_words": m.get("reasoning_words_mean"), "pairs": m["n"]})
+        tested[label] = summary_of(m, step)
     benchlib.atomic_write_json(run / "points.json", points)
+    benchlib.atomic_write_json(run / "test.json", tested)
 
 
 def final_correct(run_dir: Path, step: int) -> dict[str, int]:
-    """Pair id -> 1 if the checkpoint of ``step`` answered it right (its greedy evaluation), else 0."""
-    rows = (json.loads(line) for line in (run_dir / f"eval-{step:06d}" / "predictions.jsonl").read_text().splitlines())
+    """Pair id -> 1 if the checkpoint of ``step`` answered the test split's pair right, else 0."""
+    rows = (json.loads(line) for line in (run_dir / f"test-{step:06d}" / "predictions.jsonl").read_text().splitlines())
     return {row["id"]: int(row["correct"]) for row in rows}
 
 
 def collect(run_dir: Path, minutes: float) -> dict:
     steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     points = json.loads((run_dir / "points.json").read_text())
+    tested = json.loads((run_dir / "test.json").read_text())
     return {
-        "final_correct": final_correct(run_dir, points[-1]["step"]),
+        "test_split": tested,
+        "final_correct": final_correct(run_dir, tested["final"]["step"]),
         "command": " ".join(command(run_dir.name, run_dir.parent, [])[1:]),
         "minutes": minutes,
         "steps": len(steps),
@@ -153,7 +174,7 @@ def main() -> int:
         out.mkdir(parents=True, exist_ok=True)
         if args.reevaluate:
             for run in runs:
-                for stale in (out / run).glob("eval-??????"):
+                for stale in [*(out / run).glob("eval-??????"), *(out / run).glob("test-??????")]:
                     shutil.rmtree(stale)
         else:
             stop_after({run: start(run, out, overrides) for run in runs}, args.minutes)
@@ -162,7 +183,7 @@ def main() -> int:
         for run in runs:
             minutes = results[run]["minutes"] if args.reevaluate and run in results else args.minutes
             results[run] = collect(out / run, minutes) | {"overrides": overrides}
-            print(f"{run}: {results[run]['steps']} steps; test accuracy "
+            print(f"{run}: {results[run]['steps']} steps; dev accuracy "
                   f"{[round(p['accuracy'], 3) for p in results[run]['test']]}")
     if not results:
         parser.error(f"--replot: no {PROTOCOL} results in {RESULT}; run some first")
@@ -232,12 +253,20 @@ def interval_table(summary_: dict) -> str:
 
 
 def table(results: dict) -> str:
-    """Final greedy test accuracy, Balance Score and reasoning length per run (Markdown)."""
-    lines = ["| run | steps | test accuracy | Balance Score | reasoning (words) |", "|---|---|---|---|---|"]
+    """Per run, the last checkpoint's greedy dev accuracy and, where it was evaluated there, its test
+    split figures: accuracy, Balance Score, reasoning length, recall per class (Markdown)."""
+    lines = ["| run | steps | dev accuracy | test accuracy | Balance Score | reasoning (words / tokens) | "
+             "recall good / structural / logical |", "|---|---|---|---|---|---|---|"]
     for run, r in sorted(results.items()):
-        f = r["final"]
-        words = "" if f["reasoning_words"] is None else f"{f['reasoning_words']:.1f}"
-        lines.append(f"| {run} | {r['steps']} | {100 * f['accuracy']:.1f}% | {100 * f['balance_score']:.1f} | {words} |")
+        dev = f"{100 * r['final']['accuracy']:.1f}%"
+        test = r.get("test_split", {}).get("final")
+        if test is None:
+            lines.append(f"| {run} | {r['steps']} | {dev} | not evaluated | | | |")
+            continue
+        recall = " / ".join(f"{100 * test['recall'][name]:.0f}%" for name in ("good", "structural", "logical"))
+        lines.append(f"| {run} | {r['steps']} | {dev} | {100 * test['accuracy']:.1f}% | "
+                     f"{100 * test['balance_score']:.1f} | {test['reasoning_words']:.1f} / "
+                     f"{test['reasoning_tokens']:.1f} | {recall} |")
     return "\n".join(lines)
 
 
@@ -246,7 +275,7 @@ def plot(results: dict, png: Path) -> None:
     from fadtq.evaluation.charts import COLOURS, add_legend, draw_curves, new_figure, save_png
 
     figure = new_figure((15, 4))
-    panels = (("greedy test accuracy (300 pairs)", lambda r: [(p["step"], p["accuracy"]) for p in r["test"]], (0, 1)),
+    panels = (("greedy dev accuracy (300 pairs of seed 0)", lambda r: [(p["step"], p["accuracy"]) for p in r["test"]], (0, 1)),
               (f"train reward R (mean of {TRAIN_WINDOW} steps)", lambda r: r["train_reward"], None),
               (f"sampled train accuracy (mean of {TRAIN_WINDOW} steps)", lambda r: r["train_accuracy"], (0, 1)))
     for axes, (title, points, y_range) in zip(figure.subplots(1, 3), panels):
