@@ -187,7 +187,7 @@ def main() -> int:
                   f"{[round(p['accuracy'], 3) for p in results[run]['test']]}")
     if not results:
         parser.error(f"--replot: no {PROTOCOL} results in {RESULT}; run some first")
-    intervals = summary(results)
+    intervals = {**summary(results), "baselines": baselines(REPO / "runs" / "learnability", results)}
     benchlib.atomic_write_json(RESULT, {"protocol": PROTOCOL, "train_window": TRAIN_WINDOW, "results": results,
                                         "summary": intervals})
     plot(results, FIGURE)
@@ -241,9 +241,31 @@ def summary(results: dict) -> dict:
     return out
 
 
+def baselines(out: Path, results: dict) -> dict:
+    """Chance, the start policy, the reasoning ceiling (a rule on the start policy's own reasoning)
+    and image statistics, all on the test split (fadtq/evaluation/baselines.py); empty until a run
+    was evaluated there."""
+    from fadtq.data.dataset import ensure_heldout_benchmark
+    from fadtq.evaluation.baselines import CHANCE, image_statistics_on, reasoning_ceiling
+    from fadtq.run_config import load_run_config
+
+    run = next((name for name in sorted(results) if (out / name / "test-000000" / "predictions.jsonl").is_file()), None)
+    if run is None:
+        return {}
+    records = [json.loads(line) for line in (out / run / "test-000000" / "predictions.jsonl").read_text().splitlines()]
+    data = load_run_config(out / run / "config.yaml").data
+    trained_on = Path(json.loads((out / run / "metadata.json").read_text())["benchmark"])
+    test = ensure_heldout_benchmark(data.synth_scale, data.seed, data.synth_difficulty)
+    return {"chance": CHANCE, "start": sum(r["correct"] for r in records) / len(records),
+            "reasoning_ceiling": reasoning_ceiling(records, data.synth_difficulty),
+            "image_statistics": image_statistics_on(trained_on / "train.jsonl", test / "test.jsonl", data.image_size)}
+
+
 def interval_table(summary_: dict) -> str:
     """The methods' accuracies and the paired differences with their intervals (Markdown)."""
-    lines = ["| method or difference | seeds | accuracy (points) | 95% interval |", "|---|---|---|---|"]
+    lines = ["| method, difference or baseline | seeds | test accuracy (points) | 95% interval |", "|---|---|---|---|"]
+    lines += [f"| baseline: {name.replace('_', ' ')} | | {100 * value:.1f} | |"
+              for name, value in summary_.get("baselines", {}).items()]
     for name, row in [*summary_["methods"].items(), *summary_["differences"].items()]:
         lines.append(f"| {name} | {len(row['seeds'])} | {100 * row['mean']:+.1f} | "
                      f"[{100 * row['low']:+.1f}, {100 * row['high']:+.1f}] |" if " - " in name else

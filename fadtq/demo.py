@@ -77,9 +77,23 @@ def correct_by_pair(eval_dir: Path) -> dict[str, int]:
     return {row["id"]: int(row["correct"]) for row in rows}
 
 
-def figures(start: dict, trained: dict, run_dir: Path, seconds: float) -> dict:
+def baselines(run_dir: Path, benchmark: Path, test: Path) -> dict[str, float]:
+    """On the test split: chance, the rule on the start policy's own reasoning, image statistics
+    fitted on the training pairs (fadtq/evaluation/baselines.py)."""
+    from fadtq.evaluation.baselines import CHANCE, image_statistics_on, reasoning_ceiling
+    from fadtq.run_config import load_run_config
+
+    data = load_run_config(run_dir / "config.yaml").data
+    records = [json.loads(line) for line in
+               (run_dir / "eval-start" / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+    return {"chance": CHANCE, "reasoning_ceiling": reasoning_ceiling(records, data.synth_difficulty),
+            "image_statistics": image_statistics_on(benchmark / "train.jsonl", test / "test.jsonl", data.image_size)}
+
+
+def figures(start: dict, trained: dict, run_dir: Path, seconds: float, baselines_: dict[str, float]) -> dict:
     """What ``bench/results/demo.json`` records: both evaluations' figures, the gain with its 95%
-    bootstrap interval over the pairs (paired: the same pairs before and after), the wall time."""
+    bootstrap interval over the pairs (paired: the same pairs before and after), the baselines, the
+    wall time."""
     from fadtq.data.dataset import HELDOUT_SEED_OFFSET
     from fadtq.evaluation.intervals import paired_difference
 
@@ -98,7 +112,7 @@ def figures(start: dict, trained: dict, run_dir: Path, seconds: float) -> dict:
                      f"{HELDOUT_SEED_OFFSET}; training and dev pairs come from data.seed",
             "pairs": trained["n"], "seconds": round(seconds, 1),
             "machine": {"cpu_count": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M:%S")},
-            "start": summary(start), "trained": summary(trained), "gain": gain.as_dict()}
+            "start": summary(start), "trained": summary(trained), "gain": gain.as_dict(), "baselines": baselines_}
 
 
 def main() -> int:
@@ -124,11 +138,13 @@ def main() -> int:
     trained = evaluate(run_dir / "final", test, run_dir / "eval", run_dir.name)
     report = build_report([run_dir / "eval-start", run_dir], run_dir / "report.html", baseline=START)
     print(report.markdown)
-    result = figures(start, trained, run_dir, time.monotonic() - began)
-    gain = result["gain"]
+    result = figures(start, trained, run_dir, time.monotonic() - began, baselines(run_dir, benchmark, test))
+    gain, base = result["gain"], result["baselines"]
     print(f"accuracy on the {trained['n']} pairs of the test split: {100 * start['accuracy']:.1f}% at the start "
           f"-> {100 * trained['accuracy']:.1f}% after training ({100 * gain['mean']:+.1f} points; 95% interval "
-          f"over the pairs [{100 * gain['low']:+.1f}, {100 * gain['high']:+.1f}])")
+          f"over the pairs [{100 * gain['low']:+.1f}, {100 * gain['high']:+.1f}]). Baselines: chance "
+          f"{100 * base['chance']:.1f}%, image statistics {100 * base['image_statistics']:.1f}%, a rule on the "
+          f"start policy's own reasoning {100 * base['reasoning_ceiling']:.1f}%")
     print(f"report: {report.html_path}")
     atomic_write_json(RESULT, result)
     print(f"figures: {RESULT}")

@@ -21,10 +21,11 @@ def test_the_demo_records_both_evaluations_and_a_paired_gain_with_its_interval(t
         (run / folder).mkdir(parents=True)
         (run / folder / "predictions.jsonl").write_text(
             "".join(json.dumps({"id": f"pair-{i}", "correct": bool(c)}) + "\n" for i, c in enumerate(correct)))
-    result = figures(_metrics(0.5, 0.0), _metrics(0.75, 1.0), run, 61.0)
+    result = figures(_metrics(0.5, 0.0), _metrics(0.75, 1.0), run, 61.0, {"chance": 1 / 3})
     assert (result["run"], result["pairs"], result["seconds"]) == ("demo-1", 4, 61.0)
     assert result["split"].startswith("test: the test.jsonl of the look-alike of generator seed data.seed + 1000")
     assert result["start"]["recall"]["good"] == 0.0 and result["trained"]["recall"]["good"] == 1.0
+    assert result["baselines"] == {"chance": 1 / 3}
     # pair by pair the trained policy gains +1, +1, 0, -1: a mean of +0.25; the mean of a resample
     # of 4 of those differences lies in [-1, +1]
     gain = result["gain"]
