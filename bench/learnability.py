@@ -128,8 +128,9 @@ def write_points(run_dir: str) -> None:
 
 def final_correct(run_dir: Path, step: int) -> dict[str, int]:
     """Pair id -> 1 if the checkpoint of ``step`` answered the test split's pair right, else 0."""
-    rows = (json.loads(line) for line in (run_dir / f"test-{step:06d}" / "predictions.jsonl").read_text().splitlines())
-    return {row["id"]: int(row["correct"]) for row in rows}
+    from fadtq.evaluation.predictions import correct_by_id, read_records
+
+    return correct_by_id(read_records(run_dir / f"test-{step:06d}"))
 
 
 def collect(run_dir: Path, minutes: float) -> dict:
@@ -249,10 +250,12 @@ def baselines(out: Path, results: dict) -> dict:
     from fadtq.evaluation.baselines import CHANCE, image_statistics_on, reasoning_ceiling
     from fadtq.run_config import load_run_config
 
+    from fadtq.evaluation.predictions import read_records
+
     run = next((name for name in sorted(results) if (out / name / "test-000000" / "predictions.jsonl").is_file()), None)
     if run is None:
         return {}
-    records = [json.loads(line) for line in (out / run / "test-000000" / "predictions.jsonl").read_text().splitlines()]
+    records = read_records(out / run / "test-000000")
     data = load_run_config(out / run / "config.yaml").data
     trained_on = Path(json.loads((out / run / "metadata.json").read_text())["benchmark"])
     test = ensure_heldout_benchmark(data.synth_scale, data.seed, data.synth_difficulty)

@@ -72,37 +72,32 @@ def evaluate_start(out: Path) -> tuple[dict, Path, Path, Path]:
     return evaluate(model, test, out, START), model, benchmark, test
 
 
-def correct_by_pair(eval_dir: Path) -> dict[str, int]:
-    rows = (json.loads(line) for line in (eval_dir / "predictions.jsonl").read_text(encoding="utf-8").splitlines())
-    return {row["id"]: int(row["correct"]) for row in rows}
-
-
-def baselines(run_dir: Path, benchmark: Path, test: Path) -> dict[str, float]:
-    """On the test split: chance, the rule on the start policy's own reasoning, image statistics
-    fitted on the training pairs (fadtq/evaluation/baselines.py)."""
+def baselines(start_records: list[dict], run_dir: Path, benchmark: Path, test: Path) -> dict[str, float]:
+    """On the test split: chance, the rule on the start policy's own reasoning (``start_records``),
+    image statistics fitted on the training pairs (fadtq/evaluation/baselines.py)."""
     from fadtq.evaluation.baselines import CHANCE, image_statistics_on, reasoning_ceiling
     from fadtq.run_config import load_run_config
 
     data = load_run_config(run_dir / "config.yaml").data
-    records = [json.loads(line) for line in
-               (run_dir / "eval-start" / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
-    return {"chance": CHANCE, "reasoning_ceiling": reasoning_ceiling(records, data.synth_difficulty),
+    return {"chance": CHANCE, "reasoning_ceiling": reasoning_ceiling(start_records, data.synth_difficulty),
             "image_statistics": image_statistics_on(benchmark / "train.jsonl", test / "test.jsonl", data.image_size)}
 
 
-def figures(start: dict, trained: dict, run_dir: Path, seconds: float, baselines_: dict[str, float]) -> dict:
+def figures(start: dict, trained: dict, run_dir: Path, seconds: float, baselines_: dict[str, float],
+            start_records: list[dict], trained_records: list[dict]) -> dict:
     """What ``bench/results/demo.json`` records: both evaluations' figures, the gain with its 95%
     bootstrap interval over the pairs (paired: the same pairs before and after), the baselines, the
     wall time."""
     from fadtq.data.dataset import HELDOUT_SEED_OFFSET
     from fadtq.evaluation.intervals import paired_difference
+    from fadtq.evaluation.predictions import correct_by_id
 
     def summary(metrics: dict) -> dict:
         return {"accuracy": metrics["accuracy"], "balance_score": metrics["balance_score"],
                 "recall": {name: row["recall"] for name, row in metrics["per_class"].items()},
                 "reasoning_words": metrics["reasoning_words_mean"], "reasoning_tokens": metrics["reasoning_tokens_mean"]}
 
-    after, before = correct_by_pair(run_dir / "eval"), correct_by_pair(run_dir / "eval-start")
+    after, before = correct_by_id(trained_records), correct_by_id(start_records)
     pairs = sorted(after)
     gain = paired_difference([[after[pair] for pair in pairs]], [[before[pair] for pair in pairs]])
     benchmark = Path(trained["source"]["benchmark"])
@@ -138,7 +133,11 @@ def main() -> int:
     trained = evaluate(run_dir / "final", test, run_dir / "eval", run_dir.name)
     report = build_report([run_dir / "eval-start", run_dir], run_dir / "report.html", baseline=START)
     print(report.markdown)
-    result = figures(start, trained, run_dir, time.monotonic() - began, baselines(run_dir, benchmark, test))
+    from fadtq.evaluation.predictions import read_records
+
+    start_records, trained_records = read_records(run_dir / "eval-start"), read_records(run_dir / "eval")
+    result = figures(start, trained, run_dir, time.monotonic() - began,
+                     baselines(start_records, run_dir, benchmark, test), start_records, trained_records)
     gain, base = result["gain"], result["baselines"]
     print(f"accuracy on the {trained['n']} pairs of the test split: {100 * start['accuracy']:.1f}% at the start "
           f"-> {100 * trained['accuracy']:.1f}% after training ({100 * gain['mean']:+.1f} points; 95% interval "

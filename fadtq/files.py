@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -74,6 +74,17 @@ def file_problem(path: Path) -> str | None:
             return f"a symbolic link to {os.readlink(path)}, which does not exist"
         return "not found" if exc.errno == errno.ENOENT else exc.strerror or str(exc)
     return "is a folder; expected a file" if path.is_dir() else None
+
+
+def listed(names: Sequence[str], limit: int = 3) -> str:
+    """``a, b, c and 4 more``: the first ``limit`` names of a list an error shows."""
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def entries(folder: Path, besides: Iterable[str] = ()) -> list[str]:
+    """The sorted names in ``folder`` other than ``besides`` (none when it is not a folder)."""
+    skipped = set(besides)
+    return sorted(p.name for p in folder.iterdir() if p.name not in skipped) if folder.is_dir() else []
 
 
 def read_text(path: str | os.PathLike) -> str:

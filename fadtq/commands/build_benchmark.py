@@ -7,7 +7,7 @@ import contextlib
 from pathlib import Path
 
 from fadtq.errors import FadtqError
-from fadtq.files import check_output_dir
+from fadtq.files import check_output_dir, entries, listed
 from fadtq.folder_lock import folder_lock
 
 
@@ -27,11 +27,10 @@ def preflight(args: argparse.Namespace) -> None:
     from fadtq.data.pair3c import MANIFEST_FILES
 
     out = check_output_dir(args.out, "--out", MANIFEST_FILES)
-    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    held = entries(out)
     if held and not args.overwrite:
-        shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
         what = "a benchmark" if set(MANIFEST_FILES) & set(held) else "other files"
-        raise FadtqError(f"--out {out}: holds {what} ({shown}); choose a new or empty folder, or give --overwrite "
+        raise FadtqError(f"--out {out}: holds {what} ({listed(held)}); choose a new or empty folder, or give --overwrite "
                          "to replace the benchmark there (runs and reports made on the old one then no longer match)")
     if args.train_per_class is not None and args.train_per_class < 1:
         raise FadtqError(f"--train-per-class {args.train_per_class}: expected at least 1 (no training pairs otherwise)")

@@ -20,7 +20,7 @@ from pathlib import Path
 from fadtq.answer import extract_answer, format_ok, parse_class, think_text
 from fadtq.errors import FadtqError
 from fadtq.evaluation.metrics import compute_metrics
-from fadtq.files import atomic_write_json, drop_partial_last_line, read_jsonl
+from fadtq.files import atomic_write_json, drop_partial_last_line, listed, read_jsonl
 
 PREDICTIONS = "predictions.jsonl"
 METRICS = "metrics.json"
@@ -66,14 +66,23 @@ def load_resumable(path: Path) -> list[dict]:
     return [row for _, row in read_jsonl(path)]
 
 
+def read_records(eval_dir: Path) -> list[dict]:
+    """The records of an evaluation folder's ``predictions.jsonl``, in order."""
+    return [row for _, row in read_jsonl(Path(eval_dir) / PREDICTIONS)]
+
+
+def correct_by_id(records: Sequence[dict]) -> dict[str, int]:
+    """Pair id -> 1 where the record's answer is right, else 0 (a bootstrap's per-pair scores)."""
+    return {record["id"]: int(record["correct"]) for record in records}
+
+
 def append_rows(handle, rows: Sequence[dict]) -> None:
     handle.write("".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
     handle.flush()
 
 
 def _few(ids: Sequence[str]) -> str:
-    shown = ", ".join(repr(i) for i in list(ids)[:SHOWN_IDS])
-    return shown + (f" and {len(ids) - SHOWN_IDS} more" if len(ids) > SHOWN_IDS else "")
+    return listed([repr(i) for i in ids], SHOWN_IDS)
 
 
 def import_predictions(path: Path, rows: Sequence[dict], tokenizer=None) -> list[dict]:

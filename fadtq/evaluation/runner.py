@@ -36,7 +36,7 @@ from fadtq.evaluation.predictions import (
     select_rows,
     write_metrics,
 )
-from fadtq.files import atomic_write_json, atomic_write_jsonl, check_output_dir, read_json
+from fadtq.files import atomic_write_json, atomic_write_jsonl, check_output_dir, entries, listed, read_json
 from fadtq.folder_lock import LOCK_FILE
 from fadtq.openai_client import EndpointConfig
 from fadtq.plugin_manager import default_plugins
@@ -357,10 +357,9 @@ def claim_out(out_dir: str | Path, files: tuple[str, ...], overwrite: bool, conf
     out_dir = check_output_dir(out_dir, "--out", files)
     if overwrite or not out_dir.is_dir():
         return out_dir
-    others = sorted(p.name for p in out_dir.iterdir() if p.name not in (*files, LOCK_FILE))
+    others = entries(out_dir, besides=(*files, LOCK_FILE))
     if others:
-        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
-        raise FadtqError(f"--out {out_dir}: holds other files ({shown}); choose a new or empty folder, or give "
+        raise FadtqError(f"--out {out_dir}: holds other files ({listed(others)}); choose a new or empty folder, or give "
                          "--overwrite to write the evaluation beside them")
     earlier = [name for name in files if (out_dir / name).is_file()]
     if earlier and config is None:

@@ -15,7 +15,8 @@ import torch
 import yaml
 
 from fadtq.errors import ConfigError
-from fadtq.files import atomic_write_json, atomic_write_jsonl, atomic_write_text, check_output_dir, drop_partial_last_line, read_jsonl
+from fadtq.files import (atomic_write_json, atomic_write_jsonl, atomic_write_text, check_output_dir, drop_partial_last_line,
+                         entries, listed, read_jsonl)
 from fadtq.folder_lock import LOCK_FILE, live_holder
 from fadtq.run_config import RunConfig
 from fadtq.training import checkpoint
@@ -29,14 +30,13 @@ def new_run_dir(cfg: RunConfig, config_name: str) -> Path:
     name = cfg.output.name or f"{Path(config_name).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = check_output_dir(Path(cfg.output.dir) / name, "output.dir")
     # a folder a running run holds: the lock names its holder (fadtq.folder_lock)
-    held = sorted(p.name for p in run_dir.iterdir() if p.name != LOCK_FILE) if run_dir.is_dir() else []
+    held = entries(run_dir, besides=(LOCK_FILE,))
     if held and live_holder(run_dir) is None:
         if (run_dir / "config.yaml").is_file():
             raise ConfigError("output.name", f"{run_dir} already holds a run; choose another name, or continue "
                               f"that run with --resume {run_dir}")
-        shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
-        raise ConfigError("output.name", f"{run_dir} holds other files ({shown}), not a run; choose another name "
-                          "or an empty folder")
+        raise ConfigError("output.name", f"{run_dir} holds other files ({listed(held)}), not a run; choose another "
+                          "name or an empty folder")
     return run_dir
 
 

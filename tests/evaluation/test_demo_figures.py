@@ -7,6 +7,7 @@ import json
 import pytest
 
 from fadtq.demo import figures
+from fadtq.evaluation.predictions import read_records
 
 
 def _metrics(accuracy: float, good_recall: float) -> dict:
@@ -21,7 +22,8 @@ def test_the_demo_records_both_evaluations_and_a_paired_gain_with_its_interval(t
         (run / folder).mkdir(parents=True)
         (run / folder / "predictions.jsonl").write_text(
             "".join(json.dumps({"id": f"pair-{i}", "correct": bool(c)}) + "\n" for i, c in enumerate(correct)))
-    result = figures(_metrics(0.5, 0.0), _metrics(0.75, 1.0), run, 61.0, {"chance": 1 / 3})
+    result = figures(_metrics(0.5, 0.0), _metrics(0.75, 1.0), run, 61.0, {"chance": 1 / 3},
+                     read_records(run / "eval-start"), read_records(run / "eval"))
     assert (result["run"], result["pairs"], result["seconds"]) == ("demo-1", 4, 61.0)
     assert result["split"].startswith("test: the test.jsonl of the look-alike of generator seed data.seed + 1000")
     assert result["start"]["recall"]["good"] == 0.0 and result["trained"]["recall"]["good"] == 1.0
