@@ -30,12 +30,15 @@ class ModelConfig:
     pretrain_steps: int = 0  # second stage: the whole model learns descriptions
     pretrain_vision_steps: int = 3000  # first stage: the vision tower alone learns the scene's facts
     pretrain_seed: int = 0
+    pretrain_reasoning: str = "template"  # a pair's target reasoning: template | varied (fadtq/data/varied_reasoning.py)
+    pretrain_start: str = "fresh"  # fresh, or a checkpoint in pretrained/ that pretraining goes on from
     dtype: str = "float32"  # float32 | bfloat16
     attn_implementation: str = "sdpa"  # flash_attention_2 on GPUs
 
     def validate(self, key: str) -> None:
         _choice(key, "size", self.size, ("tiny", "base", "base7", "small"))
         _choice(key, "dtype", self.dtype, ("float32", "bfloat16"))
+        _choice(key, "pretrain_reasoning", self.pretrain_reasoning, ("template", "varied"))
         _at_least(key, self, warmup_steps=0, pretrain_steps=0, pretrain_vision_steps=0)
         if self.pretrain_steps and self.warmup_steps:
             raise ConfigError(f"{key}.warmup_steps", "set 0 with pretrain_steps (pretraining already teaches the format)")

@@ -7,6 +7,7 @@ held-out description check and the sha256 of its weights (``pretrained/<name>/re
 
     .venv/bin/python tools/pretrained_policy.py            # rebuild in a temp folder, compare the sha256
     .venv/bin/python tools/pretrained_policy.py --write    # (re)write the shipped checkpoint
+    .venv/bin/python tools/pretrained_policy.py --config learnability   # the lab's policy (varied reasoning)
 
 One thread throughout (``bench/benchlib.py`` pins it): the same recipe on the same kind of machine
 gives the same bytes.
@@ -28,13 +29,16 @@ from benchlib import one_thread  # noqa: E402  (pins threads before torch is imp
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--write", action="store_true", help="write pretrained/<name>/ instead of verifying it")
+    parser.add_argument("--config", default="cpu_default",
+                        help="the run config whose model.pretrain_* recipe to build (default cpu_default; "
+                             "learnability: the lab's policy, which goes on from the default's)")
     args = parser.parse_args()
     one_thread()
     from fadtq.run_config import load_run_config
     from fadtq.pretraining.pretrain import build_pretrained, recipe_from_config, weights_sha256, write_recipe
     from fadtq.pretraining.default_policy import SHIPPED_MODELS
 
-    recipe = recipe_from_config(load_run_config("cpu_default"))
+    recipe = recipe_from_config(load_run_config(args.config))
     shipped = SHIPPED_MODELS / recipe.folder_name()
     with tempfile.TemporaryDirectory(prefix="pretrained-") as scratch:
         built = Path(scratch) / "model"

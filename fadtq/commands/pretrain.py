@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from fadtq.data.synth import DIFFICULTIES
-from fadtq.pretraining.pretrain import PretrainRecipe
+from fadtq.pretraining.pretrain import REASONINGS, PretrainRecipe
 
 DEFAULTS = PretrainRecipe()
 
@@ -33,6 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", choices=("good", "any"), default=DEFAULTS.reference,
                         help="class of a pair example's reference: good, as in the benchmark, or any "
                              "(the language model then cannot copy its counts; default any)")
+    parser.add_argument("--reasoning", choices=REASONINGS, default=DEFAULTS.reasoning,
+                        help="a pair's target reasoning: the one template (default) or varied wording, order, "
+                             "facts, details and length (fadtq/data/varied_reasoning.py)")
+    parser.add_argument("--start", default=DEFAULTS.start,
+                        help="fresh (default: a new --size model) or the name of a checkpoint in pretrained/ to "
+                             "go on from, its vision tower frozen")
     parser.add_argument("--categories", default=",".join(DEFAULTS.categories),
                         help="comma-separated scenes to draw (default: all five)")
 
@@ -41,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from fadtq.commands.warmup import check_training_flags
     from fadtq.errors import FadtqError
     from fadtq.files import check_output_dir
-    from fadtq.pretraining.pretrain import build_pretrained
+    from fadtq.pretraining.pretrain import build_pretrained, shipped_start
 
     from fadtq.arguments import parse_name_list
     from fadtq.data.loco import CATEGORIES
@@ -62,7 +68,12 @@ def run(args: argparse.Namespace) -> int:
     recipe = PretrainRecipe(size=args.size, vision_steps=args.vision_steps,
                             vision_batch_size=args.vision_batch_size, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                             difficulty=args.difficulty, image_size=args.image_size, categories=categories,
-                            single_share=args.single_share, reference=args.reference)
+                            single_share=args.single_share, reference=args.reference, reasoning=args.reasoning,
+                            start=args.start)
+    if args.model and recipe.start != "fresh":
+        raise FadtqError(f"--model {args.model} and --start {recipe.start}: give one model to start from")
+    if recipe.start != "fresh":
+        shipped_start(recipe.start)
     check = build_pretrained(out, recipe, base_model=Path(args.model) if args.model else None)
     print(json.dumps(check, indent=2))
     print(f"pretrained model: {out}")

@@ -9,9 +9,15 @@ deciding which case applies stays for RL to learn. ``tests/data/test_describe.py
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from fadtq.data.synth import SPECS, Scene
+
+# Words that compare two images or judge one: no pretraining target uses them (tests/data).
+COMPARISONS = re.compile(r"\b(same|different|differs?|than|more|fewer|less|compared?|unlike|like|match(es)?|"
+                         r"normal|abnormal|anomal\w*|defect\w*|correct|wrong|missing|extra|expected)\b")
 
 # 3 x 3 regions of the image, by the damage's centre of mass.
 REGIONS = (("top left", "top", "top right"), ("left", "middle", "right"), ("bottom left", "bottom", "bottom right"))

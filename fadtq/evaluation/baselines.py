@@ -2,10 +2,10 @@
 
 - **chance**: a uniform guess among the three classes is right a third of the time, whatever the
   class balance.
-- **the reasoning ceiling**: a fixed rule applied to the test part of the policy's own reasoning
-  (``reference: ... test: 6 pins, no damage.``): damage named -> structural; objects unlike every
-  normal image of the category (the generator's normal scenes, described as pretraining describes
-  them) -> logical; else good. What a perfect decision on what the policy *says* would score: RL
+- **the reasoning ceiling**: a fixed rule applied to what the policy's own reasoning states of the
+  test image (``reference: ... test: 6 pins, no damage.``, or a varied wording): damage stated ->
+  structural; a count or part that no normal image of the category shows (the generator's normal
+  scenes) -> logical; else good. What a perfect decision on what the policy *says* would score: RL
   that learns the decision cannot beat it without better descriptions.
 - **image statistics**: a ridge classifier per category on colour histograms and edge density of
   the test image and their difference to the reference (``fadtq.data.synth_check``), fitted on the
@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -22,40 +21,44 @@ import numpy as np
 
 from fadtq.answer import think_text
 from fadtq.data.synth_check import pair_statistics, ridge_accuracy
+from fadtq.data.varied_reasoning import stated_facts
 from fadtq.prompts import CLASS_NAMES
 
 ImageOf = Callable[[str], np.ndarray]
 CHANCE = 1.0 / 3.0
-_TEST_PART = re.compile(r"\btest:\s*(.*?)\s*\.?\s*$", re.DOTALL)
 NORMAL_SCENES = 200  # normal scenes rendered per category to learn the descriptions normal images get
 
 
-def normal_objects(category: str, difficulty: str, scenes: int = NORMAL_SCENES, seed: int = 0) -> frozenset[str]:
-    """The object phrases (``"3 fruits, toppings, cereals"``) of ``scenes`` normal renders."""
-    from fadtq.data.describe import objects_phrase
+def normal_facts(category: str, difficulty: str, scenes: int = NORMAL_SCENES, seed: int = 0) -> list[dict[str, object]]:
+    """The facts (``fadtq.data.varied_reasoning.true_facts``, damage left out) of ``scenes`` normal
+    renders of ``category``: what a normal image can show."""
     from fadtq.data.synth import DIFFICULTIES, render
+    from fadtq.data.varied_reasoning import true_facts
 
     level = DIFFICULTIES[difficulty]
     rng = np.random.default_rng([seed, 7919])
-    return frozenset(objects_phrase(category, render(category, "good", rng, 32, level).facts) for _ in range(scenes))
+    facts = (true_facts(category, render(category, "good", rng, 32, level)) for _ in range(scenes))
+    unique = {tuple(sorted((k, v) for k, v in f.items() if k != "damage")) for f in facts}
+    return [dict(items) for items in sorted(unique, key=str)]
 
 
-def reasoning_class(completion: str | None, normal: frozenset[str]) -> str | None:
-    """The class the rule reads from the test part of a completion's reasoning; None where it has none."""
-    reasoning = think_text(completion or "")
-    match = _TEST_PART.search(reasoning or "")
-    if not match:
+def reasoning_class(completion: str | None, normal: Sequence[dict[str, object]]) -> str | None:
+    """The class the rule reads from what a completion's reasoning states of the test image
+    (``fadtq.data.varied_reasoning.stated_facts``: the template and varied wordings alike): damage
+    stated -> structural; a stated fact with a value no normal scene has -> logical; else good.
+    None where nothing is stated of the test image."""
+    stated = stated_facts(think_text(completion or "") or "").get("test")
+    if not stated:
         return None
-    test = match.group(1).strip().lower()
-    if "damage at" in test:
+    if stated.get("damage", "none") != "none":
         return "structural"
-    objects = re.sub(r",?\s*no damage$", "", test).strip()
-    return "good" if objects in normal else "logical"
+    off = any(all(scene.get(fact) != value for scene in normal) for fact, value in stated.items() if fact != "damage")
+    return "logical" if off else "good"
 
 
 def reasoning_ceiling(records: Sequence[dict], difficulty: str) -> float:
     """The rule's accuracy over evaluation records (``category``, ``label``, ``completion``)."""
-    normal = {category: normal_objects(category, difficulty) for category in {r["category"] for r in records}}
+    normal = {category: normal_facts(category, difficulty) for category in {r["category"] for r in records}}
     right = [reasoning_class(r["completion"], normal[r["category"]]) == r["label"] for r in records]
     return sum(right) / len(right)
 

@@ -35,6 +35,7 @@ from PIL import Image
 from fadtq.data.describe import describe
 from fadtq.data.loco import CATEGORIES
 from fadtq.data.synth import DEFAULT_SIZE, difficulty_named, render
+from fadtq.data.varied_reasoning import stated_facts, true_facts, varied_reasoning
 from fadtq.errors import FadtqError
 from fadtq.files import atomic_write_json, create_dir_once
 from fadtq.policy.family import family_of_model
@@ -45,6 +46,7 @@ REFERENCE_ROLE = len(CLASS_NAMES)  # roles 0-2: a test image of that class; 3: t
 VALIDATION_OFFSET = 10**9  # example indices of the held-out check, never trained on
 FIRST_LOSSES = 3  # recorded with a shipped checkpoint; tests/training/test_pretrain.py reproduces them
 RECIPE_FILE = "recipe.json"  # beside a shipped checkpoint: recipe, command, check, weights' sha256
+REASONINGS = ("template", "varied")
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,12 @@ class PretrainRecipe:
     seed: int = 0
     difficulty: str = "easy"
     image_size: int = 112  # longest side, as the trainer's data.image_size
+    reasoning: str = "template"  # a pair's reasoning: the one template, or "varied" (fadtq/data/varied_reasoning.py)
+    start: str = "fresh"  # a fresh size model, or the folder name of a checkpoint in pretrained/ to go on from
+
+    def __post_init__(self) -> None:
+        if self.reasoning not in REASONINGS:
+            raise FadtqError(f"pretrain reasoning {self.reasoning!r}: expected one of {', '.join(REASONINGS)}")
 
     def as_dict(self) -> dict:
         """The recipe as ``recipe.json`` stores it (tuples as lists)."""
@@ -70,8 +78,11 @@ class PretrainRecipe:
 
     def folder_name(self) -> str:
         """Names the look-alike's revision too: a model pretrained on older drawings is another model."""
+        varied = "" if self.reasoning == "template" else f"-{self.reasoning}"
+        if self.start != "fresh":
+            return f"{self.start}-then{self.steps}{varied}"
         return (f"qwen2.5-vl-{self.size}-seed{self.seed}-pretrain{self.vision_steps}+{self.steps}-{self.difficulty}"
-                f"{difficulty_named(self.difficulty).revision_tag}-{self.image_size}px")
+                f"{difficulty_named(self.difficulty).revision_tag}-{self.image_size}px{varied}")
 
 
 @dataclass
@@ -85,6 +96,7 @@ class PretrainExample:
     think: str
     response: str
     facts: list[dict[str, int]]  # per image, the vision tower's targets (vision_facts.fact_targets)
+    said: dict[str, dict[str, object]] | None = None  # a pair's true facts per image (varied_reasoning.true_facts)
 
 
 def pretrain_rng(seed: int, category: str, role: int, index: int) -> np.random.Generator:
@@ -122,11 +134,15 @@ def make_example(recipe: PretrainRecipe, index: int, prompts: PromptLibrary, pai
     ref_class = CLASS_NAMES[choice.randrange(len(CLASS_NAMES))] if recipe.reference == "any" else "good"
     ref = render(category, ref_class, pretrain_rng(recipe.seed, category, REFERENCE_ROLE, index), DEFAULT_SIZE,
                  difficulty)
-    think = f"reference: {describe(category, ref)}. test: {describe(category, test)}."
+    if recipe.reasoning == "varied":
+        think = varied_reasoning(category, ref, test, choice)
+    else:
+        think = f"reference: {describe(category, ref)}. test: {describe(category, test)}."
     answer = choice.choice(CLASS_NAMES)
     return PretrainExample(category, [_image(ref.image, recipe.image_size), _image(test.image, recipe.image_size)],
                            policy_messages(prompts, category), think, f"<think>{think}</think><answer>{answer}</answer>",
-                           [fact_targets(category, ref), fact_targets(category, test)])
+                           [fact_targets(category, ref), fact_targets(category, test)],
+                           {"reference": true_facts(category, ref), "test": true_facts(category, test)})
 
 
 def single_image_messages(category: str) -> list[dict]:
@@ -156,17 +172,30 @@ def training_losses(model, processor, recipe: PretrainRecipe, prompts: PromptLib
     early (the first steps of a recipe are the same whatever follows, so they can be checked alone).
 
     Stage one trains the vision tower alone on single images' facts; stage two the whole model on
-    descriptions, with the facts' loss kept on the tower so that it does not forget them."""
+    descriptions, with the facts' loss kept on the tower so that it does not forget them. Going on
+    from a pretrained checkpoint (``recipe.start``), the tower is frozen instead: it already sees, and
+    fact heads drawn afresh would pull it towards their random start."""
     torch.manual_seed(recipe.seed)
+    tower_params = list(family_of_model(model).tower(model).parameters())
+    first = recipe.vision_steps * recipe.vision_batch_size  # stage two's images are new ones
+
+    def batch(step: int) -> list[PretrainExample]:
+        return list(examples(recipe, first + step * recipe.batch_size, recipe.batch_size, prompts))
+
+    if recipe.start != "fresh":
+        frozen = {id(p) for p in tower_params}
+        for parameter in tower_params:
+            parameter.requires_grad_(False)
+        yield from _steps([p for p in model.parameters() if id(p) not in frozen], recipe.lr, recipe.steps,
+                          lambda step: _description_step(model, processor, None, batch(step)))
+        return
     heads = FactHeads(model.config.text_config.hidden_size)
-    tower = list(family_of_model(model).tower(model).parameters()) + list(heads.parameters())
+    tower = tower_params + list(heads.parameters())
     yield from _steps(tower, recipe.lr, recipe.vision_steps, lambda step: _tower_step(
         model, processor, heads, list(examples(recipe, step * recipe.vision_batch_size, recipe.vision_batch_size,
                                                prompts, pair=False))))
-    first = recipe.vision_steps * recipe.vision_batch_size  # stage two's images are new ones
     yield from _steps(list(model.parameters()) + list(heads.parameters()), recipe.lr, recipe.steps,
-                      lambda step: _description_step(model, processor, heads, list(examples(
-                          recipe, first + step * recipe.batch_size, recipe.batch_size, prompts))))
+                      lambda step: _description_step(model, processor, heads, batch(step)))
 
 
 def _steps(parameters: list, lr: float, steps: int, loss_of_step) -> Iterator[float]:
@@ -187,11 +216,14 @@ def _tower_step(model, processor, heads: FactHeads, batch: list[PretrainExample]
     return tower_loss(model, heads, images, [e.facts[0] for e in batch])
 
 
-def _description_step(model, processor, heads: FactHeads, batch: list[PretrainExample]) -> torch.Tensor:
-    """The descriptions' loss plus the facts' loss on the image tokens the same forward pass made."""
+def _description_step(model, processor, heads: FactHeads | None, batch: list[PretrainExample]) -> torch.Tensor:
+    """The descriptions' loss plus (with ``heads``) the facts' loss on the image tokens the same
+    forward pass made."""
     from fadtq.pretraining.warmup import supervised_batch
 
     inputs = supervised_batch(processor, batch, [e.response for e in batch])
+    if heads is None:
+        return model(**inputs).loss
     with captured_image_tokens(model) as seen:
         loss = model(**inputs).loss
     return loss + fact_loss(heads, seen, [f for e in batch for f in e.facts])
@@ -232,7 +264,8 @@ def recipe_from_config(cfg) -> PretrainRecipe:
     """The recipe a run config asks for (``model.*`` and ``data.*``; the rest at its defaults)."""
     return PretrainRecipe(size=cfg.model.size, vision_steps=cfg.model.pretrain_vision_steps,
                           steps=cfg.model.pretrain_steps, seed=cfg.model.pretrain_seed,
-                          difficulty=cfg.data.synth_difficulty, image_size=cfg.data.image_size)
+                          difficulty=cfg.data.synth_difficulty, image_size=cfg.data.image_size,
+                          reasoning=cfg.model.pretrain_reasoning, start=cfg.model.pretrain_start)
 
 
 def weights_sha256(folder: Path) -> str:
@@ -247,9 +280,24 @@ def write_recipe(folder: Path, recipe: PretrainRecipe, check: dict) -> None:
                f"--steps {recipe.steps} --batch-size {recipe.batch_size} "
                f"--lr {recipe.lr} --seed {recipe.seed} --difficulty {recipe.difficulty} "
                f"--image-size {recipe.image_size} --categories {','.join(recipe.categories)} "
-               f"--single-share {recipe.single_share} --reference {recipe.reference}")
+               f"--single-share {recipe.single_share} --reference {recipe.reference} "
+               f"--reasoning {recipe.reasoning} --start {recipe.start}")
     atomic_write_json(folder / RECIPE_FILE, {"recipe": recipe.as_dict(), "command": command, "check": check,
                                              "sha256": weights_sha256(folder), "threads": 1})
+
+
+def shipped_start(name: str) -> Path:
+    """The checkpoint in ``pretrained/`` that a recipe's ``start`` names, its own recipe and hash checked."""
+    from fadtq.pretraining.default_policy import SHIPPED_MODELS
+
+    folder = SHIPPED_MODELS / name
+    record = folder / RECIPE_FILE
+    if not record.is_file():
+        known = sorted(p.name for p in SHIPPED_MODELS.iterdir() if (p / RECIPE_FILE).is_file())
+        raise FadtqError(f"pretrain start {name!r}: no checkpoint of that name in {SHIPPED_MODELS}; "
+                         f"known: {', '.join(known)}")
+    made_by = json.loads(record.read_text(encoding="utf-8"))["recipe"]
+    return verify_shipped(folder, PretrainRecipe(**{**made_by, "categories": tuple(made_by["categories"])}))
 
 
 def verify_shipped(folder: Path, recipe: PretrainRecipe) -> Path:
@@ -269,24 +317,35 @@ def verify_shipped(folder: Path, recipe: PretrainRecipe) -> Path:
 
 @torch.no_grad()
 def description_check(model, processor, recipe: PretrainRecipe, count: int, prompts: PromptLibrary) -> dict:
-    """Greedy reasoning on ``count`` held-out fresh pairs: the share whose description of the test
-    image (and of the whole reasoning) matches the scene's own facts exactly."""
+    """Greedy reasoning on ``count`` held-out fresh pairs. For the template: the share whose
+    description of the test image (and whose whole reasoning) is exactly the target. For varied
+    reasonings, which have no one right text: the share in which every fact stated of the test image
+    is true and at least one is stated, and the mean length in words."""
     from fadtq.answer import think_text
     from fadtq.generation.engine import RolloutPrompt, SamplingParams
     from fadtq.generation.hf import HFRolloutEngine
 
     engine = HFRolloutEngine(model, processor)
-    params = SamplingParams(max_new_tokens=64, greedy=True)
+    params = SamplingParams(max_new_tokens=64 if recipe.reasoning == "template" else 160, greedy=True)
     held_out = list(examples(recipe, VALIDATION_OFFSET, count, prompts, pair=True))
-    test_right = think_right = 0
+    said = []
     for start in range(0, count, 16):
         chunk = held_out[start:start + 16]
         result = engine.generate([RolloutPrompt(*e.images, e.messages) for e in chunk], 1, params)
-        for example, group in zip(chunk, result.groups):
-            think = think_text(group[0].text) or ""
-            think_right += think.strip() == example.think
-            test_right += think.split("test:")[-1].strip() == example.think.split("test:")[-1].strip()
-    return {"examples": count, "test_description_exact": test_right / count, "reasoning_exact": think_right / count}
+        said += [think_text(group[0].text) or "" for group in result.groups]
+    if recipe.reasoning == "varied":
+        right = [_facts_true(think, e.said["test"]) for think, e in zip(said, held_out)]
+        return {"examples": count, "test_facts_true": sum(right) / count,
+                "reasoning_words_mean": sum(len(think.split()) for think in said) / count}
+    exact = [think.strip() == e.think for think, e in zip(said, held_out)]
+    test_exact = [think.split("test:")[-1].strip() == e.think.split("test:")[-1].strip()
+                  for think, e in zip(said, held_out)]
+    return {"examples": count, "test_description_exact": sum(test_exact) / count, "reasoning_exact": sum(exact) / count}
+
+
+def _facts_true(reasoning: str, truth: dict[str, object]) -> bool:
+    stated = stated_facts(reasoning).get("test", {})
+    return bool(stated) and all(truth.get(fact) == value for fact, value in stated.items())
 
 
 def build_pretrained(out: Path, recipe: PretrainRecipe, base_model: Path | None = None,
@@ -299,6 +358,8 @@ def build_pretrained(out: Path, recipe: PretrainRecipe, base_model: Path | None 
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fadtq-pretrain-") as scratch:
+        if base_model is None and recipe.start != "fresh":
+            base_model = shipped_start(recipe.start)
         start = base_model or make_tiny_model(Path(scratch) / "base", size=recipe.size, seed=recipe.seed)
         check = pretrain(start, out, recipe, progress=progress, check_examples=check_examples)
     return {**check, "seconds": round(time.perf_counter() - started, 1)}

@@ -13,15 +13,13 @@ import pytest
 from PIL import Image
 
 from fadtq.answer import CLASS_PATTERNS, extract_answer, parse_class, think_text
-from fadtq.data.describe import damage_region, describe
+from fadtq.data.describe import COMPARISONS, damage_region, describe
 from fadtq.data.loco import CATEGORIES
 from fadtq.data.synth import DIFFICULTIES, TINY_COUNTS, image_rng, render, synthesize
 from fadtq.prompts import CLASS_NAMES, OPTION_LETTERS, PromptLibrary
 from fadtq.pretraining.pretrain import PretrainRecipe, examples, make_example
 
 RECIPE = PretrainRecipe()
-COMPARISONS = re.compile(r"\b(same|different|differs?|than|more|fewer|less|compared?|unlike|like|match(es)?|"
-                         r"normal|abnormal|anomal\w*|defect\w*|correct|wrong|missing|extra|expected)\b")
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fadtq.evaluation.baselines import CHANCE, image_statistics, normal_objects, reasoning_ceiling, reasoning_class
+from fadtq.evaluation.baselines import CHANCE, image_statistics, normal_facts, reasoning_ceiling, reasoning_class
 
-SIX_PINS = frozenset({"6 pins"})
+SIX_PINS = [{"pins": 6}]
 
 
 def said(test_part: str) -> str:
@@ -21,16 +21,19 @@ def said(test_part: str) -> str:
     (said("6 pins, no damage"), "good"),  # no final full stop
     ("<think>reference: 6 pins, no damage.</think><answer>good</answer>", None),  # no test part
     ("<answer>good</answer>", None),
+    ("<think>Well. Test: I see 5 pins. Reference: 6 pins.</think><answer>good</answer>", "logical"),  # varied
+    ("<think>The reference image shows no damage. The test image shows damage at the top.</think>", "structural"),
+    ("<think>In the test image I see 6 pins. The light is even.</think><answer>x</answer>", "good"),
     (None, None),
 ])
 def test_the_rule_reads_the_class_from_the_test_part_of_the_reasoning(completion, expected):
     assert reasoning_class(completion, SIX_PINS) == expected
 
 
-def test_normal_images_of_a_category_get_the_descriptions_the_rule_calls_good():
-    assert normal_objects("pushpins", "easy") == SIX_PINS  # six large pins in every easy normal scene
-    juices = normal_objects("juice_bottle", "easy")
-    assert {"banana juice, 2 labels", "orange juice, 2 labels", "cherry juice, 2 labels"} == juices
+def test_normal_images_of_a_category_have_the_facts_the_rule_calls_good():
+    assert normal_facts("pushpins", "easy") == SIX_PINS  # six large pins in every easy normal scene
+    juices = normal_facts("juice_bottle", "easy")
+    assert sorted(juices, key=str) == sorted([{"juice": j, "labels": 2} for j in ("banana", "cherry", "orange")], key=str)
 
 
 def test_the_reasoning_ceiling_is_the_rule_s_accuracy():

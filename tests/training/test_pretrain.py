@@ -17,6 +17,7 @@ import pytest
 from fadtq.cli import main
 from fadtq.data.dataset import trained_image_size
 from fadtq.errors import FadtqError
+from fadtq.policy.family import family_of_model
 from fadtq.prompts import PromptLibrary
 from fadtq.run_config import load_run_config
 from fadtq.pretraining import default_policy
@@ -125,3 +126,26 @@ def test_the_shipped_checkpoint_s_first_steps_reproduce():
         start = make_tiny_model(Path(scratch) / "base", size=recipe.size, seed=recipe.seed)
         losses = list(islice(training_losses(*load_start(start), recipe, PromptLibrary()), FIRST_LOSSES))
     assert losses == pytest.approx(record["check"]["first_losses"], abs=1e-5)
+
+
+def test_the_lab_s_checkpoint_goes_on_from_the_demo_s_and_its_first_steps_reproduce():
+    """configs/learnability.yaml's policy: the shipped demo policy pretrained further on varied
+    reasonings (``start``), its tower frozen; its own recipe, hash and first losses check out."""
+    recipe = recipe_from_config(load_run_config("learnability"))
+    assert recipe.reasoning == "varied" and recipe.start == recipe_from_config(load_run_config("cpu_default")).folder_name()
+    shipped = default_policy.SHIPPED_MODELS / recipe.folder_name()
+    assert default_policy.pretrained_model_dir(load_run_config("learnability")) == shipped
+    record = json.loads((shipped / RECIPE_FILE).read_text())
+    model, processor = load_start(default_policy.SHIPPED_MODELS / recipe.start)
+    tower = family_of_model(model).tower(model)
+    before = {name: p.clone() for name, p in tower.named_parameters()}
+    losses = list(islice(training_losses(model, processor, recipe, PromptLibrary()), FIRST_LOSSES))
+    assert losses == pytest.approx(record["check"]["first_losses"], abs=1e-5)
+    assert all(p.equal(before[name]) for name, p in tower.named_parameters())
+
+
+def test_a_start_that_names_no_shipped_checkpoint_is_one_line(tmp_path, capsys):
+    assert main(["pretrain", "--out", str(tmp_path / "m"), "--start", "nothing-here", "--steps", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "pretrain start 'nothing-here': no checkpoint of that name" in err and "known: qwen2.5-vl-base" in err
+    assert not any(tmp_path.iterdir())
