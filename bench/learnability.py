@@ -48,6 +48,7 @@ import benchlib  # noqa: E402  (pins threads: the runs and evaluations it starts
 REPO = benchlib.REPO
 RESULT = benchlib.RESULTS / "learnability.json"
 FIGURE = REPO / "docs" / "learnability.png"
+SUPERVISED = benchlib.RESULTS / "policy_ceiling_learnability.json"
 
 
 @dataclass(frozen=True)
@@ -306,9 +307,9 @@ def summary(results: dict) -> dict:
 
 
 def baselines(out: Path, results: dict) -> dict:
-    """Chance, the start policy, the reasoning ceiling (a rule on the start policy's own reasoning)
-    and image statistics, all on the test split (fadtq/evaluation/baselines.py); empty until a run
-    was evaluated there."""
+    """Chance, the start policy, the reasoning ceiling (a rule on the start policy's own reasoning),
+    image statistics (fadtq/evaluation/baselines.py) and, once bench/policy_ceiling.py has run for
+    this config, the supervised ceiling, all on the test split; empty until a run was evaluated there."""
     from fadtq.data.dataset import ensure_heldout_benchmark
     from fadtq.evaluation.baselines import CHANCE, image_statistics_on, reasoning_ceiling
     from fadtq.run_config import load_run_config
@@ -322,9 +323,12 @@ def baselines(out: Path, results: dict) -> dict:
     data = load_run_config(out / run / "config.yaml").data
     trained_on = Path(json.loads((out / run / "metadata.json").read_text())["benchmark"])
     test = ensure_heldout_benchmark(data.synth_scale, data.seed, data.synth_difficulty)
-    return {"chance": CHANCE, "start": sum(r["correct"] for r in records) / len(records),
-            "reasoning_ceiling": reasoning_ceiling(records, data.synth_difficulty),
-            "image_statistics": image_statistics_on(trained_on / "train.jsonl", test / "test.jsonl", data.image_size)}
+    found = {"chance": CHANCE, "start": sum(r["correct"] for r in records) / len(records),
+             "reasoning_ceiling": reasoning_ceiling(records, data.synth_difficulty),
+             "image_statistics": image_statistics_on(trained_on / "train.jsonl", test / "test.jsonl", data.image_size)}
+    if SUPERVISED.is_file():  # bench/policy_ceiling.py --config learnability: chosen on dev, measured on test
+        found["supervised_ceiling"] = json.loads(SUPERVISED.read_text())["test_accuracy"]
+    return found
 
 
 def interval_table(summary_: dict) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULT = REPO / "bench" / "results" / "demo.json"  # the figures of the last make demo, written by it
+SUPERVISED = REPO / "bench" / "results" / "policy_ceiling.json"  # bench/policy_ceiling.py's, if run
 START = "start (before RL)"
 EVAL_BATCH = 16
 EVAL_TOKENS = 64
@@ -74,13 +75,17 @@ def evaluate_start(out: Path) -> tuple[dict, Path, Path, Path]:
 
 def baselines(start_records: list[dict], run_dir: Path, benchmark: Path, test: Path) -> dict[str, float]:
     """On the test split: chance, the rule on the start policy's own reasoning (``start_records``),
-    image statistics fitted on the training pairs (fadtq/evaluation/baselines.py)."""
+    image statistics fitted on the training pairs (fadtq/evaluation/baselines.py), and the supervised
+    ceiling where ``bench/policy_ceiling.py`` recorded it."""
     from fadtq.evaluation.baselines import CHANCE, image_statistics_on, reasoning_ceiling
     from fadtq.run_config import load_run_config
 
     data = load_run_config(run_dir / "config.yaml").data
-    return {"chance": CHANCE, "reasoning_ceiling": reasoning_ceiling(start_records, data.synth_difficulty),
-            "image_statistics": image_statistics_on(benchmark / "train.jsonl", test / "test.jsonl", data.image_size)}
+    found = {"chance": CHANCE, "reasoning_ceiling": reasoning_ceiling(start_records, data.synth_difficulty),
+             "image_statistics": image_statistics_on(benchmark / "train.jsonl", test / "test.jsonl", data.image_size)}
+    if SUPERVISED.is_file():  # bench/policy_ceiling.py: the checkpoint chosen on dev, measured on test
+        found["supervised_ceiling"] = json.loads(SUPERVISED.read_text())["test_accuracy"]
+    return found
 
 
 def figures(start: dict, trained: dict, run_dir: Path, seconds: float, baselines_: dict[str, float],
@@ -143,7 +148,8 @@ def main() -> int:
           f"-> {100 * trained['accuracy']:.1f}% after training ({100 * gain['mean']:+.1f} points; 95% interval "
           f"over the pairs [{100 * gain['low']:+.1f}, {100 * gain['high']:+.1f}]). Baselines: chance "
           f"{100 * base['chance']:.1f}%, image statistics {100 * base['image_statistics']:.1f}%, a rule on the "
-          f"start policy's own reasoning {100 * base['reasoning_ceiling']:.1f}%")
+          f"start policy's own reasoning {100 * base['reasoning_ceiling']:.1f}%"
+          + (f", supervised ceiling {100 * base['supervised_ceiling']:.1f}%" if "supervised_ceiling" in base else ""))
     print(f"report: {report.html_path}")
     atomic_write_json(RESULT, result)
     print(f"figures: {RESULT}")

@@ -40,7 +40,7 @@ OPENERS = ("The {image} image shows {body}.", "{Image}: {body}.", "In the {image
 DETAILS = ("the photo is taken from above", "the background is plain", "the {object} lies in the middle",
            "the light is even", "the {object} fills most of the image", "the edges are sharp")
 
-# fact -> (noun, singular noun) for counts; the other facts have their own phrases below
+# a counted fact -> its noun, singular; the other facts have their own phrases below
 COUNTS = {"fruits": "fruit", "labels": "label", "pins": "pin", "parts": "small part", "screws": "screw",
           "connectors": "connector", "cables": "cable"}
 PRESENCE = ("toppings", "cereals")
@@ -48,12 +48,16 @@ JUICES = ("cherry", "orange", "banana")
 _REGION_NAMES = [region for row in REGIONS for region in row]
 
 
-def true_facts(category: str, scene: Scene) -> dict[str, object]:
-    """A scene's facts as :func:`stated_facts` reads them: presence as 0/1, and its damage's region
-    (``"none"`` without damage)."""
+def damage_of(category: str, scene: Scene) -> str:
+    """The region of a scene's damage, or ``"none"``."""
     damaged = [mask for name, mask in scene.defects if name in SPECS[category].structural]
+    return damage_region(damaged[0]) if damaged else "none"
+
+
+def true_facts(category: str, scene: Scene) -> dict[str, object]:
+    """A scene's facts as :func:`stated_facts` reads them: presence as 0/1, and ``damage``."""
     facts = {fact: int(value) if isinstance(value, bool) else value for fact, value in scene.facts.items()}
-    return {**facts, "damage": damage_region(damaged[0]) if damaged else "none"}
+    return {**facts, "damage": damage_of(category, scene)}
 
 
 def fact_phrases(category: str, scene: Scene) -> list[str]:
@@ -66,8 +70,8 @@ def fact_phrases(category: str, scene: Scene) -> list[str]:
             phrases.append(fact if value else f"no {fact}")
         elif fact == "juice":
             phrases.append("an empty bottle" if value == "none" else f"{value} juice")
-    damaged = [mask for name, mask in scene.defects if name in SPECS[category].structural]
-    return phrases + [f"damage at the {damage_region(damaged[0])}" if damaged else "no damage"]
+    region = damage_of(category, scene)
+    return phrases + ["no damage" if region == "none" else f"damage at the {region}"]
 
 
 def image_sentence(image: str, category: str, scene: Scene, rng: random.Random) -> tuple[str, list[str]] | None:
@@ -126,31 +130,28 @@ def stated_facts(reasoning: str) -> dict[str, dict[str, object]]:
         named = [(sentence.find(image), image) for image in IMAGES if image in sentence]
         if named:
             current = min(named)[1]
-        if current is None:
-            continue
-        facts = found.setdefault(current, {})
-        for count, noun in _COUNT.findall(sentence):
-            facts[_NOUN_FACT[noun]] = int(count)
-        for fact in PRESENCE:
-            if re.search(rf"\bno {fact}\b", sentence):
-                facts[fact] = 0
-            elif re.search(rf"\b{fact}\b", sentence):
-                facts[fact] = 1
-        if "empty bottle" in sentence:
-            facts["juice"] = "none"
-        for juice in JUICES:
-            if f"{juice} juice" in sentence:
-                facts["juice"] = juice
-        region = _DAMAGE_AT.search(sentence)
-        if region:
-            facts["damage"] = region.group(1)
-        elif re.search(r"\bno damage\b", sentence):
-            facts["damage"] = "none"
+        if current is not None:
+            found.setdefault(current, {}).update(_sentence_facts(sentence))
     return found
 
 
-def words(reasoning: str) -> int:
-    return len(reasoning.split())
+def _sentence_facts(sentence: str) -> dict[str, object]:
+    """The facts one lower-cased sentence states."""
+    facts: dict[str, object] = {_NOUN_FACT[noun]: int(count) for count, noun in _COUNT.findall(sentence)}
+    for fact in PRESENCE:
+        if re.search(rf"\bno {fact}\b", sentence):
+            facts[fact] = 0
+        elif re.search(rf"\b{fact}\b", sentence):
+            facts[fact] = 1
+    if "empty bottle" in sentence:
+        facts["juice"] = "none"
+    facts.update({"juice": juice for juice in JUICES if f"{juice} juice" in sentence})
+    region = _DAMAGE_AT.search(sentence)
+    if region:
+        facts["damage"] = region.group(1)
+    elif re.search(r"\bno damage\b", sentence):
+        facts["damage"] = "none"
+    return facts
 
 
 def decisive_facts(label: str, facts: dict[str, object], normal: Sequence[dict[str, object]]) -> dict[str, object]:
