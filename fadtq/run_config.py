@@ -40,6 +40,9 @@ class ModelConfig:
         _choice(key, "dtype", self.dtype, ("float32", "bfloat16"))
         _choice(key, "pretrain_reasoning", self.pretrain_reasoning, ("template", "varied"))
         _at_least(key, self, warmup_steps=0, pretrain_steps=0, pretrain_vision_steps=0)
+        if self.pretrain_start != "fresh" and self.pretrain_vision_steps:
+            raise ConfigError(f"{key}.pretrain_vision_steps", "set 0 with pretrain_start (the checkpoint it goes on "
+                              "from keeps its vision tower, frozen)")
         if self.pretrain_steps and self.warmup_steps:
             raise ConfigError(f"{key}.warmup_steps", "set 0 with pretrain_steps (pretraining already teaches the format)")
         if self.path is not None and not self.path.strip():

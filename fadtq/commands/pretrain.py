@@ -18,8 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                          "built with --seed)")
     parser.add_argument("--size", choices=("tiny", "base", "base7", "small"), default=DEFAULTS.size,
                         help="make-tiny-model preset of the fresh model (default base)")
-    parser.add_argument("--vision-steps", type=int, default=DEFAULTS.vision_steps,
-                        help="first stage: steps of the vision tower alone on single images' facts")
+    parser.add_argument("--vision-steps", type=int,
+                        help="first stage: steps of the vision tower alone on single images' facts (default "
+                             f"{DEFAULTS.vision_steps}; 0 with --start)")
     parser.add_argument("--vision-batch-size", type=int, default=DEFAULTS.vision_batch_size)
     parser.add_argument("--steps", type=int, default=DEFAULTS.steps,
                         help="second stage: steps of the whole model on descriptions")
@@ -53,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from fadtq.data.loco import CATEGORIES
 
     check_training_flags(args)
+    if args.vision_steps is None:
+        args.vision_steps = DEFAULTS.vision_steps if args.start == "fresh" else 0
     categories = tuple(parse_name_list(args.categories, "--categories"))
     if args.vision_steps < 0 or args.vision_batch_size < 1:
         raise FadtqError(f"--vision-steps {args.vision_steps} / --vision-batch-size {args.vision_batch_size}: "

@@ -71,6 +71,9 @@ class PretrainRecipe:
     def __post_init__(self) -> None:
         if self.reasoning not in REASONINGS:
             raise FadtqError(f"pretrain reasoning {self.reasoning!r}: expected one of {', '.join(REASONINGS)}")
+        if self.start != "fresh" and self.vision_steps:
+            raise FadtqError(f"pretrain start {self.start!r} with {self.vision_steps} vision steps: expected 0 "
+                             "(going on from a checkpoint, its vision tower is kept frozen)")
 
     def as_dict(self) -> dict:
         """The recipe as ``recipe.json`` stores it (tuples as lists)."""

@@ -148,4 +148,13 @@ def test_a_start_that_names_no_shipped_checkpoint_is_one_line(tmp_path, capsys):
     assert main(["pretrain", "--out", str(tmp_path / "m"), "--start", "nothing-here", "--steps", "2"]) == 2
     err = capsys.readouterr().err
     assert "pretrain start 'nothing-here': no checkpoint of that name" in err and "known: qwen2.5-vl-base" in err
+    assert main(["pretrain", "--out", str(tmp_path / "m"), "--start", "x", "--vision-steps", "5"]) == 2
+    assert "pretrain start 'x' with 5 vision steps: expected 0" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_a_config_going_on_from_a_checkpoint_keeps_its_tower():
+    with pytest.raises(FadtqError, match="model.pretrain_vision_steps: set 0 with pretrain_start"):
+        load_run_config("learnability", {"model.pretrain_vision_steps": "10"})
+    with pytest.raises(FadtqError, match="model.pretrain_reasoning"):
+        load_run_config("cpu_default", {"model.pretrain_reasoning": "free"})
