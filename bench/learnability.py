@@ -303,7 +303,23 @@ def summary(results: dict) -> dict:
                 interval = paired_difference(scores(methods[first], shared), scores(methods[second], shared))
                 rows["differences"][f"{first} - {second}"] = {"seeds": shared, **interval.as_dict()}
         out[quantity] = rows
+    out["means"] = table_means(results)
     return out
+
+
+def table_means(results: dict) -> dict[str, dict]:
+    """Per method, the means over its seeds of the paper's other Table 3/4 columns on the test split:
+    the gain over the start, Balance Score, recall per class and reasoning tokens."""
+    tested: dict[str, list[dict]] = {}
+    for run, result in sorted(results.items()):
+        if "test_split" in result:
+            tested.setdefault(run.rsplit("-s", 1)[0], []).append(result["test_split"])
+    return {method: {
+        "gain": mean(t["final"]["accuracy"] - t["start"]["accuracy"] for t in runs),
+        "balance_score": mean(t["final"]["balance_score"] for t in runs),
+        "reasoning_tokens": mean(t["final"]["reasoning_tokens"] for t in runs),
+        "recall": {name: mean(t["final"]["recall"][name] for t in runs) for name in runs[0]["final"]["recall"]},
+    } for method, runs in tested.items()}
 
 
 def baselines(out: Path, results: dict) -> dict:
@@ -332,24 +348,30 @@ def baselines(out: Path, results: dict) -> dict:
 
 
 def interval_table(summary_: dict) -> str:
-    """Per method and paired difference, accuracy, reasoning words and relevance rate with their
-    intervals; the baselines' accuracies above (Markdown)."""
+    """The lab's table (Markdown): per method and paired difference, accuracy, reasoning words and
+    relevance rate with their intervals, and the means of the other Table 3/4 columns; the
+    baselines' accuracies above."""
     names = list(QUANTITIES)
-    lines = ["| method, difference or baseline | seeds | " + " | ".join(
-        f"{name.replace('_', ' ')} (95% interval)" for name in names) + " |", "|---" * (2 + len(names)) + "|"]
-    lines += [f"| baseline: {name.replace('_', ' ')} | | {100 * value:.1f} |" + " |" * (len(names) - 1)
+    lines = ["| method, difference or baseline | seeds | test accuracy | gain | Balance Score | recall good / "
+             "structural / logical | reasoning words | tokens | relevance rate |", "|---" * 9 + "|"]
+    lines += [f"| baseline: {name.replace('_', ' ')} | | {100 * value:.1f} | | | | | | |"
               for name, value in summary_.get("baselines", {}).items()]
     for part in ("methods", "differences"):
         for row_name in summary_["accuracy"][part]:
-            cells = []
+            cells = {}
             for quantity in names:
                 row = summary_[quantity][part].get(row_name)
-                scale = QUANTITIES[quantity][1]
-                sign = "+" if part == "differences" else ""
-                cells.append("" if row is None else f"{scale * row['mean']:{sign}.1f} "
-                             f"[{scale * row['low']:{sign}.1f}, {scale * row['high']:{sign}.1f}]")
+                scale, sign = QUANTITIES[quantity][1], "+" if part == "differences" else ""
+                cells[quantity] = "" if row is None else (f"{scale * row['mean']:{sign}.1f} "
+                                                          f"[{scale * row['low']:{sign}.1f}, {scale * row['high']:{sign}.1f}]")
+            means = summary_.get("means", {}).get(row_name) if part == "methods" else None
+            extra = ["", "", "", ""] if means is None else [
+                f"{100 * means['gain']:+.1f}", f"{100 * means['balance_score']:.1f}",
+                " / ".join(f"{100 * means['recall'][c]:.0f}" for c in ("good", "structural", "logical")),
+                f"{means['reasoning_tokens']:.1f}"]
             seeds = len(summary_["accuracy"][part][row_name]["seeds"])
-            lines.append(f"| {row_name} | {seeds} | " + " | ".join(cells) + " |")
+            lines.append(f"| {row_name} | {seeds} | {cells['accuracy']} | {extra[0]} | {extra[1]} | {extra[2]} | "
+                         f"{cells['reasoning_words']} | {extra[3]} | {cells['relevance_rate']} |")
     return "\n".join(lines)
 
 
@@ -384,7 +406,7 @@ def plot(results: dict, png: Path) -> None:
         series = [(run, COLOURS[i % len(COLOURS)], points(r)) for i, (run, r) in enumerate(sorted(results.items()))]
         draw_curves(axes, title, [s for s in series if s[2]], y_range)
     add_legend(figure, columns=len(results))
-    figure.suptitle("RL from the pretrained base policy, same wall clock per run (bench/learnability.py)")
+    figure.suptitle("RL from the lab's policy, the same budget per run (bench/learnability.py)")
     save_png(figure, png)
 
 
