@@ -125,4 +125,4 @@ def test_a_varied_recipe_s_pairs_carry_varied_reasoning_and_random_answers():
     assert all(e.response == f"<think>{e.think}</think><answer>{extract_answer(e.response)}</answer>" for e in pairs)
     assert set(extract_answer(e.response) for e in pairs) == set(CLASS_NAMES)
     assert VARIED.folder_name().endswith("-varied")
-    assert PretrainRecipe(start="x", steps=800, reasoning="varied").folder_name() == "x-then800-varied"
+    assert PretrainRecipe(start="x", vision_steps=0, steps=800, reasoning="varied").folder_name() == "x-then800-varied"
