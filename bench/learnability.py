@@ -172,11 +172,12 @@ def per_pair(run_dir: Path, step: int, test: Path) -> dict[str, dict[str, int]]:
     ``words`` (of the reasoning) and ``stated`` (1 where the reasoning states the decisive fact:
     fadtq/evaluation/relevance_rate.py)."""
     from fadtq.data.dataset import _root_from_stats
+    from fadtq.data.pair3c import read_manifest
     from fadtq.evaluation.predictions import correct_by_id, read_records
     from fadtq.evaluation.relevance_rate import decisive_stated_by_id
 
     records = read_records(run_dir / f"test-{step:06d}")
-    rows = [json.loads(line) for line in (test / "test.jsonl").read_text().splitlines() if line.strip()]
+    rows = read_manifest(test / "test.jsonl")
     return {"correct": correct_by_id(records), "words": {r["id"]: r["reasoning_words"] for r in records},
             "stated": decisive_stated_by_id(records, rows, _root_from_stats(test / "test.jsonl"))}
 

@@ -57,8 +57,14 @@ def damage_region(mask: np.ndarray) -> str:
     return REGIONS[row][col]
 
 
+def damage_of(category: str, scene: Scene) -> str:
+    """The region of a scene's damage, or ``"none"``."""
+    damaged = [mask for name, mask in scene.defects if name in SPECS[category].structural]
+    return damage_region(damaged[0]) if damaged else "none"
+
+
 def describe(category: str, scene: Scene) -> str:
     """One image's description, e.g. ``"6 pins, damage at the top left"``."""
-    damaged = [mask for name, mask in scene.defects if name in SPECS[category].structural]
-    damage = f"damage at the {damage_region(damaged[0])}" if damaged else "no damage"
+    region = damage_of(category, scene)
+    damage = "no damage" if region == "none" else f"damage at the {region}"
     return f"{objects_phrase(category, scene.facts)}, {damage}"

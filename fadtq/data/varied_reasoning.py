@@ -22,8 +22,8 @@ import random
 import re
 from collections.abc import Sequence
 
-from fadtq.data.describe import REGIONS, damage_region
-from fadtq.data.synth import SPECS, Scene
+from fadtq.data.describe import REGIONS, damage_of
+from fadtq.data.synth import Scene
 
 IMAGES = ("reference", "test")
 FACT_SHARE = {"reference": 0.6, "test": 0.85}  # chance that a fact of that image is stated
@@ -46,12 +46,6 @@ COUNTS = {"fruits": "fruit", "labels": "label", "pins": "pin", "parts": "small p
 PRESENCE = ("toppings", "cereals")
 JUICES = ("cherry", "orange", "banana")
 _REGION_NAMES = [region for row in REGIONS for region in row]
-
-
-def damage_of(category: str, scene: Scene) -> str:
-    """The region of a scene's damage, or ``"none"``."""
-    damaged = [mask for name, mask in scene.defects if name in SPECS[category].structural]
-    return damage_region(damaged[0]) if damaged else "none"
 
 
 def true_facts(category: str, scene: Scene) -> dict[str, object]:
