@@ -34,7 +34,8 @@ VARIANTS = {
 }
 # Full fine-tuning of the whole policy, vision tower included; nothing but GPG's own loss.
 COMMON = {"train.freeze_vision_tower": "false", "train.ptx_coef": "0", "train.answer_entropy_coef": "0",
-          "rollout.dynamic_sampling": "false", "rollout.reasoning_top_p": "null", "rollout.answer_top_p": "null"}
+          "rollout.dynamic_sampling": "false", "rollout.reasoning_top_p": "null", "rollout.answer_top_p": "null",
+          "rollout.answer_draws": "independent"}
 
 
 class SavedActivations:

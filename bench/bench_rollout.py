@@ -102,7 +102,8 @@ def step_worker(args: argparse.Namespace) -> dict:
                                    tokens=args.tokens, image_size=cfg.data.image_size, steps=args.steps, warmup=1,
                                    overrides={"rollout.engine": args.engine, "rollout.dynamic_sampling": "false",
                                               # one top-p for every token: what vLLM samples with
-                                              "rollout.reasoning_top_p": "null", "rollout.answer_top_p": "null"})
+                                              "rollout.reasoning_top_p": "null", "rollout.answer_top_p": "null",
+                                              "rollout.answer_draws": "independent"})
     steps = result["steps"]
     return {"step_seconds": benchlib.median([s["step"] for s in steps]),
             "phase_seconds": {k: benchlib.median([s[k] for s in steps]) for k in ("generate", "score", "update",

@@ -13,7 +13,7 @@ from typing import Any
 from fadtq import config
 from fadtq.composition import PluginChoice, RewardConfig
 from fadtq.errors import ConfigError
-from fadtq.generation.sampling import Sampling
+from fadtq.generation.sampling import ANSWER_DRAWS, Sampling
 from fadtq.plugin_manager import Plugins
 from fadtq.losses import AGGREGATIONS
 from fadtq.rollout_correction import MODES as CORRECTION_MODES
@@ -78,6 +78,9 @@ class RolloutConfig(Sampling):
     # step's share (refill: batch, DAPO's) or of as many prompts as groups are missing (missing).
     dynamic_sampling: bool = False
     max_draws: int = 3
+    # Each step's prompts in the training set's class proportions (fadtq/training/step_order.py):
+    # takes away the step-to-step imbalance that pushes the policy's prior between classes.
+    class_balanced: bool = False
     refill: str = "batch"
     # Keyword options of the engine's builder (e.g. vllm: gpu_memory_utilization, sleep_mode).
     options: dict[str, Any] = field(default_factory=dict)
@@ -86,6 +89,7 @@ class RolloutConfig(Sampling):
         _at_least(key, self, prompts_per_step=1, group_size=1, max_new_tokens=1, max_draws=0)
         _above(key, self, temperature=0.0, top_p=0.0)
         _choice(key, "refill", self.refill, ("missing", "batch"))
+        _choice(key, "answer_draws", self.answer_draws, ANSWER_DRAWS)
         for name in ("top_p", "answer_top_p", "reasoning_top_p"):
             value = getattr(self, name)
             if value is not None and not 0 < value <= 1:

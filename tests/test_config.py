@@ -210,8 +210,8 @@ def test_unknown_extends_names_the_file_not_the_flag(tmp_path):
 
 
 @pytest.mark.parametrize("old, new, expected", [
-    ("  max_steps: 70", "  max_steps: 0", "train.max_steps: expected a number >= 1"),
-    ("  max_steps: 70", "  max_steps: -1", "train.max_steps: expected a number >= 1"),
+    ("  max_steps: 110", "  max_steps: 0", "train.max_steps: expected a number >= 1"),
+    ("  max_steps: 110", "  max_steps: -1", "train.max_steps: expected a number >= 1"),
     ("  epochs: 10", "  epochs: 0", "train.epochs: expected a number >= 1"),
     ("  lr: 1.0e-3", "  lr: .nan", "train.lr: expected a finite number"),
     ("  lr: 1.0e-3", "  lr: .inf", "train.lr: expected a finite number"),
@@ -296,6 +296,7 @@ def test_the_paper_configs_reset_every_aid_of_the_cpu_default(name):
     """The paper's runs extend the CPU default but sample, train and freeze as the paper does."""
     cfg = load_run_config(name)
     assert (cfg.rollout.top_p, cfg.rollout.reasoning_top_p, cfg.rollout.answer_top_p) == (1.0, None, None)
+    assert cfg.rollout.answer_draws == "independent" and not cfg.rollout.class_balanced
     assert not cfg.rollout.dynamic_sampling
     assert cfg.train.ptx_coef == 0 and cfg.train.answer_entropy_coef == 0 and not cfg.train.freeze_vision_tower
 

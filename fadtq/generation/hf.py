@@ -9,8 +9,9 @@ from transformers import GenerationConfig, LogitsProcessorList, ProcessorMixin
 
 from fadtq.generation import batch
 from fadtq.generation.engine import RolloutPrompt, RolloutResult, SamplingParams
-from fadtq.generation.sampling import thresholds_apart
+from fadtq.generation.sampling import spans_apart
 from fadtq.generation.span_top_p import SpanTopP
+from fadtq.generation.stratified_answers import StratifiedAnswer, stratified_uniforms
 from fadtq.policy.family import family_of_model
 from fadtq.policy.forward_batch import ForwardBatch
 from fadtq.policy.logprobs import token_distribution
@@ -64,7 +65,7 @@ class HFRolloutEngine:
             return self.model.generate(input_ids=tokens[rows], attention_mask=prompts.attention_mask[rows],
                                        position_ids=positions[..., rows, :], past_key_values=prompt.cache,
                                        generation_config=self._generation_config(params),
-                                       logits_processor=self._logits_processors(params))
+                                       logits_processor=self._logits_processors(params, len(tokens), n_samples))
         finally:
             self.model.train(was_training)
 
@@ -90,16 +91,20 @@ class HFRolloutEngine:
 
     @staticmethod
     def _spans_apart(params: SamplingParams) -> bool:
-        """True when the reasoning or the answer word has a top-p of its own."""
-        return not params.greedy and bool(thresholds_apart(params))
+        """True when the reasoning or the answer word has a top-p or a way of drawing of its own."""
+        return not params.greedy and bool(spans_apart(params))
 
-    def _logits_processors(self, params: SamplingParams) -> LogitsProcessorList:
-        """``SpanTopP`` in place of transformers' top-p when the reasoning or the answer word has its
-        own threshold (a new one per call: it remembers which rows have closed their reasoning)."""
+    def _logits_processors(self, params: SamplingParams, prompts: int, n_samples: int) -> LogitsProcessorList:
+        """``SpanTopP`` in place of transformers' top-p when the reasoning or the answer word is
+        sampled apart (a new one per call: it remembers which rows have closed their reasoning), then
+        ``StratifiedAnswer`` for stratified answer draws."""
         if not self._spans_apart(params):
             return LogitsProcessorList()
-        return LogitsProcessorList([SpanTopP(self.processor.tokenizer, params.top_p, params.answer_top_p,
-                                             params.temperature, params.reasoning_top_p)])
+        tokenizer = self.processor.tokenizer
+        processors = [SpanTopP(tokenizer, params.top_p, params.answer_top_p, params.temperature, params.reasoning_top_p)]
+        if params.answer_draws == "stratified":
+            processors.append(StratifiedAnswer(tokenizer, params.temperature, stratified_uniforms(prompts, n_samples)))
+        return LogitsProcessorList(processors)
 
     def _action_mask(self, completions: torch.Tensor) -> torch.Tensor:
         """1 for each sampled token up to and including the first EOS, 0 for the padding after it."""

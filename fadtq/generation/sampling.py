@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SPAN_THRESHOLDS = ("answer_top_p", "reasoning_top_p")
+ANSWER_DRAWS = ("independent", "stratified")
 
 
 @dataclass(frozen=True)
@@ -23,10 +24,15 @@ class Sampling:
     # Top-p of the reasoning, every token up to and including </think>; null: top_p. A low one (0.1)
     # lets a group's samples share their reasoning and differ in the decision alone. Same engines.
     reasoning_top_p: float | None = None
+    # How a group's samples draw their answer word: independent, or stratified (each still from its
+    # own distribution, together covering it; fadtq/generation/stratified_answers.py). Same engines.
+    answer_draws: str = "independent"
     max_new_tokens: int = 48
 
 
-def thresholds_apart(sampling: Sampling) -> list[str]:
-    """The per-span thresholds of ``sampling`` that are set and differ from its ``top_p``: the spans
-    an engine must sample apart."""
-    return [name for name in SPAN_THRESHOLDS if getattr(sampling, name) not in (None, sampling.top_p)]
+def spans_apart(sampling: Sampling) -> list[str]:
+    """The settings of ``sampling`` that make an engine sample the reasoning or the answer word apart
+    from the other tokens: per-span thresholds that are set and differ from its ``top_p``, and
+    stratified answer draws."""
+    apart = [name for name in SPAN_THRESHOLDS if getattr(sampling, name) not in (None, sampling.top_p)]
+    return apart + (["answer_draws"] if sampling.answer_draws != "independent" else [])

@@ -11,7 +11,7 @@ from pathlib import Path
 from fadtq.api import AdvantageEstimator, RolloutEngineFactory
 from fadtq.data.dataset import PairDataset, decode_images, resolve_benchmark
 from fadtq.errors import ConfigError
-from fadtq.generation.sampling import thresholds_apart
+from fadtq.generation.sampling import spans_apart
 from fadtq.paths import missing_local_folder
 from fadtq.plugin_manager import Plugins, default_plugins
 from fadtq.policy.family import family_of_config
@@ -90,12 +90,13 @@ def preflight(cfg: RunConfig) -> Prepared:
 
 
 def check_span_top_p(cfg: RunConfig, engine: RolloutEngineFactory) -> None:
-    """Refuse per-span top-p thresholds to an engine that samples every token with ``rollout.top_p``."""
-    apart = [f"rollout.{name}" for name in thresholds_apart(cfg.rollout)]
+    """Refuse per-span top-p thresholds and stratified answer draws to an engine that samples every
+    token alike, with ``rollout.top_p``, independently."""
+    apart = [f"rollout.{name}" for name in spans_apart(cfg.rollout)]
     if apart and not engine.honours_span_top_p:
-        raise ConfigError(apart[0], f"the {engine.name} engine samples every token with rollout.top_p; set "
-                          f"{' and '.join(apart)} to null (the CPU default sets both), or use an engine that "
-                          "honours them (hf)")
+        raise ConfigError(apart[0], f"the {engine.name} engine samples every token with rollout.top_p, "
+                          f"independently; set {' and '.join(apart)} to their defaults (null; answer_draws: "
+                          "independent; the CPU default sets them), or use an engine that honours them (hf)")
 
 
 def prepare_data(cfg: RunConfig, prompts: PromptLibrary) -> tuple[Path, PairDataset, StepPlan]:

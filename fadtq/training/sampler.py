@@ -15,6 +15,7 @@ from fadtq.run_config import RolloutConfig
 from fadtq.scoring import ScoredBatch, Scorer
 from fadtq.training.dynamic_sampling import choose_groups, count, informative_groups, select_scored, still_wanted
 from fadtq.training.step_metrics import StepTimer, accuracy
+from fadtq.training.step_order import epoch_order
 from fadtq.training.step_plan import StepPlan
 
 
@@ -49,8 +50,8 @@ class Draw:
 
 @dataclass
 class Sampler:
-    """Draws a step's rollouts on this rank. The data order is one seeded permutation per epoch,
-    the same on every rank and after a resume, each rank taking its slice of the step's prompts."""
+    """Draws a step's rollouts on this rank. The data order is one seeded permutation per epoch
+    (``fadtq.training.step_order``), each rank taking its slice of the step's prompts."""
 
     rollout: RolloutConfig
     seed: int
@@ -72,8 +73,7 @@ class Sampler:
     def step_pairs(self, step: int) -> list:
         per_step = self.rollout.prompts_per_step
         per_epoch = len(self.dataset) // per_step
-        order = list(range(len(self.dataset)))
-        random.Random(f"{self.seed}:{step // per_epoch}").shuffle(order)
+        order = epoch_order([p.label for p in self.dataset], self.seed, step // per_epoch, self.rollout.class_balanced)
         start = (step % per_epoch) * per_step + self.rank * self.plan.prompts_per_rank
         return [self.dataset[i] for i in order[start:start + self.plan.prompts_per_rank]]
 

@@ -38,6 +38,12 @@ IN_PROCESS = {
                                ["--rollout.answer_top_p: expected a number in (0, 1], got 1.5"]),
     "reasoning-top-p-on-vllm": (["--rollout.engine", "vllm", "--rollout.reasoning_top_p", "0.1"],
                                 ["--rollout.reasoning_top_p: the vllm engine samples every token with rollout.top_p"]),
+    "answer-draws-on-vllm": (["--rollout.engine", "vllm", "--rollout.reasoning_top_p", "null",
+                              "--rollout.answer_top_p", "null", "--rollout.answer_draws", "stratified"],
+                             ["--rollout.answer_draws: the vllm engine samples every token with rollout.top_p, "
+                              "independently"]),
+    "unknown-answer-draws": (["--rollout.answer_draws", "systematic"],
+                             ["--rollout.answer_draws: expected one of independent, stratified, got 'systematic'"]),
     "reasoning-top-p-zero": (["--rollout.reasoning_top_p", "0"],
                              ["--rollout.reasoning_top_p: expected a number in (0, 1], got 0"]),
     "negative-answer-entropy": (["--train.answer_entropy_coef", "-0.1"],
