@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,7 +30,7 @@ EVAL_BATCH = 16
 EVAL_TOKENS = 64
 
 
-def train(run_dir: Path, meanwhile: Callable[[], tuple]) -> tuple:
+def train(run_dir: Path, meanwhile: Callable[[], Prepared]) -> Prepared:
     """One rank per core, two at most (the default's 24 prompts split over them), one thread each.
     ``meanwhile`` runs while DeepSpeed's launcher starts."""
     launcher = Path(sys.executable).with_name("deepspeed")
@@ -55,9 +56,22 @@ def evaluate(model: str | Path, benchmark: Path, out: Path, name: str) -> dict:
     return evaluate_model(model, benchmark, out, batch_size=EVAL_BATCH, max_new_tokens=EVAL_TOKENS, name=name)
 
 
-def prepare() -> tuple[Path, Path, Path]:
-    """The starting policy, the training benchmark and the test split's. The look-alikes are
-    generated here on first use, the training one first: the ranks need it."""
+@dataclass(frozen=True)
+class Prepared:
+    """What the demo needs beside the run: the starting policy, the training benchmark, the test
+    split's, and the image-statistics baseline on the test split (fitted on the training pairs)."""
+
+    model: Path
+    benchmark: Path
+    test: Path
+    image_statistics: float
+    difficulty: str
+
+
+def prepare() -> Prepared:
+    """Runs beside the launcher and the ranks' start-up. The look-alikes are generated here on first
+    use, the training one first: the ranks need it."""
+    from fadtq.evaluation.baselines import image_statistics_on
     from fadtq.data.dataset import ensure_heldout_benchmark
     from fadtq.pretraining.default_policy import pretrained_model_dir
     from fadtq.run_config import load_run_config
@@ -69,19 +83,18 @@ def prepare() -> tuple[Path, Path, Path]:
     model, benchmark = pretrained_model_dir(cfg), training_benchmark(cfg)
     test = ensure_heldout_benchmark(cfg.data.synth_scale, cfg.data.seed, cfg.data.synth_difficulty)
     print(f"start policy: {model}; test split: {test / 'test.jsonl'}", flush=True)
-    return model, benchmark, test
+    statistics = image_statistics_on(benchmark / "train.jsonl", test / "test.jsonl", cfg.data.image_size)
+    return Prepared(model, benchmark, test, statistics, cfg.data.synth_difficulty)
 
 
-def baselines(start_records: list[dict], run_dir: Path, benchmark: Path, test: Path) -> dict[str, float]:
+def baselines(start_records: list[dict], prepared: Prepared) -> dict[str, float]:
     """On the test split: chance, the rule on the start policy's own reasoning (``start_records``),
     image statistics fitted on the training pairs (fadtq/evaluation/baselines.py), and the supervised
     ceiling where ``bench/policy_ceiling.py`` recorded it."""
-    from fadtq.evaluation.baselines import CHANCE, image_statistics_on, reasoning_ceiling
-    from fadtq.run_config import load_run_config
+    from fadtq.evaluation.baselines import CHANCE, reasoning_ceiling
 
-    data = load_run_config(run_dir / "config.yaml").data
-    found = {"chance": CHANCE, "reasoning_ceiling": reasoning_ceiling(start_records, data.synth_difficulty),
-             "image_statistics": image_statistics_on(benchmark / "train.jsonl", test / "test.jsonl", data.image_size)}
+    found = {"chance": CHANCE, "reasoning_ceiling": reasoning_ceiling(start_records, prepared.difficulty),
+             "image_statistics": prepared.image_statistics}
     if SUPERVISED.is_file():  # bench/policy_ceiling.py: the checkpoint chosen on dev, measured on test
         found["supervised_ceiling"] = json.loads(SUPERVISED.read_text())["test_accuracy"]
     return found
@@ -122,24 +135,24 @@ def main() -> int:
     run_dir = runs / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     runs.mkdir(parents=True, exist_ok=True)
     try:
-        model, benchmark, test = train(run_dir, prepare)
+        prepared = train(run_dir, prepare)
     except subprocess.CalledProcessError as exc:
         return exc.returncode
     metadata = json.loads((run_dir / "metadata.json").read_text())
-    if (Path(metadata["model_path"]), Path(metadata["benchmark"])) != (model, benchmark):
+    if (Path(metadata["model_path"]), Path(metadata["benchmark"])) != (prepared.model, prepared.benchmark):
         raise RuntimeError(f"the run trained {metadata['model_path']} on {metadata['benchmark']}; "
-                           f"the start would be evaluated as {model} on {benchmark}")
+                           f"the start would be evaluated as {prepared.model} on {prepared.benchmark}")
     from fadtq.evaluation.report import build_report
 
-    start = evaluate(model, test, run_dir / "eval-start", START)
-    trained = evaluate(run_dir / "final", test, run_dir / "eval", run_dir.name)
+    start = evaluate(prepared.model, prepared.test, run_dir / "eval-start", START)
+    trained = evaluate(run_dir / "final", prepared.test, run_dir / "eval", run_dir.name)
     report = build_report([run_dir / "eval-start", run_dir], run_dir / "report.html", baseline=START)
     print(report.markdown)
     from fadtq.evaluation.predictions import read_records
 
     start_records, trained_records = read_records(run_dir / "eval-start"), read_records(run_dir / "eval")
     result = figures(start, trained, run_dir, time.monotonic() - began,
-                     baselines(start_records, run_dir, benchmark, test), start_records, trained_records)
+                     baselines(start_records, prepared), start_records, trained_records)
     gain, base = result["gain"], result["baselines"]
     print(f"accuracy on the {trained['n']} pairs of the test split: {100 * start['accuracy']:.1f}% at the start "
           f"-> {100 * trained['accuracy']:.1f}% after training ({100 * gain['mean']:+.1f} points; 95% interval "

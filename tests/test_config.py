@@ -210,8 +210,8 @@ def test_unknown_extends_names_the_file_not_the_flag(tmp_path):
 
 
 @pytest.mark.parametrize("old, new, expected", [
-    ("  max_steps: 110", "  max_steps: 0", "train.max_steps: expected a number >= 1"),
-    ("  max_steps: 110", "  max_steps: -1", "train.max_steps: expected a number >= 1"),
+    ("  max_steps: 100", "  max_steps: 0", "train.max_steps: expected a number >= 1"),
+    ("  max_steps: 100", "  max_steps: -1", "train.max_steps: expected a number >= 1"),
     ("  epochs: 10", "  epochs: 0", "train.epochs: expected a number >= 1"),
     ("  lr: 1.0e-3", "  lr: .nan", "train.lr: expected a finite number"),
     ("  lr: 1.0e-3", "  lr: .inf", "train.lr: expected a finite number"),

@@ -19,6 +19,7 @@ corrected by the format reward.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from transformers import LogitsProcessor, PreTrainedTokenizerBase
 
@@ -30,11 +31,21 @@ def begins_answer(text: str) -> bool:
     return text.rstrip().endswith(ANSWER_TAG)
 
 
+def ascending(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row sorted ascending, and the order. On a CPU numpy's quicksort does it: torch's sort
+    took 2.8 ms a token for the demo's 96 rows of 716 scores on one thread, numpy's 0.6 ms. Tied
+    scores, which carry equal probabilities, may come in another order than torch's."""
+    if scores.device.type != "cpu":
+        return torch.sort(scores, descending=False)
+    order = torch.from_numpy(np.argsort(scores.detach().float().numpy(), axis=-1))
+    return scores.gather(-1, order), order
+
+
 def top_p_removed(scores: torch.Tensor, top_p: float | torch.Tensor) -> torch.Tensor:
     """True for the tokens that top-p sampling never draws: the least likely ones whose probabilities
     sum to at most ``1 - top_p`` (the most likely token always stays), as transformers' ``TopPLogitsWarper``.
     ``top_p`` may be a ``(rows, 1)`` tensor: one threshold per row."""
-    ordered, order = torch.sort(scores, descending=False)
+    ordered, order = ascending(scores)
     dropped = ordered.softmax(dim=-1).cumsum(dim=-1) <= 1 - top_p
     dropped[..., -1:] = False
     return dropped.scatter(-1, order, dropped)
