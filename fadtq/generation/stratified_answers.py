@@ -53,13 +53,14 @@ class StratifiedAnswer(LogitsProcessor):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         tails = self.tokenizer.batch_decode(input_ids[:, -self.tail:], skip_special_tokens=False)
-        rows = torch.tensor([i for i, tail in enumerate(tails) if begins_answer(tail)], dtype=torch.long)
-        if not len(rows):
+        answering = [i for i, tail in enumerate(tails) if begins_answer(tail)]
+        if not answering:
             return scores
+        rows = torch.tensor(answering, dtype=torch.long, device=scores.device)
         probs = torch.softmax(scores[rows].float() / self.temperature, dim=-1)
-        picked = inverse_cdf(probs, self.uniforms[rows].to(probs.device))
+        picked = inverse_cdf(probs, self.uniforms[answering].to(scores.device))
         kept = torch.full_like(scores[rows], float("-inf"))
-        kept[torch.arange(len(rows)), picked] = scores[rows, picked]
+        kept[torch.arange(len(rows), device=scores.device), picked] = scores[rows, picked]
         scores = scores.clone()
-        scores[rows.to(scores.device)] = kept
+        scores[rows] = kept
         return scores
