@@ -100,11 +100,11 @@ class HFRolloutEngine:
         ``StratifiedAnswer`` for stratified answer draws."""
         if not self._spans_apart(params):
             return LogitsProcessorList()
-        tokenizer = self.processor.tokenizer
-        processors = [SpanTopP(tokenizer, params.top_p, params.answer_top_p, params.temperature, params.reasoning_top_p)]
+        spans = SpanTopP(self.processor.tokenizer, params.top_p, params.answer_top_p, params.temperature,
+                         params.reasoning_top_p)
         if params.answer_draws == "stratified":
-            processors.append(StratifiedAnswer(tokenizer, params.temperature, stratified_uniforms(prompts, n_samples)))
-        return LogitsProcessorList(processors)
+            return LogitsProcessorList([spans, StratifiedAnswer(spans, stratified_uniforms(prompts, n_samples))])
+        return LogitsProcessorList([spans])
 
     def _action_mask(self, completions: torch.Tensor) -> torch.Tensor:
         """1 for each sampled token up to and including the first EOS, 0 for the padding after it."""

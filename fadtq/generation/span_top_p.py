@@ -70,6 +70,7 @@ class SpanTopP(LogitsProcessor):
         self.tail = 1 + max(len(tokenizer(tag, add_special_tokens=False)["input_ids"])
                             for tag in (ANSWER_TAG, THINK_END))
         self.reasoned: torch.Tensor | None = None  # rows that have written </think>
+        self.answering: torch.Tensor | None = None  # rows whose next token is the answer word (last call)
 
     def _tails(self, input_ids: torch.Tensor) -> list[str]:
         return self.tokenizer.batch_decode(input_ids[:, -self.tail:], skip_special_tokens=False)
@@ -80,9 +81,9 @@ class SpanTopP(LogitsProcessor):
         tails = self._tails(input_ids)
         closed = torch.tensor([tail.rstrip().endswith(THINK_END) for tail in tails], device=input_ids.device)
         self.reasoned = closed if self.reasoned is None else self.reasoned | closed
-        answering = torch.tensor([begins_answer(tail) for tail in tails], device=input_ids.device)
+        self.answering = torch.tensor([begins_answer(tail) for tail in tails], device=input_ids.device)
         thresholds = torch.where(~self.reasoned, self.reasoning_top_p, self.top_p)
-        return torch.where(answering, self.answer_top_p, thresholds).unsqueeze(-1)
+        return torch.where(self.answering, self.answer_top_p, thresholds).unsqueeze(-1)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         removed = top_p_removed(scores / self.temperature, self.thresholds(input_ids).to(scores.dtype))

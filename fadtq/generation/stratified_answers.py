@@ -18,9 +18,9 @@ every expectation over one sample are those of independent draws.
 from __future__ import annotations
 
 import torch
-from transformers import LogitsProcessor, PreTrainedTokenizerBase
+from transformers import LogitsProcessor
 
-from fadtq.generation.span_top_p import ANSWER_TAG, begins_answer
+from fadtq.generation.span_top_p import SpanTopP
 
 
 def stratified_uniforms(groups: int, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -43,22 +43,23 @@ class StratifiedAnswer(LogitsProcessor):
     """Picks the answer word of each row that has just written ``<answer>`` with the row's uniform,
     and leaves it the only token that can be sampled; other tokens are left alone.
 
-    Runs after any top-p processor and before the temperature warper, so it tempers the scores
-    itself. Rows are ``groups x size`` in group order, as the engines lay out a call's samples.
+    Runs right after ``spans``, the call's ``SpanTopP``, and reads which rows are at their answer
+    word from it (decoding every row's tail once a token is enough), and before the temperature
+    warper, so it tempers the scores itself. Rows are ``groups x size`` in group order, as the engines
+    lay out a call's samples.
     """
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, temperature: float, uniforms: torch.Tensor):
-        self.tokenizer, self.temperature, self.uniforms = tokenizer, temperature, uniforms
-        self.tail = 1 + len(tokenizer(ANSWER_TAG, add_special_tokens=False)["input_ids"])
+    def __init__(self, spans: SpanTopP, uniforms: torch.Tensor):
+        self.spans, self.uniforms = spans, uniforms
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        tails = self.tokenizer.batch_decode(input_ids[:, -self.tail:], skip_special_tokens=False)
-        answering = [i for i, tail in enumerate(tails) if begins_answer(tail)]
-        if not answering:
+        if self.spans.answering is None or len(self.spans.answering) != len(input_ids):
+            raise RuntimeError("StratifiedAnswer must run right after its SpanTopP, on the same rows")
+        rows = self.spans.answering.nonzero().squeeze(-1).to(scores.device)
+        if not len(rows):
             return scores
-        rows = torch.tensor(answering, dtype=torch.long, device=scores.device)
-        probs = torch.softmax(scores[rows].float() / self.temperature, dim=-1)
-        picked = inverse_cdf(probs, self.uniforms[answering].to(scores.device))
+        probs = torch.softmax(scores[rows].float() / self.spans.temperature, dim=-1)
+        picked = inverse_cdf(probs, self.uniforms.to(scores.device)[rows])
         kept = torch.full_like(scores[rows], float("-inf"))
         kept[torch.arange(len(rows), device=scores.device), picked] = scores[rows, picked]
         scores = scores.clone()

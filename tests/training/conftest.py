@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image, ImageDraw
 
 
@@ -28,6 +29,21 @@ def family_model_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.Te
     from fadtq.pretraining.tiny_model import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp(f"tiny-{request.param}"), size="tiny", seed=0, family=request.param)
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tiny_model_dir: Path):
+    """The session's tiny model's tokenizer."""
+    from fadtq.policy.processor import load_processor
+
+    return load_processor(str(tiny_model_dir)).tokenizer
+
+
+def left_padded_ids(tokenizer, texts: list[str]) -> torch.Tensor:
+    """``texts`` tokenized without special tokens, one row each, padded on the left as in generation."""
+    rows = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    width = max(map(len, rows))
+    return torch.tensor([[tokenizer.pad_token_id] * (width - len(row)) + row for row in rows])
 
 
 def hf_engine(model_dir: Path):

@@ -12,13 +12,6 @@ from fadtq.training.answer_entropy import AnswerVocabulary, answer_positions, an
 from fadtq.losses import token_mean
 
 
-@pytest.fixture(scope="module")
-def tokenizer(tiny_model_dir):
-    from fadtq.policy.processor import load_processor
-
-    return load_processor(str(tiny_model_dir)).tokenizer
-
-
 def _completions(tokenizer, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-padded completion ids and their action mask, as the scoring inputs hold them."""
     rows = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]

@@ -8,6 +8,7 @@ import pytest
 import torch
 from transformers import GenerationConfig, LogitsProcessorList, TopPLogitsWarper
 
+from conftest import left_padded_ids
 from fadtq.generation.span_top_p import SpanTopP, top_p_removed
 
 
@@ -26,27 +27,14 @@ def test_removal_matches_transformers_top_p(top_p):
     assert torch.equal(top_p_removed(scores, top_p), warped == float("-inf"))
 
 
-@pytest.fixture(scope="module")
-def tokenizer(tiny_model_dir):
-    from fadtq.policy.processor import load_processor
-
-    return load_processor(str(tiny_model_dir)).tokenizer
-
-
-def _ids(tokenizer, texts: list[str]) -> torch.Tensor:
-    rows = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
-    width = max(map(len, rows))
-    return torch.tensor([[tokenizer.pad_token_id] * (width - len(row)) + row for row in rows])
-
-
 def test_only_the_word_after_answer_is_drawn_with_the_answer_threshold(tokenizer):
     texts = ["<think>two parts</think><answer>", "<think>two parts</think><answer> ", "<think>two parts</think>",
              "<think>an <answer> tag was named"]
     processor = SpanTopP(tokenizer, top_p=0.9, answer_top_p=1.0, temperature=1.0)
-    assert processor.thresholds(_ids(tokenizer, texts)).squeeze(-1).tolist() == pytest.approx([1.0, 1.0, 0.9, 0.9])
+    assert processor.thresholds(left_padded_ids(tokenizer, texts)).squeeze(-1).tolist() == pytest.approx([1.0, 1.0, 0.9, 0.9])
     rare = torch.full((4, len(tokenizer)), -30.0)
     rare[:, :3] = torch.tensor([math.log(0.6), math.log(0.37), math.log(0.03)])  # the third: 3%, below 1 - 0.9
-    out = processor(_ids(tokenizer, texts), rare.clone())
+    out = processor(left_padded_ids(tokenizer, texts), rare.clone())
     assert torch.isfinite(out[:2, 2]).all() and torch.equal(out[:2], rare[:2])  # full distribution
     assert (out[2:, 2] == float("-inf")).all() and torch.isfinite(out[2:, :2]).all()
 
@@ -54,7 +42,7 @@ def test_only_the_word_after_answer_is_drawn_with_the_answer_threshold(tokenizer
 def test_the_nucleus_is_found_on_the_tempered_scores(tokenizer):
     scores = torch.tensor([[math.log(0.6), math.log(0.37), math.log(0.03)]])
     scores = torch.cat([scores, torch.full((1, len(tokenizer) - 3), -60.0)], dim=1)
-    ids = _ids(tokenizer, ["<think>x</think>"])
+    ids = left_padded_ids(tokenizer, ["<think>x</think>"])
     plain = SpanTopP(tokenizer, top_p=0.9, answer_top_p=1.0, temperature=1.0)(ids, scores.clone())
     hot = SpanTopP(tokenizer, top_p=0.9, answer_top_p=1.0, temperature=4.0)(ids, scores.clone())
     assert plain[0, 2] == float("-inf") and torch.isfinite(plain[0, :2]).all()  # 3% <= 10%
@@ -95,7 +83,7 @@ def test_the_reasoning_has_its_threshold_until_think_is_closed(tokenizer):
     rare[:, :3] = torch.tensor([math.log(0.6), math.log(0.37), math.log(0.03)])
     expected_reasoning = [[True, True], [True, False], [True, False], [False, False]]
     for texts, reasoning in zip(steps, expected_reasoning):
-        out = processor(_ids(tokenizer, texts), rare.clone())
+        out = processor(left_padded_ids(tokenizer, texts), rare.clone())
         for row, in_reasoning in enumerate(reasoning):
             kept = torch.isfinite(out[row, :3]).tolist()
             assert kept == ([True, False, False] if in_reasoning else [True, True, True]), (texts[row], kept)

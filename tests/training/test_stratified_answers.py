@@ -7,7 +7,10 @@ from collections import Counter
 
 import pytest
 import torch
+from transformers import LogitsProcessorList
 
+from conftest import left_padded_ids
+from fadtq.generation.span_top_p import SpanTopP
 from fadtq.generation.stratified_answers import StratifiedAnswer, inverse_cdf, stratified_uniforms
 
 
@@ -32,24 +35,17 @@ def test_inverse_cdf_by_hand():
     assert inverse_cdf(probs * 2, u).tolist() == [0, 0, 2, 2, 3]  # unnormalised rows alike
 
 
-@pytest.fixture(scope="module")
-def tokenizer(tiny_model_dir):
-    from fadtq.policy.processor import load_processor
-
-    return load_processor(str(tiny_model_dir)).tokenizer
-
-
-def _rows(tokenizer, texts):
-    rows = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
-    width = max(map(len, rows))
-    return torch.tensor([[tokenizer.pad_token_id] * (width - len(r)) + r for r in rows])
+def _stratified(tokenizer, uniforms: torch.Tensor, ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """``SpanTopP`` keeping every token, then the stratified pick that reads its answering rows."""
+    spans = SpanTopP(tokenizer, top_p=1.0, answer_top_p=1.0, temperature=1.0)
+    return LogitsProcessorList([spans, StratifiedAnswer(spans, uniforms)])(ids, scores)
 
 
 def test_only_rows_at_their_answer_word_are_forced(tokenizer):
     texts = ["<think>x</think><answer>", "<think>x</think>", "<think>x</think><answer>", "<think>x"]
     scores = torch.full((4, len(tokenizer)), -30.0)
     scores[:, :3] = torch.tensor([math.log(0.5), math.log(0.25), math.log(0.25)])
-    out = StratifiedAnswer(tokenizer, 1.0, torch.tensor([0.1, 0.1, 0.9, 0.9]))(_rows(tokenizer, texts), scores.clone())
+    out = _stratified(tokenizer, torch.tensor([0.1, 0.1, 0.9, 0.9]), left_padded_ids(tokenizer, texts), scores.clone())
     assert torch.isfinite(out[0]).sum() == 1 and torch.isfinite(out[0, 0])  # u = 0.1: the first token
     assert torch.isfinite(out[2]).sum() == 1 and torch.isfinite(out[2, 2])  # u = 0.9: the third
     assert torch.equal(out[1], scores[1]) and torch.equal(out[3], scores[3])
@@ -58,12 +54,19 @@ def test_only_rows_at_their_answer_word_are_forced(tokenizer):
 def test_groups_of_equal_halves_split_two_and_two(tokenizer):
     """Two classes at 50% each: stratified groups of four always split 2-2; independent draws 4-0 in
     one group of eight."""
-    rows = _rows(tokenizer, ["<think>x</think><answer>"] * 400)
+    rows = left_padded_ids(tokenizer, ["<think>x</think><answer>"] * 400)
     scores = torch.full((400, len(tokenizer)), -30.0)
     scores[:, :2] = math.log(0.5)
-    processor = StratifiedAnswer(tokenizer, 1.0, stratified_uniforms(100, 4, torch.Generator().manual_seed(2)))
-    picked = torch.isfinite(processor(rows, scores.clone())).float().argmax(dim=1).view(100, 4)
+    uniforms = stratified_uniforms(100, 4, torch.Generator().manual_seed(2))
+    picked = torch.isfinite(_stratified(tokenizer, uniforms, rows, scores.clone())).float().argmax(dim=1).view(100, 4)
     assert Counter(picked.sum(dim=1).tolist()) == {2: 100}
+
+
+def test_the_pick_refuses_to_run_without_its_span_top_p(tokenizer):
+    spans = SpanTopP(tokenizer, top_p=1.0, answer_top_p=1.0, temperature=1.0)
+    ids = left_padded_ids(tokenizer, ["<think>x</think><answer>"])
+    with pytest.raises(RuntimeError, match="right after its SpanTopP"):
+        StratifiedAnswer(spans, torch.tensor([0.5]))(ids, torch.zeros(1, len(tokenizer)))
 
 
 def test_generation_draws_the_answers_of_a_group_stratified(two_prompts):
