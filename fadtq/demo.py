@@ -70,7 +70,8 @@ class Prepared:
 
 def prepare() -> Prepared:
     """Runs beside the launcher and the ranks' start-up. The look-alikes are generated here on first
-    use, the training one first: the ranks need it."""
+    use, the training one first: the ranks need it. Then the start policy is loaded once
+    (``warm_up``)."""
     from fadtq.evaluation.baselines import image_statistics_on
     from fadtq.data.dataset import ensure_heldout_benchmark
     from fadtq.pretraining.default_policy import pretrained_model_dir
@@ -84,7 +85,16 @@ def prepare() -> Prepared:
     test = ensure_heldout_benchmark(cfg.data.synth_scale, cfg.data.seed, cfg.data.synth_difficulty)
     print(f"start policy: {model}; test split: {test / 'test.jsonl'}", flush=True)
     statistics = image_statistics_on(benchmark / "train.jsonl", test / "test.jsonl", cfg.data.image_size)
+    warm_up(model)
     return Prepared(model, benchmark, test, statistics, cfg.data.synth_difficulty)
+
+
+def warm_up(model: Path) -> None:
+    """Loads the start policy once and lets it go: the imports of torch and the family's modelling
+    code (about 4 s) then happen here, on the core the launcher leaves idle, not after training."""
+    from transformers import AutoModelForImageTextToText
+
+    AutoModelForImageTextToText.from_pretrained(str(model))
 
 
 def baselines(start_records: list[dict], prepared: Prepared) -> dict[str, float]:
