@@ -123,12 +123,11 @@ def test_the_bonus_lowers_the_leader_and_raises_the_others():
 def test_the_bonus_changes_the_update_and_nothing_before_it(train_env, tmp_path):
     """One step of the CPU default (the shipped policy, which answers) with two coefficients: the same
     rollouts and class entropy (near ln 3: the policy answers at random), different weights after."""
-    from trainer_testlib import ok, policy_state, python_cmd, rows, run
+    from trainer_testlib import policy_state, python_cmd, rows, side_by_side
 
-    for name, coef in (("plain", "1e-9"), ("bonus", "0.5")):
-        ok(run(python_cmd("--train.max_steps", "1", "--data.synth_scale", "tiny", "--rollout.prompts_per_step", "2",
-                          "--train.answer_entropy_coef", coef, "--output.dir", tmp_path, "--output.name", name),
-               train_env))
+    side_by_side({name: python_cmd("--train.max_steps", "1", "--data.synth_scale", "tiny", "--rollout.prompts_per_step", "2",
+                                   "--train.answer_entropy_coef", coef, "--output.dir", tmp_path, "--output.name", name)
+                  for name, coef in (("plain", "1e-9"), ("bonus", "0.5"))}, train_env, tmp_path)
     plain, bonus = (rows(tmp_path / name / "metrics.jsonl")[0] for name in ("plain", "bonus"))
     assert plain["policy/answer_entropy"] == bonus["policy/answer_entropy"] > 0.9 * math.log(3)
     assert plain["reward/total"] == bonus["reward/total"]

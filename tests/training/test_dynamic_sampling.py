@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from trainer_testlib import GOOD_PAIRS_SIGNAL_REWARD, SIGNAL_REWARD, ok, python_cmd, rows, run
+from trainer_testlib import GOOD_PAIRS_SIGNAL_REWARD, SIGNAL_REWARD, python_cmd, rows, side_by_side
 
 from fadtq.scoring import JudgeStats, ScoredBatch
 from fadtq.policy.forward_batch import ForwardBatch
@@ -74,32 +74,44 @@ def test_stacked_draws_score_as_the_draws_alone(tiny_model_dir, two_prompts):
         assert not together[offset:offset + len(part), width:].any()
 
 
-@pytest.mark.parametrize("rewards, draws, topped_up", [
-    ("format,accuracy", 3, 4),  # the untrained tiny model earns 0 everywhere: nothing is informative
-    (f"format,accuracy,{SIGNAL_REWARD}", 1, 0),  # signal differs within every group: one draw
+COMMON = ("--rollout.max_new_tokens", "8", "--rollout.dynamic_sampling", "true", "--rollout.max_draws", "2")
+# name -> the run's own flags; every run starts at once (``runs``), one thread each
+RUNS = {
+    "no-signal": ("--rewards", "format,accuracy", "--train.max_steps", "2"),
+    "signal": ("--rewards", f"format,accuracy,{SIGNAL_REWARD}", "--train.max_steps", "2"),
+    "refill-missing": ("--rewards", f"format,accuracy,{GOOD_PAIRS_SIGNAL_REWARD}", "--train.max_steps", "3",
+                       "--rollout.refill", "missing"),
+    "refill-batch": ("--rewards", f"format,accuracy,{GOOD_PAIRS_SIGNAL_REWARD}", "--train.max_steps", "3",
+                     "--rollout.refill", "batch"),
+}
+
+
+@pytest.fixture(scope="module")
+def runs(train_env, model_args, tmp_path_factory) -> Path:
+    """The trainer runs of this module, side by side: ``<out>/<name>/metrics.jsonl``."""
+    out = tmp_path_factory.mktemp("dynamic-sampling")
+    side_by_side({name: python_cmd(*model_args, *COMMON, *flags, "--output.dir", out, "--output.name", name)
+                  for name, flags in RUNS.items()}, train_env, out)
+    return out
+
+
+@pytest.mark.parametrize("name, draws, topped_up", [
+    ("no-signal", 3, 4),  # the untrained tiny model earns 0 everywhere: nothing is informative
+    ("signal", 1, 0),  # signal differs within every group: one draw
 ])
-def test_trainer_draws_until_full_and_counts(train_env, model_args, tmp_path, rewards, draws, topped_up):
-    out: Path = tmp_path
-    ok(run(python_cmd(*model_args, "--rewards", rewards, "--train.max_steps", "2", "--rollout.max_new_tokens", "8",
-                      "--rollout.dynamic_sampling", "true", "--rollout.max_draws", "2",
-                      "--output.dir", out, "--output.name", "run"), train_env))
-    for row in rows(out / "run" / "metrics.jsonl"):
+def test_trainer_draws_until_full_and_counts(runs, name, draws, topped_up):
+    for row in rows(runs / name / "metrics.jsonl"):
         assert row["sampling/draws"] == draws and row["sampling/topped_up_groups"] == topped_up
         assert row["sampling/dropped_groups"] == (4 * draws if topped_up else 0)
         assert 0.0 <= row["sampling/first_draw_accuracy"] <= 1.0
 
 
 @pytest.mark.parametrize("refill", ["missing", "batch"])
-def test_a_refill_draws_as_many_prompts_as_groups_are_missing_or_a_batch(train_env, model_args, tmp_path, refill):
+def test_a_refill_draws_as_many_prompts_as_groups_are_missing_or_a_batch(runs, refill):
     """Only good pairs' groups are informative, so a step's first draw of 4 prompts is partly kept;
     each extra draw is as large as what is still missing (``missing``) or 4 prompts (``batch``)."""
-    out: Path = tmp_path
-    ok(run(python_cmd(*model_args, "--rewards", f"format,accuracy,{GOOD_PAIRS_SIGNAL_REWARD}",
-                      "--train.max_steps", "3", "--rollout.max_new_tokens", "8", "--rollout.dynamic_sampling", "true",
-                      "--rollout.max_draws", "2", "--rollout.refill", refill,
-                      "--output.dir", out, "--output.name", "run"), train_env))
     counts = [(row["sampling/draws"], row["sampling/prompts"], row["sampling/dropped_groups"],
-               row["sampling/topped_up_groups"]) for row in rows(out / "run" / "metrics.jsonl")]
+               row["sampling/topped_up_groups"]) for row in rows(runs / f"refill-{refill}" / "metrics.jsonl")]
     assert any(draws > 1 for draws, *_ in counts), counts
     if refill == "batch":
         assert all(prompts == 4 * draws for draws, prompts, *_ in counts), counts

@@ -17,7 +17,7 @@ import torch
 from fadtq.data.dataset import trained_image_size
 from fadtq.run_config import load_run_config
 from trainer_testlib import (METRIC_KEYS, SIGNAL_REWARD, complete_checkpoints, deepspeed_cmd, kill_group, policy_state,
-                             popen, python_cmd, rows, two_rank_run_with_fingerprints)
+                             popen, python_cmd, rows, side_by_side, two_rank_run_with_fingerprints)
 
 ROLLOUTS_PER_STEP = 4 * 4  # cpu_default: 4 prompts x 4 rollouts
 STEPS = 3
@@ -35,13 +35,7 @@ def single_process_runs(train_env, model_args, tmp_path_factory) -> dict[str, Pa
                              "--rollout.max_new_tokens", "8", "--train.lr_scheduler", "cosine",
                              "--train.min_lr_ratio", "0.1", "--output.dir", out, "--output.name", "cosine"),
     }
-    procs = {name: popen(cmd, train_env, out / f"{name}.log") for name, cmd in commands.items()}
-    try:
-        for name, proc in procs.items():
-            assert proc.wait(timeout=300) == 0, (out / f"{name}.log").read_text()[-6000:]
-    finally:
-        for proc in procs.values():
-            kill_group(proc)
+    side_by_side(commands, train_env, out)
     return {name: out / name for name in commands}
 
 

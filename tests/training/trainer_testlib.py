@@ -163,6 +163,18 @@ def kill_group(proc: subprocess.Popen) -> None:
     proc.wait(timeout=30)
 
 
+def side_by_side(commands: dict[str, list[str]], env: dict[str, str], logs: Path, timeout: float = 300) -> None:
+    """Runs every command at once (each writes ``logs/<name>.log``) and asserts that each exits 0:
+    independent one-thread runs share the machine's cores instead of taking turns."""
+    procs = {name: popen(cmd, env, logs / f"{name}.log") for name, cmd in commands.items()}
+    try:
+        for name, proc in procs.items():
+            assert proc.wait(timeout=timeout) == 0, f"{name}: " + (logs / f"{name}.log").read_text()[-4000:]
+    finally:
+        for proc in procs.values():
+            kill_group(proc)
+
+
 def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
     return result
