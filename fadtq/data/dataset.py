@@ -101,6 +101,11 @@ class PairDataset:
     def __len__(self) -> int:
         return len(self.rows)
 
+    @property
+    def labels(self) -> list[str]:
+        """Every pair's class, in order, read from the manifest: no image is touched."""
+        return [row["label"] for row in self.rows]
+
     def image(self, relative: str):
         return self.images.image(relative)
 

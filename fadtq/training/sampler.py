@@ -8,6 +8,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from fadtq.data.dataset import PairDataset
 from fadtq.generation.engine import RolloutEngine, RolloutPrompt, RolloutResult, SamplingParams
 from fadtq.policy.forward_batch import ForwardBatch
 from fadtq.rollout import Rollout
@@ -55,7 +56,7 @@ class Sampler:
 
     rollout: RolloutConfig
     seed: int
-    dataset: list  # the training pairs (a PairDataset)
+    dataset: PairDataset  # the training pairs
     plan: StepPlan
     rank: int
     engine: RolloutEngine
@@ -73,7 +74,7 @@ class Sampler:
     def step_pairs(self, step: int) -> list:
         per_step = self.rollout.prompts_per_step
         per_epoch = len(self.dataset) // per_step
-        order = epoch_order([p.label for p in self.dataset], self.seed, step // per_epoch, self.rollout.class_balanced)
+        order = epoch_order(self.dataset.labels, self.seed, step // per_epoch, self.rollout.class_balanced)
         start = (step % per_epoch) * per_step + self.rank * self.plan.prompts_per_rank
         return [self.dataset[i] for i in order[start:start + self.plan.prompts_per_rank]]
 
